@@ -1,0 +1,351 @@
+"""Typed configuration: the single source of every default, and its validation.
+
+Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`) is a frozen dataclass; groups with
+several kinds of option (`data=grammar|text|hf`, `regime=replace|...`) have one subclass per kind, so a
+key that the chosen option does not have is refused by Hydra before anything runs. `validate` checks the
+values; it raises `ConfigError` naming the offending key. Nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class DataError(ValueError):
+    """An input file or run-directory file is missing or unusable; the message names the file."""
+
+    def __init__(self, path: object, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Human data: split once into train / valid / test (and a fresh reserve when a regime needs one)."""
+
+    seq_len: int = 64  # T: tokens per training sequence
+
+
+@dataclass(frozen=True)
+class GrammarConfig(DataConfig):
+    """Built-in ground-truth language with exact probabilities (see `collapse.data.grammar`).
+
+    The language itself depends only on `language_seed`, so runs with different `seed`s study the same truth.
+    """
+
+    vocab_size: int = 512
+    n_states: int = 32
+    zipf_exponent: float = 1.1  # emission weights ∝ rank^-exponent
+    state_sharpness: float = 2.0  # std of the per-state log-normal jitter of emission weights
+    language_seed: int = 0
+    n_train: int = 2048  # sequences
+    n_valid: int = 256
+    n_test: int = 512
+
+
+@dataclass(frozen=True)
+class TokenizedConfig(DataConfig):
+    """Real text, tokenized into fixed-length blocks after a document-level split."""
+
+    tokenizer: str = "byte"  # byte | bpe
+    bpe_vocab_size: int = 4096
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    max_chars: int = 0  # read at most this many characters (0 = all)
+
+
+@dataclass(frozen=True)
+class TextConfig(TokenizedConfig):
+    """Local UTF-8 files: a path or glob; plain text, or JSONL with the text in `field`."""
+
+    path: str = ""
+    format: str = "auto"  # auto (by extension) | plain | jsonl
+    field: str = "text"
+
+
+@dataclass(frozen=True)
+class HFConfig(TokenizedConfig):
+    """A Hugging Face dataset, loaded offline from a local path or the local cache (needs the `hf` extra)."""
+
+    name: str = ""  # hub name (e.g. wikitext) or a local dataset directory / data file
+    subset: str = ""  # the dataset's config name (e.g. wikitext-2-raw-v1)
+    split: str = "train"
+    text_field: str = "text"
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model family."""
+
+
+@dataclass(frozen=True)
+class TransformerConfig(ModelConfig):
+    """Decoder-only pre-norm transformer (`collapse.model`)."""
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 512
+    context: int = 128  # maximum positions
+    dtype: str = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+
+
+# ------------------------------------------------------------------------------------- train / sample
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """AdamW with linear warmup and cosine decay, global-norm clipping, per generation."""
+
+    batch_size: int = 64
+    epochs: float = 4.0  # passes over the generation's training set ...
+    tokens: int = 0  # ... unless a token budget per generation is set (> 0)
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.1
+    b1: float = 0.9
+    b2: float = 0.95
+    grad_clip: float = 1.0
+    init: str = "scratch"  # scratch | gen0 | previous: where generation k >= 1 starts
+    log_every: int = 50  # steps per compiled chunk; losses reach the host once per chunk
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How each generation writes its synthetic corpus."""
+
+    mode: str = "unconditional"  # unconditional (from BOS) | continuation (of human prefixes)
+    prompt_len: int = 64  # human prefix length in continuation mode
+    num_sequences: int = 0  # synthetic sequences per generation (0 = as many as the human train split)
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+    candidates: int = 1024  # top-k / top-p look only at this many most likely tokens
+    batch_size: int = 1024
+
+
+# --------------------------------------------------------------------------------------------- regime
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """Who trains generation k >= 1 (generation 0 always trains on the human train split)."""
+
+    @property
+    def name(self) -> str:
+        return _REGIME_NAMES[type(self)]
+
+
+@dataclass(frozen=True)
+class ReplaceConfig(RegimeConfig):
+    """Only the newest generation's samples."""
+
+
+@dataclass(frozen=True)
+class AccumulateConfig(RegimeConfig):
+    """All human data plus all synthetic data so far; the training set grows."""
+
+
+@dataclass(frozen=True)
+class AccumulateSubsampleConfig(RegimeConfig):
+    """Accumulate, but train on a fresh uniform subset of fixed size each generation."""
+
+    size: int = 0  # sequences (0 = as many as the human train split)
+
+
+@dataclass(frozen=True)
+class MixConfig(RegimeConfig):
+    """A fraction of human data, the rest from the newest generation's samples."""
+
+    human_fraction: float = 0.1
+    fresh: bool = False  # False: drawn from the original train split; True: never-seen human data
+    size: int = 0  # sequences (0 = as many as the human train split)
+
+
+_REGIME_NAMES = {
+    ReplaceConfig: "replace",
+    AccumulateConfig: "accumulate",
+    AccumulateSubsampleConfig: "accumulate_subsample",
+    MixConfig: "mix",
+}
+
+
+# ---------------------------------------------------------------------------------------------- study
+
+
+@dataclass(frozen=True)
+class Config:
+    """One study: `generations` generations of `replicates` independent replicates, all keys from `seed`."""
+
+    data: DataConfig = field(default_factory=GrammarConfig)
+    model: ModelConfig = field(default_factory=TransformerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    regime: RegimeConfig = field(default_factory=ReplaceConfig)
+    generations: int = 5  # generation 0 (human data) up to generations - 1
+    seed: int = 0
+    replicates: int = 1
+    out_dir: str = "runs/${now:%Y-%m-%d_%H-%M-%S}"  # used by the CLI only; the Python API takes a path
+    compilation_cache: str = "~/.cache/collapse/jax"  # persistent XLA cache ("" = off)
+
+
+# Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
+GROUP_SCHEMAS: list[tuple[str, str, type]] = [
+    ("data", "grammar", GrammarConfig),
+    ("data", "text", TextConfig),
+    ("data", "hf", HFConfig),
+    ("model", "transformer", TransformerConfig),
+    ("train", "train", TrainConfig),
+    ("sample", "sample", SampleConfig),
+    *[("regime", name, cls) for cls, name in _REGIME_NAMES.items()],
+]
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (`schema` and `<group>/schema_<option>`)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import MISSING, OmegaConf
+
+    cs = ConfigStore.instance()
+    root = OmegaConf.structured(Config)
+    OmegaConf.set_readonly(root, False)
+    for group in ("data", "model", "regime"):  # several kinds: the defaults list picks one
+        setattr(root, group, MISSING)
+    cs.store(name="schema", node=root)
+    for group, option, cls in GROUP_SCHEMAS:
+        node = OmegaConf.structured(cls)
+        OmegaConf.set_readonly(node, False)
+        cs.store(group=group, name=f"schema_{option}", node=node)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def _positive(obj: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value > 0, f"{prefix}.{name}", f"must be > 0, got {value}")
+
+
+def _non_negative(obj: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value >= 0, f"{prefix}.{name}", f"must be >= 0, got {value}")
+
+
+def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
+    _check(value in options, key, f"must be one of {', '.join(options)}; got {value!r}")
+
+
+def _fraction(value: float, key: str, *, closed_low: bool = True, closed_high: bool = True) -> None:
+    low_ok = value >= 0 if closed_low else value > 0
+    high_ok = value <= 1 if closed_high else value < 1
+    _check(math.isfinite(value) and low_ok and high_ok, key, f"must be a fraction in [0, 1], got {value}")
+
+
+def _finite(obj: Any, prefix: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f"{prefix}.{f.name}", f"must be finite, got {value}")
+
+
+def context_needed(cfg: Config) -> int:
+    """Positions the model must hold: a training sequence, or a prompt plus a generated sequence."""
+    if cfg.sample.mode == "continuation":
+        return cfg.sample.prompt_len + cfg.data.seq_len
+    return cfg.data.seq_len
+
+
+def validate(cfg: Config) -> None:
+    """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files."""
+    d, m, t, s, r = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime
+    for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime")):
+        _finite(obj, prefix)
+
+    _positive(cfg, "config", "generations", "replicates")
+    _non_negative(cfg, "config", "seed")
+    _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
+
+    _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", "choose data=grammar|text|hf")
+    _positive(d, "data", "seq_len")
+    if isinstance(d, GrammarConfig):
+        _positive(d, "data", "vocab_size", "n_states", "n_train", "n_valid", "n_test")
+        _non_negative(d, "data", "zipf_exponent", "state_sharpness", "language_seed")
+        _check(d.vocab_size >= 2, "data.vocab_size", f"must be >= 2, got {d.vocab_size}")
+    if isinstance(d, TokenizedConfig):
+        _one_of(d.tokenizer, "data.tokenizer", ("byte", "bpe"))
+        _fraction(d.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
+        _fraction(d.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
+        _check(d.valid_fraction + d.test_fraction < 1, "data.test_fraction",
+               "valid_fraction + test_fraction must leave some training data")
+        _non_negative(d, "data", "max_chars")
+        if d.tokenizer == "bpe":
+            _check(d.bpe_vocab_size >= 257, "data.bpe_vocab_size", f"must be >= 257, got {d.bpe_vocab_size}")
+    if isinstance(d, TextConfig):
+        _check(bool(d.path), "data.path", "set the corpus path or glob, e.g. data.path=corpus.txt")
+        _one_of(d.format, "data.format", ("auto", "plain", "jsonl"))
+        _check(bool(d.field), "data.field", "must name the JSONL text field")
+    if isinstance(d, HFConfig):
+        _check(bool(d.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
+        _check(bool(d.text_field), "data.text_field", "must name the text column")
+
+    _check(isinstance(m, TransformerConfig), "model", "choose model=tiny|small|gpt2_small")
+    if isinstance(m, TransformerConfig):
+        _positive(m, "model", "d_model", "n_layers", "n_heads", "d_ff", "context")
+        _check(m.d_model % m.n_heads == 0, "model.n_heads",
+               f"must divide model.d_model ({m.d_model}), got {m.n_heads}")
+        _one_of(m.dtype, "model.dtype", ("float32", "bfloat16"))
+        needed = context_needed(cfg)
+        what = "sample.prompt_len + data.seq_len" if s.mode == "continuation" else "data.seq_len"
+        _check(needed <= m.context, "data.seq_len",
+               f"{what} = {needed} exceeds model.context = {m.context}")
+
+    _positive(t, "train", "batch_size", "lr", "log_every")
+    _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip")
+    _check(t.epochs > 0 or t.tokens > 0, "train.epochs", "set train.epochs > 0 or a token budget train.tokens > 0")
+    _fraction(t.min_lr_ratio, "train.min_lr_ratio")
+    _fraction(t.warmup_fraction, "train.warmup_fraction", closed_high=False)
+    _fraction(t.b1, "train.b1", closed_high=False)
+    _fraction(t.b2, "train.b2", closed_high=False)
+    _one_of(t.init, "train.init", ("scratch", "gen0", "previous"))
+
+    _one_of(s.mode, "sample.mode", ("unconditional", "continuation"))
+    _positive(s, "sample", "candidates", "batch_size")
+    _non_negative(s, "sample", "num_sequences", "temperature", "top_k")
+    _fraction(s.top_p, "sample.top_p", closed_low=False)
+    _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
+    if s.mode == "continuation":
+        _positive(s, "sample", "prompt_len")
+        _check(s.prompt_len < d.seq_len, "sample.prompt_len",
+               f"must be shorter than the human sequences it is cut from (data.seq_len = {d.seq_len})")
+
+    _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
+           "choose regime=replace|accumulate|accumulate_subsample|mix")
+    if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
+        _non_negative(r, "regime", "size")
+    if isinstance(r, MixConfig):
+        _fraction(r.human_fraction, "regime.human_fraction")
