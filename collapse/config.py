@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class GrammarConfig(DataConfig):
     n_states: int = 32
     zipf_exponent: float = 1.1  # emission weights ∝ rank^-exponent
     state_sharpness: float = 2.0  # std of the per-state log-normal jitter of emission weights
+    transitions: str = "token"  # next state from the emitted token (token) or from state and token (state_token)
     language_seed: int = 0
     n_train: int = 2048  # sequences
     n_valid: int = 256
@@ -207,6 +209,8 @@ class Config:
     compilation_cache: str = "~/.cache/collapse/jax"  # persistent XLA cache ("" = off)
 
 
+_GROUPS = ("data", "model", "train", "sample", "regime")
+
 # Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
 GROUP_SCHEMAS: list[tuple[str, str, type]] = [
     ("data", "grammar", GrammarConfig),
@@ -219,17 +223,30 @@ GROUP_SCHEMAS: list[tuple[str, str, type]] = [
 ]
 
 
+def _root_schema(missing: Any) -> type:
+    """`Config` for Hydra: groups untyped and unset (the defaults list picks an option, whose own schema
+    types it; OmegaConf would make a node typed by a frozen dataclass read-only)."""
+    hints = typing.get_type_hints(Config)
+    fields = [(f.name, Any, field(default=missing)) if f.name in _GROUPS else (f.name, hints[f.name], f.default)
+              for f in dataclasses.fields(Config)]
+    return dataclasses.make_dataclass("ConfigSchema", fields)
+
+
+def from_hydra(dcfg: Any) -> Config:
+    """The composed Hydra config as a frozen `Config` (every group converted to its option's dataclass)."""
+    from omegaconf import OmegaConf
+
+    obj = OmegaConf.to_object(dcfg)
+    return Config(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(Config)})
+
+
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (`schema` and `<group>/schema_<option>`)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import MISSING, OmegaConf
 
     cs = ConfigStore.instance()
-    root = OmegaConf.structured(Config)
-    OmegaConf.set_readonly(root, False)
-    for group in ("data", "model", "regime"):  # several kinds: the defaults list picks one
-        setattr(root, group, MISSING)
-    cs.store(name="schema", node=root)
+    cs.store(name="schema", node=_root_schema(MISSING))
     for group, option, cls in GROUP_SCHEMAS:
         node = OmegaConf.structured(cls)
         OmegaConf.set_readonly(node, False)
@@ -296,6 +313,7 @@ def validate(cfg: Config) -> None:
         _positive(d, "data", "vocab_size", "n_states", "n_train", "n_valid", "n_test")
         _non_negative(d, "data", "zipf_exponent", "state_sharpness", "language_seed")
         _check(d.vocab_size >= 2, "data.vocab_size", f"must be >= 2, got {d.vocab_size}")
+        _one_of(d.transitions, "data.transitions", ("token", "state_token"))
     if isinstance(d, TokenizedConfig):
         _one_of(d.tokenizer, "data.tokenizer", ("byte", "bpe"))
         _fraction(d.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
@@ -319,10 +337,6 @@ def validate(cfg: Config) -> None:
         _check(m.d_model % m.n_heads == 0, "model.n_heads",
                f"must divide model.d_model ({m.d_model}), got {m.n_heads}")
         _one_of(m.dtype, "model.dtype", ("float32", "bfloat16"))
-        needed = context_needed(cfg)
-        what = "sample.prompt_len + data.seq_len" if s.mode == "continuation" else "data.seq_len"
-        _check(needed <= m.context, "data.seq_len",
-               f"{what} = {needed} exceeds model.context = {m.context}")
 
     _positive(t, "train", "batch_size", "lr", "log_every")
     _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip")
@@ -340,8 +354,13 @@ def validate(cfg: Config) -> None:
     _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
     if s.mode == "continuation":
         _positive(s, "sample", "prompt_len")
-        _check(s.prompt_len < d.seq_len, "sample.prompt_len",
-               f"must be shorter than the human sequences it is cut from (data.seq_len = {d.seq_len})")
+        _check(s.prompt_len <= d.seq_len, "sample.prompt_len",
+               f"must not exceed the human sequences it is cut from (data.seq_len = {d.seq_len})")
+
+    if isinstance(m, TransformerConfig):
+        needed = context_needed(cfg)
+        what = "sample.prompt_len + data.seq_len" if s.mode == "continuation" else "data.seq_len"
+        _check(needed <= m.context, "data.seq_len", f"{what} = {needed} exceeds model.context = {m.context}")
 
     _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
            "choose regime=replace|accumulate|accumulate_subsample|mix")
@@ -349,3 +368,26 @@ def validate(cfg: Config) -> None:
         _non_negative(r, "regime", "size")
     if isinstance(r, MixConfig):
         _fraction(r.human_fraction, "regime.human_fraction")
+
+
+# ------------------------------------------------------------------------------------- serialisation
+
+_OPTION_NAMES = {cls: option for _, option, cls in GROUP_SCHEMAS}
+_OPTION_CLASSES = {(group, option): cls for group, option, cls in GROUP_SCHEMAS}
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain JSON-able dict; each group carries its option name under `_option`."""
+    out = dataclasses.asdict(cfg)
+    for group in _GROUPS:
+        out[group] = {"_option": _OPTION_NAMES[type(getattr(cfg, group))], **out[group]}
+    return out
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Inverse of `to_dict`."""
+    d = dict(d)
+    for group in _GROUPS:
+        fields = dict(d[group])
+        d[group] = _OPTION_CLASSES[(group, fields.pop("_option"))](**fields)
+    return Config(**d)

@@ -1,0 +1,66 @@
+"""The `collapse` command: compose the Hydra config, convert it to dataclasses, validate, run.
+
+    uv run collapse                                   # the default study
+    uv run collapse data=text data.path=corpus.txt regime=accumulate generations=8
+    uv run collapse -m regime=replace,accumulate seed=0,1,2
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from collapse.config import ConfigError, DataError, from_hydra, register_configs
+
+log = logging.getLogger("collapse")
+
+
+def _conf_dir() -> str:
+    """conf/ beside the package in a checkout, or collapse/conf inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").exists():
+            return str(candidate)
+    raise FileNotFoundError(f"no Hydra config directory next to {here}")
+
+
+def _only_hydra_files(path: Path) -> bool:
+    """True if `path` holds nothing but what Hydra wrote before the job started (.hydra/, the job log)."""
+    return all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir())
+
+
+@hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
+def _main(dcfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        cfg = from_hydra(dcfg)
+        from collapse import loop
+
+        loop.run(cfg, out_dir)
+    except (ConfigError, DataError) as e:
+        kind = "config error" if isinstance(e, ConfigError) else "input error"
+        log.error("%s: %s", kind, e)
+        if out_dir.exists() and _only_hydra_files(out_dir):  # a new run directory: leave nothing behind
+            logging.shutdown()
+            shutil.rmtree(out_dir, ignore_errors=True)
+        print(f"collapse: {kind}: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FloatingPointError as e:
+        log.error("%s", e)
+        print(f"collapse: {e}", file=sys.stderr)
+        sys.exit(3)
+
+
+def main() -> None:
+    register_configs()
+    _main()
+
+
+if __name__ == "__main__":
+    main()

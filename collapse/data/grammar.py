@@ -1,0 +1,158 @@
+"""A seeded ground-truth language with exact probabilities, so collapse can be measured against the truth.
+
+The language is a probabilistic deterministic finite automaton (a unifilar hidden-Markov model):
+every sequence starts in state 0; state s emits token x with probability P(x|s) and then moves to the
+state next[s, x] (`transitions=token`: next[s, x] = class(x), a class bigram a small model learns from
+little data; `transitions=state_token`: any function of (s, x), structure that reaches further back). Because the next state is a function of (s, x), the state path is a function of the
+tokens, so log-probabilities, block entropies and unigrams are exact, not estimates.
+
+Emissions are Zipfian with per-state jitter, P(x|s) ∝ (x+1)^-zipf_exponent · exp(state_sharpness · g[s, x])
+with g iid standard normal. Token ids follow the Zipf rank of the base weight (id = rank - 1), so low ids
+are frequent overall; the jitter averages out across states (the overall unigram stays heavy-tailed, but
+the id order is the frequency order only roughly), while states differ, which gives sequential structure
+beyond unigrams. The float32 table `log_emit_SV` *is* the language: sampling and `log_prob` use
+it, and the exact float64 quantities are computed from it (renormalised in float64).
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse.config import GrammarConfig
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Grammar:
+    """The automaton's tables; a pytree, so it can be passed into jitted functions."""
+
+    log_emit_SV: jax.Array  # float32 log P(x|s)
+    next_SV: jax.Array  # int32 state after emitting x in state s
+
+    @property
+    def n_states(self) -> int:
+        return self.log_emit_SV.shape[0]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.log_emit_SV.shape[1]
+
+
+def make_grammar(cfg: GrammarConfig) -> Grammar:
+    """Builds the language from `cfg.language_seed` alone (NumPy PCG64: the same on every platform)."""
+    S, V = cfg.n_states, cfg.vocab_size
+    rng = np.random.default_rng(cfg.language_seed)
+    g_SV = rng.standard_normal((S, V))
+    if cfg.transitions == "token":  # the next state is the class of the emitted token: a class bigram
+        next_SV = np.broadcast_to(rng.integers(0, S, size=V), (S, V))
+    else:  # "state_token": a function of state and token, so the state carries long-range structure
+        next_SV = rng.integers(0, S, size=(S, V))
+    logw_SV = -cfg.zipf_exponent * np.log(np.arange(1, V + 1)) + cfg.state_sharpness * g_SV
+    logw_SV -= logw_SV.max(axis=1, keepdims=True)
+    log_emit_SV = logw_SV - np.log(np.exp(logw_SV).sum(axis=1, keepdims=True))
+    return Grammar(jnp.asarray(log_emit_SV, jnp.float32), jnp.asarray(next_SV, jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "seq_len"))
+def sample(grammar: Grammar, key: jax.Array, n: int, seq_len: int) -> jax.Array:
+    """Draws `n` iid sequences `[n, seq_len]` (int32) from the exact P(x|s); the same key gives the same tokens."""
+
+    def step(state_N, key):
+        x_N = jax.random.categorical(key, grammar.log_emit_SV[state_N])
+        return grammar.next_SV[state_N, x_N], x_N
+
+    keys_T = jax.random.split(key, seq_len)
+    _, tokens_TN = jax.lax.scan(step, jnp.zeros(n, jnp.int32), keys_T)
+    return tokens_TN.T.astype(jnp.int32)
+
+
+@jax.jit
+def log_prob(grammar: Grammar, tokens_NT: jax.Array) -> jax.Array:
+    """Exact log P(x_1..x_T) `[N]` (float32), tracking the state (the forward algorithm of a unifilar HMM).
+
+    A token outside [0, V) has probability 0 under the language, so its sequence gets -inf (not a wrapped or
+    clamped index's value).
+    """
+    V = grammar.vocab_size
+
+    def step(state_N, x_N):
+        ok_N = (x_N >= 0) & (x_N < V)
+        x_N = jnp.clip(x_N, 0, V - 1)
+        lp_N = jnp.where(ok_N, grammar.log_emit_SV[state_N, x_N], -jnp.inf)
+        return grammar.next_SV[state_N, x_N], lp_N
+
+    tokens_TN = jnp.asarray(tokens_NT, jnp.int32).T
+    _, lp_TN = jax.lax.scan(step, jnp.zeros(tokens_TN.shape[1], jnp.int32), tokens_TN)
+    return lp_TN.sum(axis=0)
+
+
+# ------------------------------------------------------------------- exact quantities (float64, host)
+
+
+def _tables(grammar: Grammar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float64 emissions P(x|s) `[S, V]`, state transitions P(s'|s) `[S, S]`, emission entropies `[S]`."""
+    logw_SV = np.asarray(grammar.log_emit_SV, np.float64)
+    emit_SV = np.exp(logw_SV - logw_SV.max(axis=1, keepdims=True))
+    emit_SV /= emit_SV.sum(axis=1, keepdims=True)
+    S, V = emit_SV.shape
+    trans_SS = np.zeros((S, S))
+    np.add.at(trans_SS, (np.repeat(np.arange(S), V), np.asarray(grammar.next_SV).ravel()), emit_SV.ravel())
+    h_S = -(emit_SV * np.log(np.where(emit_SV > 0, emit_SV, 1.0))).sum(axis=1)
+    return emit_SV, trans_SS, h_S
+
+
+def _occupancy(trans_SS: np.ndarray, seq_len: int) -> np.ndarray:
+    """Mean over positions t = 1..T of P(S_t = s) `[S]`, starting in state 0."""
+    p_S = np.eye(len(trans_SS))[0]
+    total_S = np.zeros_like(p_S)
+    for _ in range(seq_len):
+        total_S += p_S
+        p_S = p_S @ trans_SS
+    return total_S / seq_len
+
+
+def _stationary(trans_SS: np.ndarray) -> np.ndarray:
+    """Long-run state occupancy from state 0: the Cesàro limit lim (1/n) sum_{t<n} e_0 P^t.
+
+    Always defined. If the chain is irreducible this is its unique stationary distribution (periodic or
+    not); if it has several closed classes it is their stationary distributions weighted by the
+    probability of ending up in each from state 0. Computed as e_0 L^(2^k) for the lazy chain
+    L = (I + P) / 2 (same closed classes and stationary distributions, but aperiodic, so its powers
+    converge) by repeated squaring, renormalising rows against rounding.
+    """
+    L_SS = (np.eye(len(trans_SS)) + trans_SS) / 2
+    for _ in range(64):  # up to L^(2^64)
+        L2_SS = L_SS @ L_SS
+        L2_SS /= L2_SS.sum(axis=1, keepdims=True)
+        converged = np.abs(L2_SS - L_SS).max() <= 1e-15
+        L_SS = L2_SS
+        if converged:
+            break
+    return L_SS[0]
+
+
+def block_entropy(grammar: Grammar, seq_len: int) -> float:
+    """Exact H(X_1..X_T) / T in nats per token: sum_t H(X_t | X_<t) = sum_t sum_s P(S_t = s) H(P(.|s))."""
+    _, trans_SS, h_S = _tables(grammar)
+    return float(_occupancy(trans_SS, seq_len) @ h_S)
+
+
+def entropy_rate(grammar: Grammar) -> float:
+    """Exact lim_T block_entropy: sum_s pi(s) H(P(.|s)), pi the long-run occupancy from state 0."""
+    _, trans_SS, h_S = _tables(grammar)
+    return float(_stationary(trans_SS) @ h_S)
+
+
+def unigram(grammar: Grammar, seq_len: int) -> np.ndarray:
+    """Exact position-averaged token marginal `[V]` of length-T sequences: a corpus's expected frequencies."""
+    emit_SV, trans_SS, _ = _tables(grammar)
+    return _occupancy(trans_SS, seq_len) @ emit_SV
+
+
+def stationary_unigram(grammar: Grammar) -> np.ndarray:
+    """Exact long-run token marginal `[V]`: sum_s pi(s) P(x|s), the limit of `unigram` as T grows."""
+    emit_SV, trans_SS, _ = _tables(grammar)
+    return _stationary(trans_SS) @ emit_SV

@@ -1,0 +1,117 @@
+"""Hugging Face datasets as documents, always offline: a run never downloads.
+
+`data.name` is, in order of precedence:
+  1. a local directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` (`load_from_disk`;
+     `data.split` picks from a DatasetDict) — any other local directory is read as a folder of data files;
+  2. a local data file (.txt one row per line, .json/.jsonl, .csv, .parquet), read as split "train";
+  3. a hub name (with `data.subset` as its config), which must already be in the local cache.
+
+Needs the optional `datasets` package (`uv sync --extra hf`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from collapse.config import ConfigError, DataError, HFConfig
+from collapse.data.text import limit_chars
+
+_BUILDERS = {".txt": "text", ".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+_SAVED_MARKERS = ("dataset_dict.json", "state.json")  # written by DatasetDict / Dataset.save_to_disk
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_OFFLINE_FLAGS = (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                  ("datasets.config", "HF_HUB_OFFLINE"), ("datasets.config", "HF_DATASETS_OFFLINE"))
+
+
+def _import_datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("data", "data=hf needs the optional `datasets` package: run `uv sync --extra hf` "
+                          "(or `pip install 'collapse[hf]'`)") from None
+    return datasets
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """Force Hugging Face offline mode for the block, then restore it.
+
+    `datasets` and `huggingface_hub` read HF_*_OFFLINE once, at import, into module constants, so setting
+    the environment is not enough once they are imported: set both the constants and the environment.
+    """
+    saved_env = {k: os.environ.get(k) for k in _OFFLINE_ENV}
+    saved_flags = [(mod, attr, getattr(sys.modules[mod], attr)) for mod, attr in _OFFLINE_FLAGS
+                   if hasattr(sys.modules.get(mod), attr)]
+    os.environ.update({k: "1" for k in _OFFLINE_ENV})
+    for mod, attr, _ in saved_flags:
+        setattr(sys.modules[mod], attr, True)
+    try:
+        yield
+    finally:
+        for mod, attr, value in saved_flags:
+            setattr(sys.modules[mod], attr, value)
+        for k, value in saved_env.items():
+            if value is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = value
+
+
+def _load(cfg: HFConfig, datasets):
+    """`cfg.name` → one split as a `datasets.Dataset` (see the module docstring for the resolution order)."""
+    name, split = cfg.name, cfg.split
+    path = Path(os.path.expanduser(name))
+    if path.is_dir() and any((path / m).exists() for m in _SAVED_MARKERS):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise DataError(path, f"no split {split!r}; available: {', '.join(loaded)} (set data.split)")
+            return loaded[split]
+        return loaded
+    if path.is_dir():
+        return datasets.load_dataset(str(path), split=split)
+    if path.is_file():
+        builder = _BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise DataError(path, f"unsupported data file type {path.suffix!r} (use {', '.join(_BUILDERS)})")
+        return datasets.load_dataset(builder, data_files=str(path), split=split)
+    try:
+        return datasets.load_dataset(name, cfg.subset or None, split=split)
+    except (ConnectionError, FileNotFoundError) as e:  # DatasetNotFoundError is a FileNotFoundError
+        subset = f", {cfg.subset!r}" if cfg.subset else ""
+        raise DataError(name, f"not a local path, and not in the local Hugging Face cache (runs are offline). "
+                              f"Download it first, with network access: python -c \"import datasets; "
+                              f"datasets.load_dataset({name!r}{subset})\"  [{type(e).__name__}: {e}]") from e
+
+
+def read_documents_hf(cfg: HFConfig) -> list[str]:
+    """The non-empty strings of column `cfg.text_field` in dataset order, up to `cfg.max_chars` characters."""
+    datasets = _import_datasets()
+    with offline():
+        try:
+            ds = _load(cfg, datasets)
+        except ValueError as e:  # e.g. an unknown split or subset; DataError (a ValueError) passes through
+            if isinstance(e, DataError):
+                raise
+            raise DataError(cfg.name, str(e)) from e
+        field = cfg.text_field
+        if field not in ds.column_names:
+            raise DataError(cfg.name, f"no column {field!r}; available columns: {', '.join(ds.column_names)} "
+                                      "(set data.text_field)")
+        dtype = getattr(ds.features[field], "dtype", None)
+        if dtype not in ("string", "large_string"):
+            raise DataError(cfg.name, f"column {field!r} holds {ds.features[field]}, not text")
+        docs, total = [], 0
+        for batch in ds.select_columns([field]).iter(batch_size=1024):
+            new = [t for t in batch[field] if t and t.strip()]
+            docs += new
+            total += sum(map(len, new))
+            if 0 < cfg.max_chars <= total:
+                break
+    if not docs:
+        raise DataError(cfg.name, f"empty (no text in column {field!r})")
+    return limit_chars(docs, cfg.max_chars)

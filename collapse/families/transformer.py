@@ -1,0 +1,87 @@
+"""The transformer family: init / fit / sample / score for R replicates at once (leading axis R everywhere).
+
+Parameters are an `nnx.State` pytree; the static `graphdef` is split off once, so every jitted program
+sees plain arrays and merges the module inside (no per-call graph traversal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from collapse import sample as sampler
+from collapse import train
+from collapse.config import SampleConfig, TrainConfig, TransformerConfig
+from collapse.model import Transformer, sequence_logprob
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _logprob(graphdef, params_R, tokens_RBT):
+    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t))(params_R, tokens_RBT)
+
+
+def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int) -> np.ndarray:
+    """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves all)."""
+    n = x_RN.shape[1]
+    pad = -n % batch
+    x_RN = np.pad(x_RN, [(0, 0), (0, pad)] + [(0, 0)] * (x_RN.ndim - 2))
+    out = [np.asarray(fn(x_RN[:, i:i + batch], i // batch)) for i in range(0, n + pad, batch)]
+    return np.concatenate(out, axis=1)[:, :n]
+
+
+@dataclass
+class TransformerFamily:
+    cfg: TransformerConfig
+    vocab_size: int  # data tokens; the model also reads BOS = vocab_size
+    graphdef: nnx.GraphDef = field(init=False)
+
+    def __post_init__(self):
+        abstract = nnx.eval_shape(lambda: Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(0)))
+        self.graphdef = nnx.split(abstract)[0]
+
+    @property
+    def bos(self) -> int:
+        return self.vocab_size
+
+    def init(self, keys_R: jax.Array) -> nnx.State:
+        """Fresh parameters, one set per key."""
+        make = lambda key: nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]  # noqa: E731
+        return jax.jit(jax.vmap(make))(keys_R)
+
+    def abstract(self, replicates: int) -> nnx.State:
+        """Shapes and dtypes of `init`'s output, for restoring checkpoints."""
+        return jax.eval_shape(self.init, jax.random.split(jax.random.key(0), replicates))
+
+    def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
+            on_chunk=None) -> tuple[nnx.State, np.ndarray]:
+        return train.fit(self.graphdef, params_R, jnp.asarray(data_RNT), rngs, cfg, data_RNT.shape[2], on_chunk)
+
+    def sample(self, params_R, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: SampleConfig, n_new: int,
+               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Continue each prompt (without BOS; may be empty) by `n_new` tokens: `[R, N, n_new]` int32."""
+        R, N, _ = prompts_RNP.shape
+        bos_RN1 = np.full((R, N, 1), self.bos, prompts_RNP.dtype)
+        prompts_RNP = np.concatenate([bos_RN1, prompts_RNP], axis=2)
+        candidates = min(cfg.candidates, self.vocab_size)
+
+        def one_batch(prompt_RBP, i):
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys_R)
+            out = sampler.generate(self.graphdef, params_R, jnp.asarray(prompt_RBP), keys,
+                                   jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
+                                   n_new, candidates)
+            if on_batch is not None:
+                on_batch(prompt_RBP.shape[1])
+            return out
+
+        return _batched(one_batch, prompts_RNP, min(cfg.batch_size, N)).astype(np.int32)
+
+    def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
+        """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix."""
+        return _batched(lambda t, _: _logprob(self.graphdef, params_R, jnp.asarray(t)), tokens_RNT,
+                        min(batch, tokens_RNT.shape[1]))

@@ -1,0 +1,197 @@
+"""The generational loop: the only code that knows about generations, phases and resume.
+
+Each generation runs three phases: train (regime → training set → fit → checkpoint), sample (synthetic
+corpus) and score (metric rows). A phase whose marker exists is loaded instead of recomputed, so
+rerunning a study on its directory continues where it stopped; every key derives from
+(seed, generation, replicate, phase), so the numbers are those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from collapse import regimes, report
+from collapse.config import Config, ConfigError, DataError, GrammarConfig, context_needed, from_dict, to_dict, validate
+from collapse.data import HumanData, load_human
+from collapse.families.transformer import TransformerFamily
+from collapse.metrics import score
+from collapse.progress import Progress
+from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.store import RunDir, load_array, load_json, save_array, save_json
+
+log = logging.getLogger("collapse")
+logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
+
+# Keys that may change between a run and its resumption: they do not change any number already written.
+RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache")
+
+
+def run(cfg: Config, run_dir: str | Path) -> RunDir:
+    """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written."""
+    validate(cfg)
+    if cfg.compilation_cache:  # repeated sweep jobs reuse compiled programs
+        jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
+    store = RunDir(run_dir)
+    _check_same_study(store, cfg)
+    human = _load_human(cfg, store)
+    n_syn = cfg.sample.num_sequences or len(human.train)
+    regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
+    _save_human(store, cfg, human)
+
+    family = TransformerFamily(cfg.model, human.vocab_size)
+    device = jax.devices()[0].device_kind
+    log.info("run directory %s | %d generations x %d replicates | regime=%s | device %s",
+             store.path, cfg.generations, cfg.replicates, cfg.regime.name, device)
+    params0 = params = None
+    synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
+    for g in range(cfg.generations):
+        t0 = time.perf_counter()
+        params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device)
+        params0 = params if g == 0 else params0
+        synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
+        rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
+        report.print_generation(g, rows, time.perf_counter() - t0)
+        report.write(store)
+    return store
+
+
+# --------------------------------------------------------------------------------------------- set-up
+
+
+def _check_same_study(store: RunDir, cfg: Config) -> None:
+    path = store.path / "config.json"
+    if not path.exists():
+        return
+    old, new = load_json(path), to_dict(cfg)
+    differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
+    if differ:
+        raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "
+                          "resume it with its own config or choose a new out_dir")
+    if from_dict(old).generations > cfg.generations:
+        log.info("%s has %d generations configured; running %d", store.path, from_dict(old).generations,
+                 cfg.generations)
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set(a) | set(b)
+    out = set()
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out |= _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.add(f"{prefix}{k}")
+    return out
+
+
+def _load_human(cfg: Config, store: RunDir) -> HumanData:
+    tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
+    n_fresh = lambda n: regimes.fresh_needed(cfg.regime, cfg.generations, n)  # noqa: E731
+    human = load_human(cfg, n_fresh, tokenizer_path)
+    if human.train.shape[1] != cfg.data.seq_len or context_needed(cfg) > cfg.model.context:
+        raise ConfigError("data.seq_len", "human sequences do not fit the model context")
+    for split, array in human.splits().items():  # a resumed run must see the very same human data
+        path = store.human(split)
+        if path.exists() and not np.array_equal(load_array(path), array):
+            raise DataError(path, "differs from the human data this config produces (tokenizer or corpus changed?)")
+    return human
+
+
+def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
+    save_json(store.path / "config.json", to_dict(cfg))
+    for split, array in human.splits().items():
+        if not store.human(split).exists():
+            save_array(store.human(split), array)
+    if human.tokenizer is not None and not store.tokenizer.exists():
+        human.tokenizer.save(store.tokenizer)
+    if not store.human_reference.exists():
+        save_json(store.human_reference, score.human_reference(human))
+
+
+# --------------------------------------------------------------------------------------------- phases
+
+
+def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device):
+    R = cfg.replicates
+    if store.is_done(g, "train"):
+        return store.load_params(g, family.abstract(R))
+    t0 = time.perf_counter()
+    sets = [regimes.build(cfg.regime, g, human.train, human.fresh, [s[r] for s in synthetic],
+                          numpy_rng(key_for(cfg.seed, g, r, Phase.REGIME))) for r in range(R)]
+    for r, ts in enumerate(sets):
+        save_array(store.rep(g, r) / "train_provenance.npy", ts.provenance)
+        save_array(store.rep(g, r) / "train_index.npy", ts.index)
+    save_json(store.gen(g) / "manifest.json", {
+        "generation": g, "regime": cfg.regime.name,
+        "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()} for r, ts in enumerate(sets)]})
+
+    if g == 0 or cfg.train.init == "scratch":
+        init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
+    else:
+        init = params0 if cfg.train.init == "gen0" else previous
+    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(R)]
+    data = np.stack([ts.tokens for ts in sets])
+    from collapse.train import total_steps
+
+    steps = total_steps(data.shape[1], data.shape[2], cfg.train)
+    with Progress(steps, f"gen {g} train", "step") as bar:
+        def on_chunk(done, loss_RS):
+            if not np.isfinite(loss_RS).all():
+                bad = int(np.argwhere(~np.isfinite(loss_RS))[0, 1])
+                raise FloatingPointError(f"generation {g}: non-finite training loss at step "
+                                         f"{done - loss_RS.shape[1] + bad + 1} (lower train.lr?); "
+                                         f"generations before {g} are intact in {store.path}")
+            bar.update(done - bar.done, loss=float(loss_RS[:, -1].mean()))
+
+        params, losses = family.fit(init, data, rngs, cfg.train, on_chunk)
+    store.save_params(g, params)
+    save_array(store.gen(g) / "train_loss.npy", losses)
+    store.mark_done(g, "train", {"seconds": time.perf_counter() - t0, "device": device, "steps": steps,
+                                 "sequences": int(data.shape[1])})
+    return params
+
+
+def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarray]:
+    R, s = cfg.replicates, cfg.sample
+    if store.is_done(g, "sample"):
+        return [load_array(store.rep(g, r) / "samples.npy") for r in range(R)]
+    t0 = time.perf_counter()
+    n = s.num_sequences or len(human.train)
+    if s.mode == "continuation":
+        index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(
+            len(human.train), n, replace=n > len(human.train)) for r in range(R)]
+        prompts = np.stack([human.train[i, :s.prompt_len] for i in index])
+    else:
+        index, prompts = None, np.zeros((R, n, 0), np.int32)
+    with Progress(n, f"gen {g} sample", "seq") as bar:
+        tokens = family.sample(params, prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
+                               cfg.data.seq_len, on_batch=lambda b: bar.update(min(b, n - bar.done)))
+    for r in range(R):
+        save_array(store.rep(g, r) / "samples.npy", tokens[r])
+        save_array(store.rep(g, r) / "provenance.npy", np.full(n, g, np.int32))
+        if index is not None:
+            save_array(store.rep(g, r) / "prompt_index.npy", index[r])
+    store.mark_done(g, "sample", {"seconds": time.perf_counter() - t0, "device": device})
+    return list(tokens)
+
+
+def _score_phase(cfg, store, family, human, g, params, params0, samples, device) -> list[dict]:
+    if store.is_done(g, "score"):
+        return store.read_metrics(g)
+    t0 = time.perf_counter()
+    prompts = None
+    if cfg.sample.mode == "continuation":
+        prompts = [human.train[load_array(store.rep(g, r) / "prompt_index.npy"), :cfg.sample.prompt_len]
+                   for r in range(cfg.replicates)]
+    values = score.generation_metrics(family, params, human, samples, prompts)
+    rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
+            for r, metrics in enumerate(values) for name, v in metrics.items()]
+    store.write_metrics(g, rows)
+    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device})
+    store.rebuild_metrics()
+    return rows

@@ -1,0 +1,124 @@
+"""Decoder-only pre-norm transformer in Flax NNX, with a KV-cache decode path for sampling.
+
+Token ids 0..V-1 are data; id V is BOS, which the model reads but never predicts: the input embedding has
+V + 1 rows and the output head V columns. Positions are learned (GPT-2 style).
+
+Shape suffixes: B batch, T query positions, S cached positions, D model width, F MLP width,
+N heads, H head width, V output vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from collapse.config import TransformerConfig
+
+KV = tuple[jax.Array, jax.Array]  # (k_BSNH, v_BSNH) of one layer
+
+
+def _init(std: float) -> nnx.Initializer:
+    return nnx.initializers.normal(stddev=std)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: TransformerConfig, dtype, rngs: nnx.Rngs):
+        d = cfg.d_model
+        self.n_heads = cfg.n_heads
+        self.qkv = nnx.Linear(d, 3 * d, dtype=dtype, kernel_init=_init(0.02), rngs=rngs)
+        resid_std = 0.02 / math.sqrt(2 * cfg.n_layers)
+        self.out = nnx.Linear(d, d, dtype=dtype, kernel_init=_init(resid_std), rngs=rngs)
+
+    def __call__(self, x_BTD: jax.Array, kv: KV | None = None, pos: jax.Array | int = 0):
+        B, T, D = x_BTD.shape
+        N, H = self.n_heads, D // self.n_heads
+        q_BTNH, k_BTNH, v_BTNH = jnp.split(self.qkv(x_BTD).reshape(B, T, 3 * N, H), 3, axis=2)
+        if kv is None:  # training / scoring: plain causal attention over the T positions
+            y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True)
+        else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
+            k_BSNH = jax.lax.dynamic_update_slice(kv[0], k_BTNH.astype(kv[0].dtype), (0, pos, 0, 0))
+            v_BSNH = jax.lax.dynamic_update_slice(kv[1], v_BTNH.astype(kv[1].dtype), (0, pos, 0, 0))
+            S = k_BSNH.shape[1]
+            mask_TS = jnp.arange(S)[None, :] <= pos + jnp.arange(T)[:, None]
+            y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, mask=mask_TS[None, None])
+            kv = (k_BSNH, v_BSNH)
+        return self.out(y_BTNH.reshape(B, T, D)), kv
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: TransformerConfig, dtype, rngs: nnx.Rngs):
+        d = cfg.d_model
+        self.ln1 = nnx.LayerNorm(d, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.attn = Attention(cfg, dtype, rngs)
+        self.ln2 = nnx.LayerNorm(d, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.up = nnx.Linear(d, cfg.d_ff, dtype=dtype, kernel_init=_init(0.02), rngs=rngs)
+        resid_std = 0.02 / math.sqrt(2 * cfg.n_layers)
+        self.down = nnx.Linear(cfg.d_ff, d, dtype=dtype, kernel_init=_init(resid_std), rngs=rngs)
+
+    def __call__(self, x_BTD: jax.Array, kv: KV | None = None, pos: jax.Array | int = 0):
+        h_BTD, kv = self.attn(self.ln1(x_BTD), kv, pos)
+        x_BTD = x_BTD + h_BTD
+        x_BTD = x_BTD + self.down(jax.nn.gelu(self.up(self.ln2(x_BTD))))
+        return x_BTD, kv
+
+
+class Transformer(nnx.Module):
+    def __init__(self, cfg: TransformerConfig, vocab_size: int, *, rngs: nnx.Rngs):
+        dtype = jnp.dtype(cfg.dtype)
+        self.vocab_size = vocab_size
+        self.tok_embed = nnx.Embed(vocab_size + 1, cfg.d_model, dtype=dtype, embedding_init=_init(0.02), rngs=rngs)
+        self.pos_embed = nnx.Embed(cfg.context, cfg.d_model, dtype=dtype, embedding_init=_init(0.01), rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, dtype, rngs) for _ in range(cfg.n_layers)])
+        self.ln_f = nnx.LayerNorm(cfg.d_model, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.head = nnx.Linear(cfg.d_model, vocab_size, use_bias=False, dtype=dtype,
+                               kernel_init=_init(0.02), rngs=rngs)
+
+    @property
+    def bos(self) -> int:
+        return self.vocab_size
+
+    def _embed(self, tokens_BT: jax.Array, pos: jax.Array | int) -> jax.Array:
+        positions_T = pos + jnp.arange(tokens_BT.shape[1])
+        return self.tok_embed(tokens_BT) + self.pos_embed(positions_T)[None]
+
+    def _logits(self, x_BTD: jax.Array) -> jax.Array:
+        return self.head(self.ln_f(x_BTD)).astype(jnp.float32)
+
+    def __call__(self, tokens_BT: jax.Array) -> jax.Array:
+        """Next-token logits `[B, T, V]` (float32) for inputs starting at position 0."""
+        x_BTD = self._embed(tokens_BT, 0)
+        for block in self.blocks:
+            x_BTD, _ = block(x_BTD)
+        return self._logits(x_BTD)
+
+    def decode(self, tokens_BT: jax.Array, cache: list[KV], pos: jax.Array | int):
+        """Logits for `tokens_BT` at positions pos..pos+T-1 given everything before them in `cache`."""
+        x_BTD = self._embed(tokens_BT, pos)
+        new_cache = []
+        for block, kv in zip(self.blocks, cache):
+            x_BTD, kv = block(x_BTD, kv, pos)
+            new_cache.append(kv)
+        return self._logits(x_BTD), new_cache
+
+    def init_cache(self, batch: int, length: int) -> list[KV]:
+        """One preallocated (k, v) pair per layer, `[B, S, N, H]` each."""
+        attn = self.blocks[0].attn
+        n, d = attn.n_heads, attn.qkv.in_features
+        dtype = self.tok_embed.dtype or jnp.float32
+        shape = (batch, length, n, d // n)
+        return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
+
+
+def with_bos(tokens_BT: jax.Array, bos: int) -> jax.Array:
+    """Model inputs for scoring `tokens_BT`: BOS followed by all but the last token."""
+    bos_B1 = jnp.full((tokens_BT.shape[0], 1), bos, tokens_BT.dtype)
+    return jnp.concatenate([bos_B1, tokens_BT[:, :-1]], axis=1)
+
+
+def sequence_logprob(model: Transformer, tokens_BT: jax.Array) -> jax.Array:
+    """log p(x_1..x_T) of each sequence `[B]`, every token predicted from BOS and its prefix."""
+    logp_BTV = jax.nn.log_softmax(model(with_bos(tokens_BT, model.bos)))
+    return jnp.take_along_axis(logp_BTV, tokens_BT[..., None], axis=-1)[..., 0].sum(axis=-1)

@@ -1,0 +1,112 @@
+"""Data regimes: which pools make generation k's training set, with the provenance of every example.
+
+Provenance is -1 for human data and j for data sampled by generation j. `index` is the row in its pool:
+for human rows, the pool is the train split followed by the fresh reserve (so a fresh row has
+index >= len(train)); for synthetic rows, generation j's samples. Generation 0 always trains on the
+human train split. All functions are pure given the NumPy generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, ConfigError, MixConfig,
+                             RegimeConfig, ReplaceConfig)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    tokens: np.ndarray  # [N, T]
+    provenance: np.ndarray  # [N] int32: -1 human, j synthetic from generation j
+    index: np.ndarray  # [N] int64: row within the example's pool
+
+    def counts(self) -> dict[str, int]:
+        """Examples by origin: {"human": n, "gen_0": n, ...}."""
+        values, counts = np.unique(self.provenance, return_counts=True)
+        return {("human" if v < 0 else f"gen_{v}"): int(c) for v, c in zip(values, counts)}
+
+
+def training_size(regime: RegimeConfig, generation: int, n_human: int, n_synthetic: int) -> int:
+    """Sequences in generation k's training set (closed form, for checks before any compute)."""
+    if generation == 0:
+        return n_human
+    if isinstance(regime, ReplaceConfig):
+        return n_synthetic
+    if isinstance(regime, AccumulateConfig):
+        return n_human + generation * n_synthetic
+    if isinstance(regime, (AccumulateSubsampleConfig, MixConfig)):
+        return regime.size or n_human
+    raise TypeError(f"unknown regime {regime!r}")
+
+
+def mix_counts(regime: MixConfig, n_human: int) -> tuple[int, int]:
+    """(human, synthetic) sequences in a mixed training set."""
+    n = regime.size or n_human
+    n_h = int(round(regime.human_fraction * n))
+    return n_h, n - n_h
+
+
+def fresh_needed(regime: RegimeConfig, generations: int, n_human: int) -> int:
+    """Never-seen human sequences the whole study consumes (regime=mix with fresh=true)."""
+    if isinstance(regime, MixConfig) and regime.fresh:
+        return mix_counts(regime, n_human)[0] * (generations - 1)
+    return 0
+
+
+def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_synthetic: int, batch_size: int) -> None:
+    """Refuse, before any compute, a study whose training sets cannot be built or batched."""
+    if isinstance(regime, AccumulateSubsampleConfig) and regime.size > n_human + n_synthetic:
+        raise ConfigError("regime.size", f"{regime.size} exceeds the {n_human + n_synthetic} sequences "
+                          "available at generation 1 (human train + one generation of samples)")
+    if isinstance(regime, MixConfig):
+        n_h, n_s = mix_counts(regime, n_human)
+        if n_s > n_synthetic:
+            raise ConfigError("regime.size", f"needs {n_s} synthetic sequences per generation but "
+                              f"sample.num_sequences gives {n_synthetic}")
+        if not regime.fresh and n_h > n_human:
+            raise ConfigError("regime.size", f"needs {n_h} human sequences but the train split has {n_human}")
+    for g in range(generations if generations > 1 else 1):
+        n = training_size(regime, g, n_human, n_synthetic)
+        if n < batch_size:
+            raise ConfigError("train.batch_size", f"{batch_size} exceeds the {n} training sequences of "
+                              f"generation {g}")
+
+
+def _take(pool: np.ndarray, provenance: int, index: np.ndarray) -> TrainingSet:
+    return TrainingSet(pool[index], np.full(len(index), provenance, np.int32), index.astype(np.int64))
+
+
+def _concat(parts: list[TrainingSet]) -> TrainingSet:
+    return TrainingSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("tokens", "provenance", "index")))
+
+
+def build(regime: RegimeConfig, generation: int, human: np.ndarray, fresh: np.ndarray,
+          synthetic: list[np.ndarray], rng: np.random.Generator) -> TrainingSet:
+    """Generation `generation`'s training set from the human train split, the fresh reserve and the
+    samples of generations 0..generation-1 (`synthetic[j]` is generation j's corpus)."""
+    all_human = lambda: _take(human, -1, np.arange(len(human)))  # noqa: E731
+    if generation == 0:
+        return all_human()
+    newest = len(synthetic) - 1
+    assert newest == generation - 1, "synthetic must hold one corpus per earlier generation"
+    if isinstance(regime, ReplaceConfig):
+        return _take(synthetic[newest], newest, np.arange(len(synthetic[newest])))
+    if isinstance(regime, (AccumulateConfig, AccumulateSubsampleConfig)):
+        pool = _concat([all_human()] + [_take(s, j, np.arange(len(s))) for j, s in enumerate(synthetic)])
+        if isinstance(regime, AccumulateConfig):
+            return pool
+        pick = np.sort(rng.choice(len(pool.tokens), regime.size or len(human), replace=False))
+        return TrainingSet(pool.tokens[pick], pool.provenance[pick], pool.index[pick])
+    if isinstance(regime, MixConfig):
+        n_h, n_s = mix_counts(regime, len(human))
+        if regime.fresh:
+            rows = np.arange((generation - 1) * n_h, generation * n_h)
+            human_part = TrainingSet(fresh[rows], np.full(n_h, -1, np.int32), rows + len(human))
+        else:
+            human_part = _take(human, -1, np.sort(rng.choice(len(human), n_h, replace=False)))
+        synth_part = _take(synthetic[newest], newest,
+                           np.sort(rng.choice(len(synthetic[newest]), n_s, replace=False)))
+        return _concat([human_part, synth_part])
+    raise TypeError(f"unknown regime {regime!r}")

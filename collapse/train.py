@@ -1,0 +1,138 @@
+"""Training: AdamW with warmup + cosine decay, one jitted chunk of steps at a time, vmapped over replicates.
+
+The state `(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
+replicate because the optimizer runs inside the vmap. A chunk of `log_every` steps is one `lax.scan`
+in one compiled call with the state donated, so the host only sees losses once per chunk. Batches are
+gathered by a separate small program, so a training set that grows (regime=accumulate) never
+recompiles the step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from collapse.config import TrainConfig
+from collapse.model import with_bos
+
+State = tuple[nnx.State, optax.OptState]  # (params, optimizer state)
+
+
+def steps_per_epoch(n_sequences: int, batch_size: int) -> int:
+    return n_sequences // batch_size
+
+
+def total_steps(n_sequences: int, seq_len: int, cfg: TrainConfig) -> int:
+    """Optimizer steps for one generation: the token budget if set, else `epochs` passes."""
+    if cfg.tokens > 0:
+        return math.ceil(cfg.tokens / (cfg.batch_size * seq_len))
+    return max(1, math.ceil(cfg.epochs * steps_per_epoch(n_sequences, cfg.batch_size)))
+
+
+def learning_rate(step: jax.Array, total: jax.Array, cfg: TrainConfig) -> jax.Array:
+    """Linear warmup to `lr` over `warmup_fraction` of the steps, then cosine decay to `lr * min_lr_ratio`."""
+    step = step.astype(jnp.float32)
+    total = total.astype(jnp.float32)
+    warmup = jnp.maximum(1.0, jnp.floor(cfg.warmup_fraction * total))
+    progress = jnp.clip((step - warmup) / jnp.maximum(1.0, total - warmup), 0.0, 1.0)
+    cosine = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + jnp.cos(jnp.pi * progress))
+    return cfg.lr * jnp.where(step < warmup, (step + 1) / warmup, cosine)
+
+
+def optimizer(cfg: TrainConfig, total: jax.Array | int = 1) -> optax.GradientTransformation:
+    """Clip, then AdamW; weight decay on matrices only. `total` may be traced: no recompile per generation."""
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    schedule = lambda count: learning_rate(count, jnp.asarray(total), cfg)  # noqa: E731
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.grad_clip) if cfg.grad_clip > 0 else optax.identity(),
+        optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask),
+    )
+
+
+def init_state(params: nnx.State, cfg: TrainConfig) -> State:
+    """A fresh optimizer state around a copy of `params` (the state is donated, the caller keeps `params`)."""
+    return jax.tree.map(jnp.copy, params), optimizer(cfg).init(params)
+
+
+def lm_loss(graphdef: nnx.GraphDef, params: nnx.State, tokens_BT: jax.Array) -> jax.Array:
+    """Mean next-token cross-entropy (nats) of predicting every token from BOS and its prefix."""
+    model = nnx.merge(graphdef, params)
+    logits_BTV = model(with_bos(tokens_BT, model.bos))
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT).mean()
+
+
+def _chunk(graphdef, cfg: TrainConfig, state: State, batches_SBT, active_S, total):
+    """`S` steps of one replicate; inactive steps (padding of the last chunk) leave the state unchanged."""
+    tx = optimizer(cfg, total)
+
+    def step(state, inputs):
+        tokens_BT, active = inputs
+        params, opt_state = state
+        loss, grads = jax.value_and_grad(lm_loss, argnums=1)(graphdef, params, tokens_BT)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new = (optax.apply_updates(params, updates), new_opt_state)
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), loss
+
+    return jax.lax.scan(step, state, (batches_SBT, active_S))
+
+
+@partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2,))
+def train_chunk(graphdef, cfg: TrainConfig, state: State, batches_RSBT, active_S, total):
+    """Run S steps for all R replicates: returns the new state and the losses `[R, S]`."""
+    return jax.vmap(_chunk, in_axes=(None, None, 0, 0, None, None))(
+        graphdef, cfg, state, batches_RSBT, active_S, total)
+
+
+@jax.jit
+def gather_batches(data_RNT: jax.Array, index_RSB: jax.Array) -> jax.Array:
+    return jax.vmap(lambda data_NT, index_SB: data_NT[index_SB])(data_RNT, index_RSB)
+
+
+def batch_order(rng: np.random.Generator, n_sequences: int, batch_size: int, steps: int) -> np.ndarray:
+    """Sequence indices `[steps, B]`: a fresh permutation every epoch, the remainder of each dropped."""
+    per_epoch = steps_per_epoch(n_sequences, batch_size)
+    epochs = math.ceil(steps / per_epoch)
+    order = [rng.permutation(n_sequences)[: per_epoch * batch_size] for _ in range(epochs)]
+    return np.concatenate(order).reshape(-1, batch_size)[:steps].astype(np.int32)
+
+
+def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: list[np.random.Generator],
+        cfg: TrainConfig, seq_len: int, on_chunk: Callable[[int, np.ndarray], None] | None = None,
+        ) -> tuple[nnx.State, np.ndarray]:
+    """Train R replicates (params with leading axis R) on their own data `[R, N, T]`; fresh optimizer state.
+
+    Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RS)` is called
+    once per finished chunk, one chunk behind the device so dispatch never waits for the host.
+    """
+    R, N, _ = data_RNT.shape
+    steps, S = total_steps(N, seq_len, cfg), cfg.log_every
+    index_RXB = np.stack([batch_order(rng, N, cfg.batch_size, steps) for rng in rngs])
+    pad = -steps % S
+    index_RXB = np.pad(index_RXB, ((0, 0), (0, pad), (0, 0)))
+    active_X = np.arange(steps + pad) < steps
+    state = jax.vmap(partial(init_state, cfg=cfg))(params)
+    losses, pending = [], None
+    for start in range(0, steps + pad, S):
+        batches = gather_batches(data_RNT, jnp.asarray(index_RXB[:, start:start + S]))
+        state, loss_RS = train_chunk(graphdef, cfg, state, batches, jnp.asarray(active_X[start:start + S]),
+                                     jnp.int32(steps))
+        if pending is not None:
+            _finish(pending, losses, on_chunk)
+        pending = (min(start + S, steps), loss_RS, active_X[start:start + S])
+    _finish(pending, losses, on_chunk)
+    return state[0], np.concatenate(losses, axis=1)
+
+
+def _finish(pending, losses: list, on_chunk) -> None:
+    done, loss_RS, active_S = pending
+    loss_RS = np.asarray(loss_RS)[:, active_S]
+    losses.append(loss_RS)
+    if on_chunk is not None:
+        on_chunk(done, loss_RS)

@@ -1,0 +1,89 @@
+import dataclasses
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from collapse.cli import _conf_dir
+from collapse.config import (Config, ConfigError, GrammarConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
+                             TransformerConfig, from_dict, from_hydra, register_configs, to_dict, validate)
+
+
+def compose_cfg(*overrides: str) -> Config:
+    register_configs()
+    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
+        return from_hydra(compose("config", overrides=list(overrides)))
+
+
+def test_composed_default_equals_dataclass_defaults():
+    composed = compose_cfg()  # the YAML defaults list and the dataclasses agree (out_dir has the time in it)
+    assert dataclasses.replace(composed, out_dir=Config().out_dir) == Config()
+
+
+def test_group_options_and_overrides():
+    cfg = compose_cfg("data=text", "data.path=corpus.txt", "regime=mix", "regime.human_fraction=0.25",
+                      "model=small", "generations=8")
+    assert cfg.data == TextConfig(path="corpus.txt")
+    assert cfg.regime == MixConfig(human_fraction=0.25)
+    assert (cfg.model.d_model, cfg.model.n_layers, cfg.generations) == (256, 4, 8)
+    assert dataclasses.is_dataclass(cfg.train) and cfg.train.__dataclass_params__.frozen
+
+
+@pytest.mark.parametrize("override", ["train.batchsize=3", "data.path=x.txt", "regime.human_fraction=0.5",
+                                      "generation=3"])
+def test_misspelt_or_foreign_key_is_refused(override):
+    with pytest.raises(Exception, match="not in|Could not override|Key"):
+        compose_cfg(override)
+
+
+def test_unknown_group_option_is_refused():
+    with pytest.raises(Exception, match="Could not find 'regime/replaec'"):
+        compose_cfg("regime=replaec")
+
+
+def test_wrong_type_is_refused():
+    with pytest.raises(Exception, match="train.batch_size"):
+        compose_cfg("train.batch_size=many")
+
+
+BAD = [
+    (dict(generations=0), "config.generations"),
+    (dict(replicates=-1), "config.replicates"),
+    (dict(train=TrainConfig(batch_size=-4)), "train.batch_size"),
+    (dict(train=TrainConfig(epochs=0, tokens=0)), "train.epochs"),
+    (dict(train=TrainConfig(init="gen1")), "train.init"),
+    (dict(train=TrainConfig(warmup_fraction=1.5)), "train.warmup_fraction"),
+    (dict(regime=MixConfig(human_fraction=1.2)), "regime.human_fraction"),
+    (dict(regime=MixConfig(human_fraction=-0.1)), "regime.human_fraction"),
+    (dict(sample=SampleConfig(top_p=0.0)), "sample.top_p"),
+    (dict(sample=SampleConfig(top_k=5000)), "sample.top_k"),
+    (dict(sample=SampleConfig(temperature=float("nan"))), "sample.temperature"),
+    (dict(sample=SampleConfig(mode="beam")), "sample.mode"),
+    (dict(data=GrammarConfig(seq_len=200)), "data.seq_len"),
+    (dict(data=GrammarConfig(vocab_size=1)), "data.vocab_size"),
+    (dict(data=TextConfig(path="")), "data.path"),
+    (dict(data=TextConfig(path="a.txt", valid_fraction=0.6, test_fraction=0.5)), "data.test_fraction"),
+    (dict(data=TextConfig(path="a.txt", tokenizer="wordpiece")), "data.tokenizer"),
+    (dict(model=TransformerConfig(n_heads=3)), "model.n_heads"),
+    (dict(sample=SampleConfig(mode="continuation", prompt_len=100)), "sample.prompt_len"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", BAD)
+def test_validation_names_the_key(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        validate(Config(**overrides))
+    assert info.value.key == key
+    assert str(info.value).startswith(key)
+
+
+def test_continuation_needs_context_for_prompt_and_sequence():
+    cfg = Config(sample=SampleConfig(mode="continuation", prompt_len=64), model=TransformerConfig(context=127))
+    with pytest.raises(ConfigError, match="sample.prompt_len \\+ data.seq_len = 128 exceeds model.context = 127"):
+        validate(cfg)
+    validate(dataclasses.replace(cfg, model=TransformerConfig(context=128)))
+
+
+def test_defaults_are_valid_and_round_trip():
+    validate(Config())
+    cfg = Config(regime=MixConfig(fresh=True), data=TextConfig(path="x"))
+    assert from_dict(to_dict(cfg)) == cfg

@@ -1,0 +1,119 @@
+"""End-to-end runs of the loop on tiny configs: the documented run directory, resume, refusal of bad input."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from collapse import loop
+from collapse.config import (AccumulateConfig, ConfigError, DataError, GrammarConfig, MixConfig, SampleConfig,
+                             TextConfig)
+from collapse.store import PHASES
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(regime=AccumulateConfig(), replicates=2)
+    loop.run(cfg, path)
+    return cfg, path
+
+
+def test_run_directory_layout(finished):
+    cfg, path = finished
+    d = cfg.data
+    assert json.loads((path / "config.json").read_text())["regime"]["_option"] == "accumulate"
+    for split, n in (("train", d.n_train), ("valid", d.n_valid), ("test", d.n_test)):
+        assert np.load(path / "human" / f"{split}.npy").shape == (n, d.seq_len)
+    for g in range(2):
+        gen = path / f"gen_{g:03d}"
+        assert all((gen / f"{p}.done").exists() for p in PHASES)
+        assert (gen / "checkpoint").is_dir()
+        manifest = json.loads((gen / "manifest.json").read_text())
+        expected = {"human": d.n_train} if g == 0 else {"human": d.n_train, "gen_0": d.n_train}
+        assert [r["counts"] for r in manifest["replicates"]] == [expected, expected]
+        for r in range(2):
+            rep = gen / f"rep_{r:02d}"
+            samples = np.load(rep / "samples.npy")
+            assert samples.shape == (d.n_train, d.seq_len) and samples.dtype == np.int32
+            assert samples.min() >= 0 and samples.max() < d.vocab_size
+            np.testing.assert_array_equal(np.load(rep / "provenance.npy"), g)
+            assert len(np.load(rep / "train_provenance.npy")) == sum(expected.values())
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["generation"], r["replicate"]) for r in rows} == {(g, r) for g in range(2) for r in range(2)}
+    names = {r["metric"] for r in rows}
+    assert {"ppl_human_test", "kl_true", "true_nll_samples", "distinct_1", "distinct_2",
+            "unigram_entropy"} <= names
+    assert all(np.isfinite(r["value"]) for r in rows)
+    report = (path / "report.md").read_text()
+    assert "| generation |" in report and "2/2 generations complete" in report
+    assert (path / "figures" / "metrics.png").stat().st_size > 1000
+
+
+def test_replicates_differ(finished):
+    _, path = finished
+    a = np.load(path / "gen_001" / "rep_00" / "samples.npy")
+    b = np.load(path / "gen_001" / "rep_01" / "samples.npy")
+    assert not np.array_equal(a, b)
+
+
+def test_resume_recomputes_nothing_and_extends(finished, tmp_path):
+    cfg, path = finished
+    before = {p: p.stat().st_mtime_ns for p in path.rglob("*.done")}
+    loop.run(cfg, path)  # everything is marked done: nothing is recomputed
+    assert {p: p.stat().st_mtime_ns for p in path.rglob("*.done")} == before
+
+    # an interrupted copy: generation 1 lost its sample and score phases; resuming gives the same numbers
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    for phase in ("sample", "score"):
+        (copy / "gen_001" / f"{phase}.done").unlink()
+    (copy / "gen_001" / "rep_00" / "samples.npy").write_bytes(b"garbage")
+    loop.run(cfg, copy)
+    np.testing.assert_array_equal(np.load(copy / "gen_001/rep_00/samples.npy"),
+                                  np.load(path / "gen_001/rep_00/samples.npy"))
+    assert (copy / "metrics.jsonl").read_text() == (path / "metrics.jsonl").read_text()
+
+    loop.run(dataclasses.replace(cfg, generations=3), copy)  # more generations: only the new one runs
+    rows = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["generation"] for r in rows) == 2
+    assert rows[: len(rows) * 2 // 3] == [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_different_study_in_the_same_directory_is_refused(finished):
+    cfg, path = finished
+    with pytest.raises(ConfigError, match="regime"):
+        loop.run(dataclasses.replace(cfg, regime=MixConfig()), path)
+
+
+def test_bad_input_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="train.batch_size"):  # 64 sequences cannot fill a batch of 100
+        loop.run(tiny_config(train=dataclasses.replace(tiny_config().train, batch_size=100)), out)
+    assert not out.exists()
+    with pytest.raises(DataError, match="empty"):
+        (tmp_path / "empty.txt").write_text("")
+        loop.run(tiny_config(data=TextConfig(path=str(tmp_path / "empty.txt"), seq_len=16)), out)
+    assert not out.exists()
+
+
+def test_text_data_with_continuation_and_fresh_mix(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
+    paragraphs = [" ".join(rng.choice(words, 30)) for _ in range(120)]
+    (tmp_path / "corpus.txt").write_text("\n\n".join(paragraphs))
+    cfg = tiny_config(data=TextConfig(path=str(tmp_path / "corpus.txt"), seq_len=16),
+                      sample=SampleConfig(mode="continuation", prompt_len=8, batch_size=64),
+                      regime=MixConfig(human_fraction=0.5, fresh=True))
+    loop.run(cfg, tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "gen_001" / "manifest.json").read_text())
+    n_train = len(np.load(tmp_path / "run" / "human" / "train.npy"))
+    assert manifest["replicates"][0]["counts"] == {"human": round(n_train / 2), "gen_0": n_train - round(n_train / 2)}
+    assert len(np.load(tmp_path / "run" / "human" / "fresh.npy")) >= round(n_train / 2)
+    assert (tmp_path / "run" / "gen_001" / "rep_00" / "prompt_index.npy").exists()
+    names = {json.loads(x)["metric"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()}
+    assert "kl_true" not in names and "ppl_human_test" in names

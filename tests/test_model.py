@@ -1,0 +1,67 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from collapse.model import Transformer, sequence_logprob, with_bos
+from tests.helpers import TINY_MODEL
+
+V = 11
+
+
+def make(seed=0):
+    return Transformer(TINY_MODEL, V, rngs=nnx.Rngs(seed))
+
+
+@nnx.jit
+def forward(model, tokens):
+    return model(tokens)
+
+
+@nnx.jit
+def decode(model, tokens, cache, pos):
+    return model.decode(tokens, cache, pos)
+
+
+def test_shapes_and_bos():
+    model = make()
+    tokens = jax.random.randint(jax.random.key(1), (3, 10), 0, V)
+    assert forward(model, tokens).shape == (3, 10, V)  # BOS = V is an input only: the head has V outputs
+    assert model.tok_embed.embedding[...].shape == (V + 1, TINY_MODEL.d_model)
+    np.testing.assert_array_equal(with_bos(tokens, V)[:, 0], V)
+    np.testing.assert_array_equal(with_bos(tokens, V)[:, 1:], tokens[:, :-1])
+
+
+def test_kv_cache_decoding_matches_full_forward():
+    model = make()
+    tokens = jax.random.randint(jax.random.key(1), (3, 20), 0, V + 1)
+    full = forward(model, tokens)
+    cache = model.init_cache(3, 20)
+    logits, cache = decode(model, tokens[:, :7], cache, 0)  # prefill
+    steps = [logits]
+    for t in range(7, 20):
+        logits, cache = decode(model, tokens[:, t:t + 1], cache, t)
+        steps.append(logits)
+    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_causal():
+    model = make()
+    tokens = jax.random.randint(jax.random.key(1), (2, 12), 0, V)
+    changed = tokens.at[:, 8:].set((tokens[:, 8:] + 1) % V)
+    a, b = forward(model, tokens), forward(model, changed)
+    np.testing.assert_allclose(a[:, :8], b[:, :8], atol=1e-6)
+    assert not np.allclose(a[:, 8:], b[:, 8:])
+
+
+def test_sequence_logprob_is_the_sum_of_next_token_logprobs():
+    model = make()
+    tokens = jax.random.randint(jax.random.key(2), (4, 9), 0, V)
+    logp = np.asarray(jax.nn.log_softmax(forward(model, with_bos(tokens, V))))
+    manual = np.take_along_axis(logp, np.asarray(tokens)[..., None], -1).sum(axis=(1, 2))
+    np.testing.assert_allclose(nnx.jit(sequence_logprob)(model, tokens), manual, rtol=1e-5)
+
+
+def test_same_key_same_parameters():
+    a, b = nnx.state(make(3)), nnx.state(make(3))
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))

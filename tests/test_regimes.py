@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from collapse import regimes
+from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, ConfigError, MixConfig, ReplaceConfig)
+
+NH, NS, T = 40, 45, 5
+
+
+def pools(generation):
+    """Human rows hold -1 - i in every column, synthetic rows of generation j hold 1000 * j + i."""
+    human = -1 - np.arange(NH)[:, None] * np.ones(T, int)
+    fresh = -1 - (NH + np.arange(100))[:, None] * np.ones(T, int)
+    synthetic = [(1000 * j + np.arange(NS))[:, None] * np.ones(T, int) for j in range(generation)]
+    return human, fresh, synthetic
+
+
+def check_provenance(ts, human, fresh, synthetic):
+    """Every row's (provenance, index) points at exactly the tokens it holds."""
+    for tokens, prov, index in zip(ts.tokens, ts.provenance, ts.index):
+        if prov == -1:
+            source = human[index] if index < NH else fresh[index - NH]
+        else:
+            source = synthetic[prov][index]
+        np.testing.assert_array_equal(tokens, source)
+
+
+REGIMES = [ReplaceConfig(), AccumulateConfig(), AccumulateSubsampleConfig(), AccumulateSubsampleConfig(size=25),
+           MixConfig(), MixConfig(human_fraction=0.5, size=20), MixConfig(human_fraction=0.25, fresh=True)]
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=lambda r: f"{r.name}{vars(r)}")
+@pytest.mark.parametrize("generation", [0, 1, 3])
+def test_sizes_and_provenance(regime, generation):
+    human, fresh, synthetic = pools(generation)
+    ts = regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
+    assert len(ts.tokens) == len(ts.provenance) == len(ts.index)
+    assert len(ts.tokens) == regimes.training_size(regime, generation, NH, NS)
+    check_provenance(ts, human, fresh, synthetic)
+    counts = ts.counts()
+    if generation == 0:
+        assert counts == {"human": NH}
+    elif isinstance(regime, ReplaceConfig):
+        assert counts == {f"gen_{generation - 1}": NS}
+    elif isinstance(regime, AccumulateConfig):
+        assert counts == {"human": NH, **{f"gen_{j}": NS for j in range(generation)}}
+    elif isinstance(regime, MixConfig):
+        n_h, n_s = regimes.mix_counts(regime, NH)
+        assert counts == {"human": n_h, f"gen_{generation - 1}": n_s}
+        assert n_h == round(regime.human_fraction * (regime.size or NH))
+        if regime.fresh:  # never-seen human rows, a new slice every generation
+            assert (ts.index[ts.provenance == -1] >= NH + (generation - 1) * n_h).all()
+            assert (ts.index[ts.provenance == -1] < NH + generation * n_h).all()
+        else:
+            assert (ts.index[ts.provenance == -1] < NH).all()
+    else:  # accumulate_subsample: distinct rows of the accumulated pool
+        keys = set(zip(ts.provenance.tolist(), ts.index.tolist()))
+        assert len(keys) == len(ts.tokens)
+
+
+def test_subsample_is_uniform_over_the_pool():
+    """Each pool row is picked with probability size / pool: check the human share, a hypergeometric count."""
+    regime, generation = AccumulateSubsampleConfig(size=35), 3
+    human, fresh, synthetic = pools(generation)
+    pool = NH + generation * NS
+    draws = [regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(s)).counts()["human"]
+             for s in range(400)]
+    mean = 35 * NH / pool
+    var = 35 * (NH / pool) * (1 - NH / pool) * (pool - 35) / (pool - 1)
+    assert abs(np.mean(draws) - mean) < 4.5 * np.sqrt(var / len(draws))
+
+
+def test_fresh_needed_and_size_checks():
+    assert regimes.fresh_needed(MixConfig(human_fraction=0.25, fresh=True), 5, 40) == 10 * 4
+    assert regimes.fresh_needed(MixConfig(human_fraction=0.25), 5, 40) == 0
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        regimes.check_sizes(ReplaceConfig(), 3, 100, 20, batch_size=32)
+    with pytest.raises(ConfigError, match="regime.size"):
+        regimes.check_sizes(MixConfig(human_fraction=0.1, size=100), 3, 100, 50, batch_size=8)
+    with pytest.raises(ConfigError, match="regime.size"):
+        regimes.check_sizes(AccumulateSubsampleConfig(size=500), 3, 100, 50, batch_size=8)
+    regimes.check_sizes(AccumulateConfig(), 3, 100, 50, batch_size=64)

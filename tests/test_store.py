@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from collapse.config import DataError
+from collapse.store import RunDir, atomic_write, load_array, load_json, save_array, save_json
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
+    path = tmp_path / "a" / "b.txt"
+    atomic_write(path, b"one")
+    atomic_write(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert [p.name for p in path.parent.iterdir()] == ["b.txt"]
+
+
+def test_array_and_json_round_trip(tmp_path):
+    x = np.arange(12, dtype=np.int32).reshape(3, 4)
+    save_array(tmp_path / "x.npy", x)
+    np.testing.assert_array_equal(load_array(tmp_path / "x.npy"), x)
+    save_json(tmp_path / "m.json", {"a": 1})
+    assert load_json(tmp_path / "m.json") == {"a": 1}
+
+
+def test_corrupt_or_missing_files_name_the_file(tmp_path):
+    save_array(tmp_path / "x.npy", np.zeros((100, 10)))
+    data = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "x.npy").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(DataError, match="x.npy: corrupt"):
+        load_array(tmp_path / "x.npy")
+    with pytest.raises(DataError, match="y.npy: missing"):
+        load_array(tmp_path / "y.npy")
+    (tmp_path / "m.json").write_text("{")
+    with pytest.raises(DataError, match="m.json: corrupt"):
+        load_json(tmp_path / "m.json")
+
+
+def test_metrics_are_rebuilt_from_finished_generations(tmp_path):
+    store = RunDir(tmp_path)
+    for g in range(3):
+        store.write_metrics(g, [{"generation": g, "replicate": 0, "metric": "m", "value": float(g)}])
+        if g != 1:
+            for phase in ("train", "sample", "score"):
+                store.mark_done(g, phase, {"seconds": 0.0})
+    store.rebuild_metrics()
+    assert [row["generation"] for row in store.read_metrics()] == [0, 2]
+    assert store.finished_generations() == [0, 2]
+    (tmp_path / "metrics.jsonl").write_text('{"generation": 0}\n{"gener')
+    with pytest.raises(DataError, match="metrics.jsonl:2"):
+        store.read_metrics()
+
+
+def test_params_checkpoint_round_trip(tmp_path):
+    import jax
+
+    params = {"w": np.arange(6.0, dtype=np.float32).reshape(2, 3), "b": np.ones(3, np.float32)}
+    store = RunDir(tmp_path)
+    store.save_params(0, params)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    restored = store.load_params(0, abstract)
+    np.testing.assert_array_equal(restored["w"], params["w"])
+    with pytest.raises(DataError, match="gen_001/checkpoint: missing"):
+        store.load_params(1, abstract)
