@@ -128,6 +128,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     init: str = "scratch"  # scratch | gen0 | previous: where generation k >= 1 starts
     log_every: int = 50  # steps per compiled chunk; losses reach the host once per chunk
+    checkpoint_every: int = 0  # also checkpoint inside a generation every this many steps (0 = off)
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,7 @@ def validate(cfg: Config) -> None:
         _one_of(m.dtype, "model.dtype", ("float32", "bfloat16"))
 
     _positive(t, "train", "batch_size", "lr", "log_every")
-    _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip")
+    _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every")
     _check(t.epochs > 0 or t.tokens > 0, "train.epochs", "set train.epochs > 0 or a token budget train.tokens > 0")
     _fraction(t.min_lr_ratio, "train.min_lr_ratio")
     _fraction(t.warmup_fraction, "train.warmup_fraction", closed_high=False)

@@ -23,6 +23,7 @@ from collapse.metrics import score
 from collapse.progress import Progress
 from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
+from collapse.train import abstract_checkpoint, total_steps
 
 log = logging.getLogger("collapse")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
@@ -41,23 +42,40 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
-    _save_human(store, cfg, human)
-
-    family = TransformerFamily(cfg.model, human.vocab_size)
-    device = jax.devices()[0].device_kind
-    log.info("run directory %s | %d generations x %d replicates | regime=%s | device %s",
-             store.path, cfg.generations, cfg.replicates, cfg.regime.name, device)
-    params0 = params = None
-    synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
-    for g in range(cfg.generations):
-        t0 = time.perf_counter()
-        params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device)
-        params0 = params if g == 0 else params0
-        synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
-        rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
-        report.print_generation(g, rows, time.perf_counter() - t0)
-        report.write(store)
+    with store.lock():
+        _save_human(store, cfg, human)
+        family = TransformerFamily(cfg.model, human.vocab_size)
+        device = jax.devices()[0].device_kind
+        log.info("run directory %s | %d generations x %d replicates | regime=%s | device %s",
+                 store.path, cfg.generations, cfg.replicates, cfg.regime.name, device)
+        params0 = params = None
+        synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
+        for g in range(cfg.generations):
+            t0 = time.perf_counter()
+            params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device)
+            params0 = params if g == 0 else params0
+            synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
+            rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
+            report.print_generation(g, rows, time.perf_counter() - t0)
+            store.rebuild_metrics()
+            report.write(store)
     return store
+
+
+def _done(store: RunDir, g: int, phase: str, load):
+    """`load()` the outputs of a phase marked done, or None if it is not done or any output it recorded is
+    missing, changed or unreadable: then the phase is recomputed, safely, since every phase is a
+    deterministic function of the config and the phases before it."""
+    if not store.is_done(g, phase):
+        return None
+    if store.verify(g, phase):
+        try:
+            return load()
+        except DataError:
+            pass
+    log.warning("%s: outputs missing or damaged; recomputing phase %s of generation %d",
+                store.marker(g, phase), phase, g)
+    return None
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -90,26 +108,40 @@ def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 
 def _load_human(cfg: Config, store: RunDir) -> HumanData:
+    """The study's human data; on resume it must equal what the run directory holds (an unreadable copy
+    there is rewritten by `_save_human`: the human data is a pure function of the config and the corpus)."""
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
     n_fresh = lambda n: regimes.fresh_needed(cfg.regime, cfg.generations, n)  # noqa: E731
     human = load_human(cfg, n_fresh, tokenizer_path)
     if human.train.shape[1] != cfg.data.seq_len or context_needed(cfg) > cfg.model.context:
         raise ConfigError("data.seq_len", "human sequences do not fit the model context")
-    for split, array in human.splits().items():  # a resumed run must see the very same human data
+    for split, array in human.splits().items():
         path = store.human(split)
-        if path.exists() and not np.array_equal(load_array(path), array):
-            raise DataError(path, "differs from the human data this config produces (tokenizer or corpus changed?)")
+        try:
+            saved = load_array(path) if path.exists() else None
+        except DataError:
+            saved = None
+        if saved is not None and not np.array_equal(saved, array):
+            culprit = tokenizer_path or path
+            raise DataError(culprit, f"does not match this run: the config now gives different human data than "
+                            f"{path.name} holds (corpus or tokenizer changed?)")
     return human
 
 
 def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
     save_json(store.path / "config.json", to_dict(cfg))
     for split, array in human.splits().items():
-        if not store.human(split).exists():
+        try:
+            intact = store.human(split).exists() and load_array(store.human(split)).shape == array.shape
+        except DataError:
+            intact = False
+        if not intact:
             save_array(store.human(split), array)
     if human.tokenizer is not None and not store.tokenizer.exists():
         human.tokenizer.save(store.tokenizer)
-    if not store.human_reference.exists():
+    try:
+        load_json(store.human_reference)
+    except DataError:
         save_json(store.human_reference, score.human_reference(human))
 
 
@@ -118,14 +150,18 @@ def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
 
 def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device):
     R = cfg.replicates
-    if store.is_done(g, "train"):
-        return store.load_params(g, family.abstract(R))
+    params = _done(store, g, "train", lambda: store.load_params(g, family.abstract(R)))
+    if params is not None:
+        store.drop_train_checkpoints(g)
+        return params
     t0 = time.perf_counter()
     sets = [regimes.build(cfg.regime, g, human.train, human.fresh, [s[r] for s in synthetic],
                           numpy_rng(key_for(cfg.seed, g, r, Phase.REGIME))) for r in range(R)]
+    outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
     for r, ts in enumerate(sets):
-        save_array(store.rep(g, r) / "train_provenance.npy", ts.provenance)
-        save_array(store.rep(g, r) / "train_index.npy", ts.index)
+        for name, array in (("train_provenance.npy", ts.provenance), ("train_index.npy", ts.index)):
+            save_array(store.rep(g, r) / name, array)
+            outputs.append(store.rep(g, r) / name)
     save_json(store.gen(g) / "manifest.json", {
         "generation": g, "regime": cfg.regime.name,
         "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()} for r, ts in enumerate(sets)]})
@@ -136,9 +172,11 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
         init = params0 if cfg.train.init == "gen0" else previous
     rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(R)]
     data = np.stack([ts.tokens for ts in sets])
-    from collapse.train import total_steps
-
     steps = total_steps(data.shape[1], data.shape[2], cfg.train)
+    checkpoints = None
+    if cfg.train.checkpoint_every > 0:
+        checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every,
+                                              abstract_checkpoint(family.abstract(R), cfg.train, steps))
     with Progress(steps, f"gen {g} train", "step") as bar:
         def on_chunk(done, loss_RS):
             if not np.isfinite(loss_RS).all():
@@ -148,18 +186,22 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
                                          f"generations before {g} are intact in {store.path}")
             bar.update(done - bar.done, loss=float(loss_RS[:, -1].mean()))
 
-        params, losses = family.fit(init, data, rngs, cfg.train, on_chunk)
+        if checkpoints is not None and checkpoints.restored is not None:
+            bar.update(checkpoints.restored[0])
+        params, losses = family.fit(init, data, rngs, cfg.train, on_chunk, checkpoints)
     store.save_params(g, params)
     save_array(store.gen(g) / "train_loss.npy", losses)
     store.mark_done(g, "train", {"seconds": time.perf_counter() - t0, "device": device, "steps": steps,
-                                 "sequences": int(data.shape[1])})
+                                 "sequences": int(data.shape[1])}, outputs)
+    store.drop_train_checkpoints(g)
     return params
 
 
 def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarray]:
     R, s = cfg.replicates, cfg.sample
-    if store.is_done(g, "sample"):
-        return [load_array(store.rep(g, r) / "samples.npy") for r in range(R)]
+    samples = _done(store, g, "sample", lambda: [load_array(store.rep(g, r) / "samples.npy") for r in range(R)])
+    if samples is not None:
+        return samples
     t0 = time.perf_counter()
     n = s.num_sequences or len(human.train)
     if s.mode == "continuation":
@@ -171,18 +213,22 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
     with Progress(n, f"gen {g} sample", "seq") as bar:
         tokens = family.sample(params, prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
                                cfg.data.seq_len, on_batch=lambda b: bar.update(min(b, n - bar.done)))
+    outputs = []
     for r in range(R):
-        save_array(store.rep(g, r) / "samples.npy", tokens[r])
-        save_array(store.rep(g, r) / "provenance.npy", np.full(n, g, np.int32))
+        arrays = {"samples.npy": tokens[r], "provenance.npy": np.full(n, g, np.int32)}
         if index is not None:
-            save_array(store.rep(g, r) / "prompt_index.npy", index[r])
-    store.mark_done(g, "sample", {"seconds": time.perf_counter() - t0, "device": device})
+            arrays["prompt_index.npy"] = index[r]
+        for name, array in arrays.items():
+            save_array(store.rep(g, r) / name, array)
+            outputs.append(store.rep(g, r) / name)
+    store.mark_done(g, "sample", {"seconds": time.perf_counter() - t0, "device": device}, outputs)
     return list(tokens)
 
 
 def _score_phase(cfg, store, family, human, g, params, params0, samples, device) -> list[dict]:
-    if store.is_done(g, "score"):
-        return store.read_metrics(g)
+    rows = _done(store, g, "score", lambda: store.read_metrics(g, required=True))
+    if rows is not None:
+        return rows
     t0 = time.perf_counter()
     prompts = None
     if cfg.sample.mode == "continuation":
@@ -192,6 +238,6 @@ def _score_phase(cfg, store, family, human, g, params, params0, samples, device)
     rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
             for r, metrics in enumerate(values) for name, v in metrics.items()]
     store.write_metrics(g, rows)
-    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device})
-    store.rebuild_metrics()
+    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device},
+                    [store.gen(g) / "metrics.jsonl"])
     return rows

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collapse.config import DataError
 from collapse.store import PHASES, RunDir, atomic_write, load_json
 
 log = logging.getLogger("collapse")
@@ -75,6 +76,13 @@ def table(rows: list[dict], names: list[str], reference: dict[str, float] | None
     return "\n".join(lines)
 
 
+def _marker(store: RunDir, g: int, phase: str) -> dict:
+    try:
+        return load_json(store.marker(g, phase))
+    except DataError:  # a damaged marker must not stop the report of everything else
+        return {}
+
+
 def write(store: RunDir) -> Path:
     """(Re)write `report.md` and `figures/` from what the run directory holds now."""
     from collapse import plots
@@ -96,8 +104,8 @@ def write(store: RunDir) -> Path:
     lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
     for gen_dir in sorted(store.path.glob("gen_[0-9][0-9][0-9]")):
         g = int(gen_dir.name[4:])
-        info = {p: load_json(store.marker(g, p)) for p in PHASES if store.is_done(g, p)}
-        cells = [f"{info[p]['seconds']:.1f}s" if p in info else "—" for p in PHASES]
+        info = {p: _marker(store, g, p) for p in PHASES if store.is_done(g, p)}
+        cells = [f"{info[p].get('seconds', float('nan')):.1f}s" if p in info else "—" for p in PHASES]
         device = next((i.get("device", "") for i in info.values()), "")
         lines.append(f"| {g} | " + " | ".join(cells) + f" | {device} |")
     path = store.path / "report.md"

@@ -3,19 +3,24 @@
     <run>/config.json                 the resolved config (checked on resume)
     <run>/human/{train,valid,test,fresh}.npy, tokenizer.json, reference.json (metrics of the human data)
     <run>/gen_003/checkpoint/         model parameters of all replicates (orbax)
+    <run>/gen_003/train_state/        mid-generation training state (train.checkpoint_every > 0; removed when done)
     <run>/gen_003/rep_00/train_provenance.npy, train_index.npy   who trained generation 3 (see regimes.py)
     <run>/gen_003/rep_00/samples.npy, provenance.npy             its synthetic corpus [N, T] and [N] (= 3)
     <run>/gen_003/manifest.json       training-set composition per replicate
     <run>/gen_003/metrics.jsonl       this generation's metric rows
-    <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device)
+    <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device, digests of the outputs)
     <run>/metrics.jsonl               all finished generations' rows, rebuilt atomically after each one
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
+import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ import numpy as np
 from collapse.config import DataError
 
 PHASES = ("train", "sample", "score")
+log = logging.getLogger("collapse")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -40,6 +46,18 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def digest(path: Path) -> str | None:
+    """SHA-256 of a file, or of a directory's files and their relative names; None if it does not exist."""
+    if not path.exists():
+        return None
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else "").encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -105,13 +123,46 @@ class RunDir:
     def is_done(self, g: int, phase: str) -> bool:
         return self.marker(g, phase).exists()
 
-    def mark_done(self, g: int, phase: str, info: dict[str, Any]) -> None:
-        save_json(self.marker(g, phase), info)
+    def mark_done(self, g: int, phase: str, info: dict[str, Any], outputs: list[Path]) -> None:
+        """Mark a phase done, recording a digest of each output (file or directory) it wrote."""
+        digests = {str(p.relative_to(self.path)): digest(p) for p in outputs}
+        save_json(self.marker(g, phase), {**info, "outputs": digests})
+
+    def verify(self, g: int, phase: str) -> bool:
+        """True if the phase is marked done and every output it recorded is still there, unchanged."""
+        try:
+            outputs = load_json(self.marker(g, phase)).get("outputs")
+        except DataError:
+            return False
+        if not isinstance(outputs, dict):
+            return False
+        return all(digest(self.path / rel) == value for rel, value in outputs.items())
 
     def finished_generations(self) -> list[int]:
         """Generations whose last phase is marked done, in order."""
         gens = sorted(int(p.name[4:]) for p in self.path.glob("gen_[0-9][0-9][0-9]") if p.is_dir())
         return [g for g in gens if self.is_done(g, PHASES[-1])]
+
+    # --- one writer at a time
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold `<run>/.lock` (an flock, released even on SIGKILL) so two jobs never write one directory."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                raise DataError(self.path, f"in use by another collapse process ({f.read().strip() or '?'})") from None
+            f.truncate(0)
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            try:
+                yield self
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     # --- checkpoints (orbax; parameters of all replicates, leading axis R)
     def save_params(self, g: int, params: Any) -> None:
@@ -138,6 +189,34 @@ class RunDir:
         except Exception as e:  # orbax raises many types for truncated or foreign checkpoints
             raise DataError(path, f"unreadable checkpoint ({type(e).__name__}: {e})") from None
 
+    def train_checkpoints(self, g: int, every: int, abstract: Any):
+        """Mid-generation checkpoints of generation g's training (`collapse.train.Checkpoints`), keeping the
+        newest only; an unreadable one is ignored (training restarts, with the same result)."""
+        import orbax.checkpoint as ocp
+
+        from collapse.train import Checkpoints
+
+        options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+        manager = ocp.CheckpointManager(self.gen(g) / "train_state", options=options)
+        restored, step = None, manager.latest_step()
+        if step is not None:
+            try:
+                restored = (step, manager.restore(step, args=ocp.args.StandardRestore(abstract)))
+            except Exception as e:  # truncated or foreign: start this generation's training over
+                log.warning("%s: unreadable mid-generation checkpoint (%s); training generation %d from its start",
+                            self.gen(g) / "train_state", type(e).__name__, g)
+
+        def save(step: int, tree: Any) -> None:
+            manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+            manager.wait_until_finished()
+
+        return Checkpoints(every, save, restored)
+
+    def drop_train_checkpoints(self, g: int) -> None:
+        import shutil
+
+        shutil.rmtree(self.gen(g) / "train_state", ignore_errors=True)
+
     # --- metrics
     def write_metrics(self, g: int, rows: list[dict[str, Any]]) -> None:
         """Write generation g's rows, then rebuild the run's metrics.jsonl from all finished generations."""
@@ -147,9 +226,11 @@ class RunDir:
         rows = [row for g in self.finished_generations() for row in self.read_metrics(g)]
         atomic_write(self.path / "metrics.jsonl", _jsonl(rows))
 
-    def read_metrics(self, g: int | None = None) -> list[dict[str, Any]]:
+    def read_metrics(self, g: int | None = None, required: bool = False) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl" if g is None else self.gen(g) / "metrics.jsonl"
         if not path.exists():
+            if required:
+                raise DataError(path, "missing")
             return []
         rows = []
         for i, line in enumerate(path.read_text().splitlines(), 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -103,13 +104,32 @@ def batch_order(rng: np.random.Generator, n_sequences: int, batch_size: int, ste
     return np.concatenate(order).reshape(-1, batch_size)[:steps].astype(np.int32)
 
 
+@dataclass
+class Checkpoints:
+    """Mid-generation checkpoints: `save(step, {"state", "losses"})` every `every` steps (at chunk ends);
+    `restored` is what an interrupted earlier attempt saved last, or None."""
+
+    every: int
+    save: Callable[[int, dict], None]
+    restored: tuple[int, dict] | None = None
+
+
+def abstract_checkpoint(params: nnx.State, cfg: TrainConfig, steps: int) -> dict:
+    """Shapes and dtypes of a mid-generation checkpoint, for restoring one."""
+    R = jax.tree.leaves(params)[0].shape[0]
+    state = jax.eval_shape(jax.vmap(partial(init_state, cfg=cfg)), params)
+    return {"state": state, "losses": jax.ShapeDtypeStruct((R, steps), jnp.float32)}
+
+
 def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: list[np.random.Generator],
         cfg: TrainConfig, seq_len: int, on_chunk: Callable[[int, np.ndarray], None] | None = None,
-        ) -> tuple[nnx.State, np.ndarray]:
+        checkpoints: Checkpoints | None = None) -> tuple[nnx.State, np.ndarray]:
     """Train R replicates (params with leading axis R) on their own data `[R, N, T]`; fresh optimizer state.
 
     Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RS)` is called
-    once per finished chunk, one chunk behind the device so dispatch never waits for the host.
+    once per finished chunk, one chunk behind the device so dispatch never waits for the host. With
+    `checkpoints`, training resumes from `checkpoints.restored` and gives exactly the uninterrupted result
+    (the batch order is fixed up front; a checkpoint holds the whole optimizer state).
     """
     R, N, _ = data_RNT.shape
     steps, S = total_steps(N, seq_len, cfg), cfg.log_every
@@ -117,22 +137,32 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: li
     pad = -steps % S
     index_RXB = np.pad(index_RXB, ((0, 0), (0, pad), (0, 0)))
     active_X = np.arange(steps + pad) < steps
-    state = jax.vmap(partial(init_state, cfg=cfg))(params)
-    losses, pending = [], None
-    for start in range(0, steps + pad, S):
+    losses_RX = np.full((R, steps), np.nan, np.float32)
+    first = 0
+    if checkpoints is not None and checkpoints.restored is not None:
+        first, saved = checkpoints.restored
+        state, losses_RX = saved["state"], np.asarray(saved["losses"])
+    else:
+        state = jax.vmap(partial(init_state, cfg=cfg))(params)
+    pending = None
+    for start in range(first, steps + pad, S):
         batches = gather_batches(data_RNT, jnp.asarray(index_RXB[:, start:start + S]))
         state, loss_RS = train_chunk(graphdef, cfg, state, batches, jnp.asarray(active_X[start:start + S]),
                                      jnp.int32(steps))
         if pending is not None:
-            _finish(pending, losses, on_chunk)
-        pending = (min(start + S, steps), loss_RS, active_X[start:start + S])
-    _finish(pending, losses, on_chunk)
-    return state[0], np.concatenate(losses, axis=1)
+            _finish(pending, losses_RX, on_chunk)
+        pending = (start, min(start + S, steps), loss_RS)
+        end = start + S
+        if checkpoints is not None and end < steps and end // checkpoints.every > start // checkpoints.every:
+            _finish(pending, losses_RX, on_chunk)
+            pending = None
+            checkpoints.save(end, {"state": state, "losses": losses_RX})
+    _finish(pending, losses_RX, on_chunk)
+    return state[0], losses_RX
 
 
-def _finish(pending, losses: list, on_chunk) -> None:
-    done, loss_RS, active_S = pending
-    loss_RS = np.asarray(loss_RS)[:, active_S]
-    losses.append(loss_RS)
+def _finish(pending, losses_RX: np.ndarray, on_chunk) -> None:
+    start, done, loss_RS = pending
+    losses_RX[:, start:done] = np.asarray(loss_RS)[:, : done - start]
     if on_chunk is not None:
-        on_chunk(done, loss_RS)
+        on_chunk(done, losses_RX[:, start:done])

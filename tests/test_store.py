@@ -40,7 +40,7 @@ def test_metrics_are_rebuilt_from_finished_generations(tmp_path):
         store.write_metrics(g, [{"generation": g, "replicate": 0, "metric": "m", "value": float(g)}])
         if g != 1:
             for phase in ("train", "sample", "score"):
-                store.mark_done(g, phase, {"seconds": 0.0})
+                store.mark_done(g, phase, {"seconds": 0.0}, [store.gen(g) / "metrics.jsonl"])
     store.rebuild_metrics()
     assert [row["generation"] for row in store.read_metrics()] == [0, 2]
     assert store.finished_generations() == [0, 2]
@@ -60,3 +60,22 @@ def test_params_checkpoint_round_trip(tmp_path):
     np.testing.assert_array_equal(restored["w"], params["w"])
     with pytest.raises(DataError, match="gen_001/checkpoint: missing"):
         store.load_params(1, abstract)
+
+
+def test_verify_detects_changed_missing_or_damaged_outputs(tmp_path):
+    store = RunDir(tmp_path)
+    save_array(store.rep(0, 0) / "samples.npy", np.arange(10))
+    save_params_dir = store.checkpoint(0)
+    save_params_dir.mkdir(parents=True)
+    (save_params_dir / "shard").write_bytes(b"weights")
+    store.mark_done(0, "sample", {"seconds": 1.0}, [store.rep(0, 0) / "samples.npy", save_params_dir])
+    assert store.verify(0, "sample")
+    save_array(store.rep(0, 0) / "samples.npy", np.arange(1, 11))  # a valid file, other numbers
+    assert not store.verify(0, "sample")
+    save_array(store.rep(0, 0) / "samples.npy", np.arange(10))
+    (save_params_dir / "shard").write_bytes(b"weightz")
+    assert not store.verify(0, "sample")
+    (save_params_dir / "shard").write_bytes(b"weights")
+    assert store.verify(0, "sample")
+    store.marker(0, "sample").write_text("{")
+    assert not store.verify(0, "sample") and not store.verify(1, "sample")

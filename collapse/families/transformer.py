@@ -59,8 +59,9 @@ class TransformerFamily:
         return jax.eval_shape(self.init, jax.random.split(jax.random.key(0), replicates))
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
-            on_chunk=None) -> tuple[nnx.State, np.ndarray]:
-        return train.fit(self.graphdef, params_R, jnp.asarray(data_RNT), rngs, cfg, data_RNT.shape[2], on_chunk)
+            on_chunk=None, checkpoints: train.Checkpoints | None = None) -> tuple[nnx.State, np.ndarray]:
+        return train.fit(self.graphdef, params_R, jnp.asarray(data_RNT), rngs, cfg, data_RNT.shape[2], on_chunk,
+                         checkpoints)
 
     def sample(self, params_R, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: SampleConfig, n_new: int,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""Interrupted studies resume to exactly the numbers of an uninterrupted run; bad run directories are refused."""
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from collapse import loop, train
+from collapse.config import DataError
+from tests.helpers import tiny_config
+from tests.test_cli import TINY
+from tests.test_config import compose_cfg
+
+CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_every=4)  # 16 steps, 4 chunks
+
+
+def outputs(path):
+    """What an uninterrupted and a resumed run must agree on, bit for bit."""
+    files = sorted(p.relative_to(path) for p in path.rglob("*.npy"))
+    return (path / "metrics.jsonl").read_text(), {f: np.load(path / f) for f in files}
+
+
+def assert_same(a, b):
+    assert a[0] == b[0]
+    assert a[1].keys() == b[1].keys()
+    for f in a[1]:
+        np.testing.assert_array_equal(a[1][f], b[1][f], err_msg=str(f))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("reference")
+    cfg = tiny_config(train=CHECKPOINTED)
+    loop.run(cfg, path)
+    return cfg, path
+
+
+def test_mid_generation_checkpoint_resumes_exactly(reference, tmp_path, monkeypatch):
+    cfg, ref = reference
+    real, calls = train.train_chunk, []
+
+    def crash_on_the_third_chunk_of_generation_1(*args):
+        calls.append(1)
+        if len(calls) == 4 + 3:  # generation 0 has 4 chunks
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train, "train_chunk", crash_on_the_third_chunk_of_generation_1)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(cfg, tmp_path)
+    assert (tmp_path / "gen_001" / "train_state").is_dir() and not (tmp_path / "gen_001" / "train.done").exists()
+    monkeypatch.setattr(train, "train_chunk", real)
+    calls.clear()
+    loop.run(cfg, tmp_path)
+    assert not (tmp_path / "gen_001" / "train_state").exists()
+    assert_same(outputs(tmp_path), outputs(ref))
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path):
+    """Kill the command at random moments (seeded), rerun it each time: the same numbers and samples."""
+    overrides = [*TINY, "train.epochs=4", "train.checkpoint_every=4", "generations=3"]
+    ref = tmp_path / "ref"
+    loop.run(compose_cfg(*overrides), ref)
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "collapse.cli", *overrides, f"out_dir={run}"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    rng, kills = np.random.default_rng(0), 0
+    for attempt in range(12):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=float(rng.uniform(3, 14)) if kills < 4 else 300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+        break
+    assert kills >= 2  # the test exercised resumption
+    assert_same(outputs(run), outputs(ref))
+
+
+def test_two_processes_never_share_a_run_directory(reference):
+    from collapse.store import RunDir
+
+    cfg, ref = reference
+    with RunDir(ref).lock():
+        with pytest.raises(DataError, match="in use by another collapse process"):
+            loop.run(cfg, ref)
+
+
+def test_non_finite_loss_stops_with_generation_and_step(tmp_path, monkeypatch):
+    real, calls = train.train_chunk, []
+
+    def nan_in_generation_1(graphdef, cfg, state, batches, active, total):
+        calls.append(1)
+        state, loss = real(graphdef, cfg, state, batches, active, total)
+        if len(calls) > 2:  # generation 0: 2 chunks of 4 steps
+            loss = loss.at[:, 1].set(np.nan)
+        return state, loss
+
+    monkeypatch.setattr(train, "train_chunk", nan_in_generation_1)
+    with pytest.raises(FloatingPointError, match="generation 1: non-finite training loss at step 2"):
+        loop.run(tiny_config(), tmp_path)
+    assert (tmp_path / "gen_000" / "score.done").exists() and "| 0 |" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "gen_001" / "train.done").exists()
