@@ -16,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from collapse.config import ConfigError, DataError, from_hydra, register_configs
+from collapse.config import ConfigError, DataError, from_hydra, register_configs, validate
 
 log = logging.getLogger("collapse")
 
@@ -40,6 +40,7 @@ def _main(dcfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = from_hydra(dcfg)
+        validate(cfg)  # before importing JAX: a bad value is refused at once
         from collapse import loop
 
         loop.run(cfg, out_dir)

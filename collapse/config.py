@@ -206,7 +206,7 @@ class Config:
     generations: int = 5  # generation 0 (human data) up to generations - 1
     seed: int = 0
     replicates: int = 1
-    out_dir: str = "runs/${now:%Y-%m-%d_%H-%M-%S}"  # used by the CLI only; the Python API takes a path
+    out_dir: str = "runs/${now:%Y-%m-%d_%H-%M-%S}"  # CLI only ("auto": runs/<study_id>); the Python API takes a path
     compilation_cache: str = "~/.cache/collapse/jax"  # persistent XLA cache ("" = off)
 
 
@@ -237,8 +237,38 @@ def from_hydra(dcfg: Any) -> Config:
     """The composed Hydra config as a frozen `Config` (every group converted to its option's dataclass)."""
     from omegaconf import OmegaConf
 
-    obj = OmegaConf.to_object(dcfg)
-    return Config(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(Config)})
+    names = [f.name for f in dataclasses.fields(Config)]
+    obj = OmegaConf.to_object(OmegaConf.masked_copy(dcfg, names))  # without Hydra's own `hydra` node
+    return Config(**{name: obj[name] for name in names})
+
+
+# Keys that may change between a run and its resumption: they change no number already written.
+RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache")
+
+
+def study_id(cfg: Config) -> str:
+    """A stable name for the study `cfg` describes: readable prefix + hash of every result-changing value.
+
+    `out_dir=auto` uses it, so a relaunched or requeued job finds its own run directory."""
+    import hashlib
+    import json
+
+    values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+    data, regime = values["data"]["_option"], values["regime"]["_option"]
+    return f"{data}-{regime}-seed{cfg.seed}-{digest}"
+
+
+def _run_dir(out_dir: str, *, _root_: Any) -> str:
+    return f"runs/{study_id(from_hydra(_root_))}" if out_dir == "auto" else out_dir
+
+
+def _sweep_dir(out_dir: str) -> str:
+    return "runs" if out_dir == "auto" else out_dir
+
+
+def _sweep_subdir(out_dir: str, job_num: Any, *, _root_: Any) -> str:
+    return study_id(from_hydra(_root_)) if out_dir == "auto" else str(job_num)
 
 
 def register_configs() -> None:
@@ -246,6 +276,9 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import MISSING, OmegaConf
 
+    for name, fn in (("collapse_run_dir", _run_dir), ("collapse_sweep_dir", _sweep_dir),
+                     ("collapse_sweep_subdir", _sweep_subdir)):
+        OmegaConf.register_new_resolver(name, fn, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=_root_schema(MISSING))
     for group, option, cls in GROUP_SCHEMAS:

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 
 from collapse import regimes, report
-from collapse.config import Config, ConfigError, DataError, GrammarConfig, context_needed, from_dict, to_dict, validate
+from collapse.config import (RESUMABLE_KEYS, Config, ConfigError, DataError, context_needed, from_dict, to_dict,
+                             validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score
@@ -28,8 +29,6 @@ from collapse.train import abstract_checkpoint, total_steps
 log = logging.getLogger("collapse")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
 
-# Keys that may change between a run and its resumption: they do not change any number already written.
-RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache")
 
 
 def run(cfg: Config, run_dir: str | Path) -> RunDir:

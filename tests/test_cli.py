@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
+XLA_CACHE = tempfile.mkdtemp(prefix="collapse-test-xla-")  # shared by this session's subprocesses
 TINY = ["data.vocab_size=16", "data.n_states=4", "data.n_train=64", "data.n_valid=16", "data.n_test=32",
         "data.seq_len=16", "model.d_model=32", "model.d_ff=64", "model.context=32", "train.batch_size=16",
-        "train.epochs=2", "sample.batch_size=64", "compilation_cache="]
+        "train.epochs=2", "sample.batch_size=64", f"compilation_cache={XLA_CACHE}"]
 
 
 def collapse(*args, cwd):
@@ -34,7 +36,7 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, args, mes
     assert not (tmp_path / "run").exists()
 
 
-def test_tiny_study_and_sweep(tmp_path):
+def test_tiny_study(tmp_path):
     result = collapse(*TINY, "generations=2", f"out_dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "run"
@@ -43,11 +45,36 @@ def test_tiny_study_and_sweep(tmp_path):
     assert gens == {0, 1}
     assert "gen 1 | ppl_human_test" in result.stderr + result.stdout
 
-    sweep = collapse("-m", *TINY, "generations=1", "regime=replace,accumulate", f"out_dir={tmp_path / 'sweep'}",
-                     cwd=tmp_path)
-    assert sweep.returncode == 0, sweep.stderr
-    for job in ("0", "1"):
-        assert (tmp_path / "sweep" / job / "metrics.jsonl").exists()
-    regimes_run = {json.loads((tmp_path / "sweep" / j / "config.json").read_text())["regime"]["_option"]
-                   for j in ("0", "1")}
-    assert regimes_run == {"replace", "accumulate"}
+
+def test_auto_out_dir_is_derived_from_the_study(tmp_path):
+    from collapse.config import study_id
+    from tests.test_config import compose_cfg
+
+    first = collapse(*TINY, "generations=1", "out_dir=auto", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = tmp_path / "runs" / study_id(compose_cfg(*TINY, "generations=1"))
+    assert (run / "gen_000" / "score.done").exists()
+    marker = (run / "gen_000" / "score.done").stat().st_mtime_ns
+    again = collapse(*TINY, "generations=1", "out_dir=auto", cwd=tmp_path)  # a relaunch finds its directory
+    assert again.returncode == 0, again.stderr
+    assert (run / "gen_000" / "score.done").stat().st_mtime_ns == marker  # ... and recomputes nothing
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("launcher,sweep", [("joblib", "regime=replace,accumulate"),
+                                             ("submitit_local", "regime=accumulate")])
+def test_sweeps_with_parallel_and_cluster_launchers(tmp_path, launcher, sweep):
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
+    result = collapse("-m", f"hydra/launcher={launcher}", *extra, *TINY, "generations=1", sweep,
+                      f"out_dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "sweep").glob("[0-9]*"))
+    regimes = {json.loads((job / "config.json").read_text())["regime"]["_option"] for job in jobs}
+    assert regimes == set(sweep.split("=")[1].split(","))
+    assert all((job / "gen_000" / "score.done").exists() for job in jobs)
+
+
+def test_slurm_launcher_example_composes(tmp_path):
+    result = collapse("hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "SlurmLauncher" in result.stdout and "max_num_timeout: 20" in result.stdout
