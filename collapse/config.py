@@ -208,6 +208,9 @@ class Config:
     replicates: int = 1
     out_dir: str = "runs/${now:%Y-%m-%d_%H-%M-%S}"  # CLI only ("auto": runs/<study_id>); the Python API takes a path
     compilation_cache: str = "~/.cache/collapse/jax"  # persistent XLA cache ("" = off)
+    tracking: str = "none"  # none | tensorboard | wandb (optional extras; see collapse/tracking.py)
+    wandb_project: str = "collapse"
+    wandb_mode: str = "offline"  # offline | online
 
 
 _GROUPS = ("data", "model", "train", "sample", "regime")
@@ -243,7 +246,7 @@ def from_hydra(dcfg: Any) -> Config:
 
 
 # Keys that may change between a run and its resumption: they change no number already written.
-RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache")
+RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "tracking", "wandb_project", "wandb_mode")
 
 
 def study_id(cfg: Config) -> str:
@@ -340,6 +343,8 @@ def validate(cfg: Config) -> None:
     _positive(cfg, "config", "generations", "replicates")
     _non_negative(cfg, "config", "seed")
     _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
+    _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
+    _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
 
     _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", "choose data=grammar|text|hf")
     _positive(d, "data", "seq_len")

@@ -8,6 +8,7 @@ rerunning a study on its directory continues where it stopped; every key derives
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from collapse.metrics import score
 from collapse.progress import Progress
 from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
+from collapse.tracking import make_tracker
 from collapse.train import abstract_checkpoint, total_steps
 
 log = logging.getLogger("collapse")
@@ -41,7 +43,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
-    with store.lock():
+    with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         _save_human(store, cfg, human)
         family = TransformerFamily(cfg.model, human.vocab_size)
         device = jax.devices()[0].device_kind
@@ -51,10 +53,11 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
         for g in range(cfg.generations):
             t0 = time.perf_counter()
-            params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device)
+            params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device, tracker)
             params0 = params if g == 0 else params0
             synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
             rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
+            tracker.metrics(g, rows)
             report.print_generation(g, rows, time.perf_counter() - t0)
             store.rebuild_metrics()
             report.write(store)
@@ -147,7 +150,7 @@ def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
 # --------------------------------------------------------------------------------------------- phases
 
 
-def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device):
+def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device, tracker):
     R = cfg.replicates
     params = _done(store, g, "train", lambda: store.load_params(g, family.abstract(R)))
     if params is not None:
@@ -184,6 +187,7 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
                                          f"{done - loss_RS.shape[1] + bad + 1} (lower train.lr?); "
                                          f"generations before {g} are intact in {store.path}")
             bar.update(done - bar.done, loss=float(loss_RS[:, -1].mean()))
+            tracker.train_loss(g, done, loss_RS[:, -1])
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])

@@ -53,13 +53,18 @@ def aggregate(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
     return out
 
 
+def sort_key(name: str) -> tuple:
+    """Headline metrics first, in `SHOWN` order, then the rest alphabetically."""
+    return (name not in SHOWN, SHOWN.index(name) if name in SHOWN else 0, name)
+
+
 def print_generation(g: int, rows: list[dict], seconds: float) -> None:
     agg = aggregate(rows)
     parts = [f"{name} {mean_ci(agg[name][g])[0]:.4g}" for name in SHOWN if g in agg.get(name, {})]
     log.info("gen %d | %s | %.1fs", g, " | ".join(parts), seconds)
 
 
-def _fmt(mean: float, half: float) -> str:
+def fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
@@ -71,7 +76,7 @@ def table(rows: list[dict], names: list[str], reference: dict[str, float] | None
     if reference:
         lines.append("| human | " + " | ".join(f"{reference[n]:.4g}" if n in reference else "" for n in names) + " |")
     for g in gens:
-        cells = [_fmt(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names]
+        cells = [fmt(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names]
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -88,7 +93,7 @@ def write(store: RunDir) -> Path:
     from collapse import plots
 
     rows = store.read_metrics()
-    names = sorted({row["metric"] for row in rows}, key=lambda n: (n not in SHOWN, SHOWN.index(n) if n in SHOWN else 0, n))
+    names = sorted({row["metric"] for row in rows}, key=sort_key)
     cfg = load_json(store.path / "config.json") if (store.path / "config.json").exists() else {}
     lines = [f"# collapse run `{store.path.name}`", ""]
     if cfg:

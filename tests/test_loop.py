@@ -16,7 +16,7 @@ from tests.helpers import tiny_config
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     path = tmp_path_factory.mktemp("run")
-    cfg = tiny_config(regime=AccumulateConfig(), replicates=2)
+    cfg = tiny_config(regime=AccumulateConfig(), replicates=2, tracking="tensorboard")
     loop.run(cfg, path)
     return cfg, path
 
@@ -50,6 +50,8 @@ def test_run_directory_layout(finished):
     report = (path / "report.md").read_text()
     assert "| generation |" in report and "2/2 generations complete" in report
     assert (path / "figures" / "metrics.png").stat().st_size > 1000
+    events = b"".join(p.read_bytes() for p in (path / "tensorboard").glob("events.out.tfevents.*"))
+    assert b"train/loss/gen_001" in events and b"metrics/kl_true" in events
 
 
 def test_replicates_differ(finished):
