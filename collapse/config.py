@@ -142,6 +142,7 @@ class SampleConfig:
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     candidates: int = 1024  # top-k / top-p look only at this many most likely tokens
+    beam_size: int = 0  # >= 2: beam search (deterministic; temperature / top-k / top-p unused)
     batch_size: int = 1024
 
 
@@ -388,7 +389,7 @@ def validate(cfg: Config) -> None:
 
     _one_of(s.mode, "sample.mode", ("unconditional", "continuation"))
     _positive(s, "sample", "candidates", "batch_size")
-    _non_negative(s, "sample", "num_sequences", "temperature", "top_k")
+    _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
     _fraction(s.top_p, "sample.top_p", closed_low=False)
     _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
     if s.mode == "continuation":

@@ -3,7 +3,8 @@
 Temperature, top-k and top-p are traced scalars, so changing them never recompiles. Top-k and top-p look
 only at the `candidates` most likely tokens (one `lax.top_k` per step instead of a full-vocabulary sort);
 top-k is applied first, then top-p on the renormalised top-k distribution (the order Hugging Face uses).
-Temperature 0 is greedy decoding.
+Temperature 0 is greedy decoding. `beam_search` keeps the `K` most likely continuations instead
+(deterministic; Shumailov et al. 2024 generate with 5-way beam search), in the same jitted style.
 """
 
 from __future__ import annotations
@@ -67,3 +68,43 @@ def generate(graphdef, params, prompt_RBP, key_R, temperature, top_k, top_p, n_n
     """`_generate` for R replicates at once (params, prompts and keys with a leading axis R)."""
     return jax.vmap(_generate, in_axes=(None, 0, 0, 0, None, None, None, None, None))(
         graphdef, params, prompt_RBP, key_R, temperature, top_k, top_p, n_new, candidates)
+
+
+def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
+    """The most likely continuation `[B, n_new]` found by a beam of width `beam` (no length penalty: all
+    continuations have the same length)."""
+    model = nnx.merge(graphdef, params)
+    B, P = prompt_BP.shape
+    K = beam
+    cache = model.init_cache(B, P + n_new - 1)
+    logits_BPV, cache = model.decode(prompt_BP, cache, 0)
+    cache = jax.tree.map(lambda c: jnp.repeat(c, K, axis=0), cache)  # beam k of row b sits at b * K + k
+    V = logits_BPV.shape[-1]
+
+    def extend(seqs_BKX, scores_BK, logp_BKV, cache, i):
+        """Keep the K best one-token extensions of the K beams; reorder sequences and caches to match."""
+        scores_BK, flat_BK = jax.lax.top_k((scores_BK[:, :, None] + logp_BKV).reshape(B, K * V), K)
+        parent_BK, token_BK = flat_BK // V, (flat_BK % V).astype(jnp.int32)
+        seqs_BKX = jnp.take_along_axis(seqs_BKX, parent_BK[:, :, None], axis=1).at[:, :, i].set(token_BK)
+        rows = (jnp.arange(B)[:, None] * K + parent_BK).reshape(-1)
+        return seqs_BKX, scores_BK, token_BK, jax.tree.map(lambda c: c[rows], cache)
+
+    # One live beam to start with (the others at -inf), so the first step does not pick duplicates.
+    scores_BK = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)[None].repeat(B, axis=0)
+    logp_BKV = jnp.repeat(jax.nn.log_softmax(logits_BPV[:, -1])[:, None], K, axis=1)
+    carry = extend(jnp.zeros((B, K, n_new), jnp.int32), scores_BK, logp_BKV, cache, 0)
+
+    def step(carry, i):
+        seqs_BKX, scores_BK, token_BK, cache = carry
+        logits, cache = model.decode(token_BK.reshape(B * K, 1), cache, P + i - 1)
+        return extend(seqs_BKX, scores_BK, jax.nn.log_softmax(logits[:, 0]).reshape(B, K, V), cache, i), None
+
+    (seqs_BKX, scores_BK, _, _), _ = jax.lax.scan(step, carry, jnp.arange(1, n_new))
+    best_B = jnp.argmax(scores_BK, axis=1)
+    return jnp.take_along_axis(seqs_BKX, best_B[:, None, None], axis=1)[:, 0]
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4))
+def beam_search(graphdef, params, prompt_RBP, n_new: int, beam: int):
+    """`_beam_search` for R replicates at once."""
+    return jax.vmap(_beam_search, in_axes=(None, 0, 0, None, None))(graphdef, params, prompt_RBP, n_new, beam)

@@ -72,10 +72,14 @@ class TransformerFamily:
         candidates = min(cfg.candidates, self.vocab_size)
 
         def one_batch(prompt_RBP, i):
-            keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys_R)
-            out = sampler.generate(self.graphdef, params_R, jnp.asarray(prompt_RBP), keys,
-                                   jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
-                                   n_new, candidates)
+            if cfg.beam_size > 1:
+                out = sampler.beam_search(self.graphdef, params_R, jnp.asarray(prompt_RBP), n_new,
+                                          min(cfg.beam_size, self.vocab_size))
+            else:
+                keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys_R)
+                out = sampler.generate(self.graphdef, params_R, jnp.asarray(prompt_RBP), keys,
+                                       jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
+                                       n_new, candidates)
             if on_batch is not None:
                 on_batch(prompt_RBP.shape[1])
             return out
