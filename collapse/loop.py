@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from collapse import regimes, report
+from collapse import devices, regimes, report
 from collapse.config import (RESUMABLE_KEYS, Config, ConfigError, DataError, context_needed, from_dict, to_dict,
                              validate)
 from collapse.data import HumanData, load_human
@@ -36,6 +36,7 @@ logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save ste
 def run(cfg: Config, run_dir: str | Path) -> RunDir:
     """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written."""
     validate(cfg)
+    devices.initialize()
     if cfg.compilation_cache:  # repeated sweep jobs reuse compiled programs
         jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
     store = RunDir(run_dir)
@@ -43,12 +44,15 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
+    layout = devices.make_layout(cfg.replicates, {"train.batch_size": cfg.train.batch_size,
+                                                  "sample.batch_size": cfg.sample.batch_size})
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         _save_human(store, cfg, human)
-        family = TransformerFamily(cfg.model, human.vocab_size)
-        device = jax.devices()[0].device_kind
-        log.info("run directory %s | %d generations x %d replicates | regime=%s | device %s",
-                 store.path, cfg.generations, cfg.replicates, cfg.regime.name, device)
+        family = TransformerFamily(cfg.model, human.vocab_size, layout)
+        device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+        log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
+                 store.path, cfg.generations, cfg.replicates, cfg.regime.name, device,
+                 "replicate" if layout.by_replicate or layout.n == 1 else "batch")
         params0 = params = None
         synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
         for g in range(cfg.generations):
@@ -178,7 +182,8 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
     checkpoints = None
     if cfg.train.checkpoint_every > 0:
         checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every,
-                                              abstract_checkpoint(family.abstract(R), cfg.train, steps))
+                                              abstract_checkpoint(family.abstract(R), cfg.train, steps,
+                                                                  family.layout))
     with Progress(steps, f"gen {g} train", "step") as bar:
         def on_chunk(done, loss_RS):
             if not np.isfinite(loss_RS).all():

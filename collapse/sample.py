@@ -64,8 +64,9 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
 
 
 @partial(jax.jit, static_argnums=(0, 7, 8))
-def generate(graphdef, params, prompt_RBP, key_R, temperature, top_k, top_p, n_new: int, candidates: int):
-    """`_generate` for R replicates at once (params, prompts and keys with a leading axis R)."""
+def generate(graphdef, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int, candidates: int):
+    """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
+    key_R = jax.random.wrap_key_data(key_data_R)
     return jax.vmap(_generate, in_axes=(None, 0, 0, 0, None, None, None, None, None))(
         graphdef, params, prompt_RBP, key_R, temperature, top_k, top_p, n_new, candidates)
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,16 @@ PHASES = ("train", "sample", "score")
 log = logging.getLogger("collapse")
 
 
+def is_writer() -> bool:
+    """Only process 0 of a multi-process run writes files (orbax checkpoints excepted: all take part)."""
+    jax = sys.modules.get("jax")
+    return jax is None or jax.process_index() == 0
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+    if not is_writer():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -58,6 +67,15 @@ def digest(path: Path) -> str | None:
         h.update(str(f.relative_to(path) if path.is_dir() else "").encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def _barrier(name: str) -> None:
+    """All processes of a multi-process run meet here (no-op in a single process)."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -125,6 +143,8 @@ class RunDir:
 
     def mark_done(self, g: int, phase: str, info: dict[str, Any], outputs: list[Path]) -> None:
         """Mark a phase done, recording a digest of each output (file or directory) it wrote."""
+        if not is_writer():
+            return
         digests = {str(p.relative_to(self.path)): digest(p) for p in outputs}
         save_json(self.marker(g, phase), {**info, "outputs": digests})
 
@@ -149,6 +169,9 @@ class RunDir:
         """Hold `<run>/.lock` (an flock, released even on SIGKILL) so two jobs never write one directory."""
         import fcntl
 
+        if not is_writer():
+            yield self
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / ".lock", "a+") as f:
             try:
@@ -169,10 +192,11 @@ class RunDir:
         import orbax.checkpoint as ocp
 
         path = self.checkpoint(g)
-        if path.exists():  # a half-finished earlier attempt: the train marker is missing, so redo it
+        if path.exists() and is_writer():  # a half-finished earlier attempt: the train marker is missing
             import shutil
 
             shutil.rmtree(path)
+        _barrier("collapse-save-params")
         with ocp.StandardCheckpointer() as ckpt:
             ckpt.save(path, params)
             ckpt.wait_until_finished()

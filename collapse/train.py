@@ -21,6 +21,7 @@ import optax
 from flax import nnx
 
 from collapse.config import TrainConfig
+from collapse.devices import Layout, single, to_host
 from collapse.model import with_bos
 
 State = tuple[nnx.State, optax.OptState]  # (params, optimizer state)
@@ -84,16 +85,18 @@ def _chunk(graphdef, cfg: TrainConfig, state: State, batches_SBT, active_S, tota
     return jax.lax.scan(step, state, (batches_SBT, active_S))
 
 
-@partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2,))
-def train_chunk(graphdef, cfg: TrainConfig, state: State, batches_RSBT, active_S, total):
+@partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3,))
+def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: State, batches_RSBT, active_S, total):
     """Run S steps for all R replicates: returns the new state and the losses `[R, S]`."""
-    return jax.vmap(_chunk, in_axes=(None, None, 0, 0, None, None))(
+    state, loss_RS = jax.vmap(_chunk, in_axes=(None, None, 0, 0, None, None))(
         graphdef, cfg, state, batches_RSBT, active_S, total)
+    return jax.lax.with_sharding_constraint(state, layout.params()), loss_RS
 
 
-@jax.jit
-def gather_batches(data_RNT: jax.Array, index_RSB: jax.Array) -> jax.Array:
-    return jax.vmap(lambda data_NT, index_SB: data_NT[index_SB])(data_RNT, index_RSB)
+@partial(jax.jit, static_argnums=(0,))
+def gather_batches(layout: Layout, data_RNT: jax.Array, index_RSB: jax.Array) -> jax.Array:
+    batches = jax.vmap(lambda data_NT, index_SB: data_NT[index_SB])(data_RNT, index_RSB)
+    return jax.lax.with_sharding_constraint(batches, layout.batch(2))
 
 
 def batch_order(rng: np.random.Generator, n_sequences: int, batch_size: int, steps: int) -> np.ndarray:
@@ -114,24 +117,30 @@ class Checkpoints:
     restored: tuple[int, dict] | None = None
 
 
-def abstract_checkpoint(params: nnx.State, cfg: TrainConfig, steps: int) -> dict:
-    """Shapes and dtypes of a mid-generation checkpoint, for restoring one."""
+def abstract_checkpoint(params: nnx.State, cfg: TrainConfig, steps: int, layout: Layout | None = None) -> dict:
+    """Shapes, dtypes and shardings of a mid-generation checkpoint, for restoring one."""
+    layout = layout or single()
     R = jax.tree.leaves(params)[0].shape[0]
     state = jax.eval_shape(jax.vmap(partial(init_state, cfg=cfg)), params)
-    return {"state": state, "losses": jax.ShapeDtypeStruct((R, steps), jnp.float32)}
+    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=layout.params()), state)
+    losses = jax.ShapeDtypeStruct((R, steps), jnp.float32, sharding=layout.replicated())
+    return {"state": state, "losses": losses}
 
 
-def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: list[np.random.Generator],
+def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: list[np.random.Generator],
         cfg: TrainConfig, seq_len: int, on_chunk: Callable[[int, np.ndarray], None] | None = None,
-        checkpoints: Checkpoints | None = None) -> tuple[nnx.State, np.ndarray]:
+        checkpoints: Checkpoints | None = None, layout: Layout | None = None) -> tuple[nnx.State, np.ndarray]:
     """Train R replicates (params with leading axis R) on their own data `[R, N, T]`; fresh optimizer state.
 
     Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RS)` is called
     once per finished chunk, one chunk behind the device so dispatch never waits for the host. With
     `checkpoints`, training resumes from `checkpoints.restored` and gives exactly the uninterrupted result
-    (the batch order is fixed up front; a checkpoint holds the whole optimizer state).
+    (the batch order is fixed up front; a checkpoint holds the whole optimizer state). `layout` spreads
+    replicates or batches over devices (default: one device).
     """
+    layout = layout or single()
     R, N, _ = data_RNT.shape
+    data_RNT = layout.put(data_RNT, layout.params())  # by replicate: each device its replicates' data
     steps, S = total_steps(N, seq_len, cfg), cfg.log_every
     index_RXB = np.stack([batch_order(rng, N, cfg.batch_size, steps) for rng in rngs])
     pad = -steps % S
@@ -141,13 +150,15 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: li
     first = 0
     if checkpoints is not None and checkpoints.restored is not None:
         first, saved = checkpoints.restored
-        state, losses_RX = saved["state"], np.asarray(saved["losses"])
+        state, losses_RX = saved["state"], np.array(to_host(saved["losses"]))
     else:
         state = jax.vmap(partial(init_state, cfg=cfg))(params)
+    state = layout.put(state, layout.params())
     pending = None
     for start in range(first, steps + pad, S):
-        batches = gather_batches(data_RNT, jnp.asarray(index_RXB[:, start:start + S]))
-        state, loss_RS = train_chunk(graphdef, cfg, state, batches, jnp.asarray(active_X[start:start + S]),
+        index = layout.put(index_RXB[:, start:start + S], layout.params())
+        batches = gather_batches(layout, data_RNT, index)
+        state, loss_RS = train_chunk(graphdef, cfg, layout, state, batches, jnp.asarray(active_X[start:start + S]),
                                      jnp.int32(steps))
         if pending is not None:
             _finish(pending, losses_RX, on_chunk)
@@ -163,6 +174,6 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: jax.Array, rngs: li
 
 def _finish(pending, losses_RX: np.ndarray, on_chunk) -> None:
     start, done, loss_RS = pending
-    losses_RX[:, start:done] = np.asarray(loss_RS)[:, : done - start]
+    losses_RX[:, start:done] = to_host(loss_RS)[:, : done - start]
     if on_chunk is not None:
         on_chunk(done, losses_RX[:, start:done])

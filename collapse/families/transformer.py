@@ -18,6 +18,7 @@ from flax import nnx
 from collapse import sample as sampler
 from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
+from collapse.devices import Layout, single, to_host
 from collapse.model import Transformer, sequence_logprob
 
 
@@ -26,12 +27,15 @@ def _logprob(graphdef, params_R, tokens_RBT):
     return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t))(params_R, tokens_RBT)
 
 
-def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int) -> np.ndarray:
-    """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves all)."""
+def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, multiple: int = 1
+             ) -> np.ndarray:
+    """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves
+    all); the slice size is rounded up to a multiple of `multiple` (devices sharing each slice)."""
     n = x_RN.shape[1]
+    batch = -(-min(batch, n) // multiple) * multiple
     pad = -n % batch
     x_RN = np.pad(x_RN, [(0, 0), (0, pad)] + [(0, 0)] * (x_RN.ndim - 2))
-    out = [np.asarray(fn(x_RN[:, i:i + batch], i // batch)) for i in range(0, n + pad, batch)]
+    out = [to_host(fn(x_RN[:, i:i + batch], i // batch)) for i in range(0, n + pad, batch)]
     return np.concatenate(out, axis=1)[:, :n]
 
 
@@ -39,11 +43,17 @@ def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch
 class TransformerFamily:
     cfg: TransformerConfig
     vocab_size: int  # data tokens; the model also reads BOS = vocab_size
+    layout: Layout = field(default_factory=single)  # where replicates / batches live (collapse.devices)
     graphdef: nnx.GraphDef = field(init=False)
 
     def __post_init__(self):
         abstract = nnx.eval_shape(lambda: Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(0)))
         self.graphdef = nnx.split(abstract)[0]
+
+    @property
+    def _split(self) -> int:
+        """Devices each batch is split over (1 when whole replicates sit on each device)."""
+        return 1 if self.layout.by_replicate else self.layout.n
 
     @property
     def bos(self) -> int:
@@ -52,16 +62,19 @@ class TransformerFamily:
     def init(self, keys_R: jax.Array) -> nnx.State:
         """Fresh parameters, one set per key."""
         make = lambda key: nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]  # noqa: E731
-        return jax.jit(jax.vmap(make))(keys_R)
+        return self.layout.put(jax.jit(jax.vmap(make))(keys_R), self.layout.params())
 
     def abstract(self, replicates: int) -> nnx.State:
         """Shapes and dtypes of `init`'s output, for restoring checkpoints."""
-        return jax.eval_shape(self.init, jax.random.split(jax.random.key(0), replicates))
+        make = lambda key: nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]  # noqa: E731
+        shapes = jax.eval_shape(jax.vmap(make), jax.random.split(jax.random.key(0), replicates))
+        sharding = self.layout.params()
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
             on_chunk=None, checkpoints: train.Checkpoints | None = None) -> tuple[nnx.State, np.ndarray]:
-        return train.fit(self.graphdef, params_R, jnp.asarray(data_RNT), rngs, cfg, data_RNT.shape[2], on_chunk,
-                         checkpoints)
+        return train.fit(self.graphdef, params_R, data_RNT, rngs, cfg, data_RNT.shape[2], on_chunk, checkpoints,
+                         self.layout)
 
     def sample(self, params_R, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: SampleConfig, n_new: int,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -71,22 +84,27 @@ class TransformerFamily:
         prompts_RNP = np.concatenate([bos_RN1, prompts_RNP], axis=2)
         candidates = min(cfg.candidates, self.vocab_size)
 
+        layout = self.layout
+        params_R = layout.put(params_R, layout.params())  # a no-op when they are in place already
+
         def one_batch(prompt_RBP, i):
+            prompt_RBP = layout.put(prompt_RBP, layout.batch(1))
             if cfg.beam_size > 1:
-                out = sampler.beam_search(self.graphdef, params_R, jnp.asarray(prompt_RBP), n_new,
+                out = sampler.beam_search(self.graphdef, params_R, prompt_RBP, n_new,
                                           min(cfg.beam_size, self.vocab_size))
             else:
-                keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys_R)
-                out = sampler.generate(self.graphdef, params_R, jnp.asarray(prompt_RBP), keys,
+                key_data = np.asarray(jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(k, i)))(keys_R))
+                out = sampler.generate(self.graphdef, params_R, prompt_RBP, layout.put(key_data, layout.params()),
                                        jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
                                        n_new, candidates)
             if on_batch is not None:
                 on_batch(prompt_RBP.shape[1])
             return out
 
-        return _batched(one_batch, prompts_RNP, min(cfg.batch_size, N)).astype(np.int32)
+        return _batched(one_batch, prompts_RNP, cfg.batch_size, self._split).astype(np.int32)
 
     def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
         """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix."""
-        return _batched(lambda t, _: _logprob(self.graphdef, params_R, jnp.asarray(t)), tokens_RNT,
-                        min(batch, tokens_RNT.shape[1]))
+        params_R = self.layout.put(params_R, self.layout.params())
+        put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
+        return _batched(lambda t, _: _logprob(self.graphdef, params_R, put(t)), tokens_RNT, batch, self._split)

@@ -1,0 +1,122 @@
+"""Devices: one mesh over every device of every process, and where replicate-stacked arrays live on it.
+
+Replicates are independent, so when R is a multiple of the device count each device holds whole
+replicates (no communication at all). Otherwise each batch is split across devices (data parallel: the
+parameters are replicated and XLA all-reduces the gradients). The host code is the same in every process
+(every host array is a deterministic function of the config), so a global array is built from the host
+copy each process holds, and results come back to every process with `to_host`.
+
+Multi-process runs (several hosts, or several processes on one) start with `initialize()`, which calls
+`jax.distributed.initialize()` only when launched that way: a SLURM job step with more than one task
+(everything read from SLURM's environment), or by hand with JAX_COORDINATOR_ADDRESS=host:port,
+COLLAPSE_NUM_PROCESSES=n and COLLAPSE_PROCESS_ID=i in each process. Single-process runs are untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from collapse.config import ConfigError
+
+log = logging.getLogger("collapse")
+
+
+def multiprocess_launch() -> bool:
+    """True when this process is one of several of one job."""
+    return int(os.environ.get("COLLAPSE_NUM_PROCESSES", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def initialize() -> None:
+    """`jax.distributed.initialize()` for multi-process launches (idempotent), nothing otherwise.
+
+    Call it before any other JAX work: it must come before the backends start."""
+    if not multiprocess_launch() or jax.distributed.is_initialized():
+        return
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":  # CPU collectives across processes
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if "COLLAPSE_NUM_PROCESSES" in os.environ:
+        jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"],
+                                   num_processes=int(os.environ["COLLAPSE_NUM_PROCESSES"]),
+                                   process_id=int(os.environ["COLLAPSE_PROCESS_ID"]))
+    else:
+        jax.distributed.initialize()  # SLURM: coordinator, process count and id from its environment
+    log.info("process %d of %d, %d of %d devices local", jax.process_index(), jax.process_count(),
+             jax.local_device_count(), jax.device_count())
+
+
+def is_writer() -> bool:
+    """Only process 0 writes the run directory (orbax checkpoints are written by all, each its shards)."""
+    return jax.process_index() == 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How arrays with a leading replicate axis R are spread over the mesh's single axis "devices"."""
+
+    mesh: Mesh
+    by_replicate: bool  # True: shard axis 0 (R); False: shard the batch axis, replicate parameters
+
+    @property
+    def n(self) -> int:
+        return self.mesh.size
+
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    def params(self) -> NamedSharding:
+        """Parameters and optimizer state `[R, ...]`."""
+        return NamedSharding(self.mesh, PartitionSpec("devices") if self.by_replicate else PartitionSpec())
+
+    def batch(self, batch_axis: int) -> NamedSharding:
+        """Per-replicate batches `[R, ..., B, ...]` with B at `batch_axis`."""
+        if self.by_replicate:
+            return NamedSharding(self.mesh, PartitionSpec("devices"))
+        spec = [None] * (batch_axis + 1)
+        spec[batch_axis] = "devices"
+        return NamedSharding(self.mesh, PartitionSpec(*spec))
+
+    def put(self, tree, sharding: NamedSharding):
+        """Place host or device arrays on the mesh; every process passes the same values."""
+        if jax.process_count() == 1:
+            return jax.device_put(tree, sharding)
+
+        def one(x):
+            host = to_host(x)
+            return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+        return jax.tree.map(one, tree)
+
+
+def single() -> Layout:
+    """The first device alone (the default outside the loop)."""
+    return Layout(Mesh(np.array(jax.devices()[:1]), ("devices",)), by_replicate=True)
+
+
+def make_layout(replicates: int, batch_sizes: dict[str, int]) -> Layout:
+    """Shard replicates when they divide evenly over the devices, else batches (each of `batch_sizes` —
+    {config key: size} — must then divide evenly); a ConfigError names the key otherwise."""
+    devices = jax.devices()
+    mesh = Mesh(np.array(devices), ("devices",))
+    n = len(devices)
+    if n == 1 or replicates % n == 0:
+        return Layout(mesh, by_replicate=True)
+    for key, size in batch_sizes.items():
+        if size % n:
+            raise ConfigError(key, f"{size} does not split over the {n} devices: make it a multiple of {n}, "
+                              f"or make replicates ({replicates}) a multiple of {n}")
+    return Layout(mesh, by_replicate=False)
+
+
+def to_host(x) -> np.ndarray:
+    """A (possibly sharded, possibly multi-process) array as a NumPy array in every process."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)

@@ -1,0 +1,74 @@
+"""Several devices and several processes give the numbers of one device (CPU host-platform devices)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from collapse import devices, loop
+from collapse.config import ConfigError
+from tests.test_cli import TINY
+from tests.test_config import compose_cfg
+
+
+def test_one_device_layout_and_guarded_initialize(monkeypatch):
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    monkeypatch.delenv("COLLAPSE_NUM_PROCESSES", raising=False)
+    assert not devices.multiprocess_launch()
+    devices.initialize()  # single-process: does nothing
+    layout = devices.make_layout(3, {"train.batch_size": 7})
+    assert layout.n == 1 and layout.by_replicate
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert devices.multiprocess_launch()
+
+
+def test_four_devices_train_and_sample_like_one():
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    result = subprocess.run([sys.executable, "-m", "tests.multidevice_check"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4
+    assert out["by_replicate_layout"] == "replicate" and out["by_replicate_param_sharding"] == "P('devices',)"
+    assert out["by_batch_layout"] == "batch" and out["by_batch_param_sharding"] == "P()"
+    for name in ("by_replicate", "by_batch"):
+        # float32 sums in another order (gradient all-reduce): relative differences of a few ulps per step
+        assert out[f"{name}_loss_rel"] < 1e-5 and out[f"{name}_logprob_rel"] < 1e-5
+        assert out[f"{name}_sample_mismatch"] == 0.0
+
+
+def test_batches_that_do_not_split_over_the_devices_are_refused(monkeypatch):
+    class Four:
+        size = 4
+
+    monkeypatch.setattr(devices.jax, "devices", lambda: [object()] * 4)
+    monkeypatch.setattr(devices, "Mesh", lambda *a, **k: Four())
+    assert devices.make_layout(8, {"train.batch_size": 6}).by_replicate
+    assert not devices.make_layout(1, {"train.batch_size": 8, "sample.batch_size": 64}).by_replicate
+    with pytest.raises(ConfigError, match="sample.batch_size: 62 does not split over the 4 devices"):
+        devices.make_layout(1, {"train.batch_size": 8, "sample.batch_size": 62})
+
+
+def test_two_processes_run_the_study_of_one(tmp_path):
+    overrides = [*TINY, "replicates=2", "generations=2"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                   COLLAPSE_NUM_PROCESSES="2", COLLAPSE_PROCESS_ID=str(i))
+        procs.append(subprocess.Popen([sys.executable, "-m", "collapse.cli", *overrides, f"out_dir={tmp_path / 'mp'}"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    loop.run(compose_cfg(*overrides), tmp_path / "one")
+    rows = [[json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("mp", "one")]
+    assert [(r["generation"], r["replicate"], r["metric"]) for r in rows[0]] == \
+           [(r["generation"], r["replicate"], r["metric"]) for r in rows[1]]
+    np.testing.assert_allclose([r["value"] for r in rows[0]], [r["value"] for r in rows[1]], rtol=1e-4)
