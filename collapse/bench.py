@@ -1,0 +1,282 @@
+"""`collapse-bench`: throughput of one model-collapse generation cycle, against PyTorch + transformers.
+
+    uv run collapse-bench                                  # ours only, unless the reference can run
+    uv run collapse-bench --hf-python /path/to/venv/bin/python --text ../shared/data/tinyshakespeare.txt
+
+For each shape (tiny: d_model 128, 2 layers, 4 heads, context 128, batch 64; small: d_model 256, 4 layers,
+4 heads, context 256, batch 32; byte vocabulary) it measures, after compilation:
+- training tokens/s (AdamW steps on batches of context-length sequences),
+- sampling tokens/s (KV-cache decoding of `gen_len` new tokens for `gen_batch` one-token prompts),
+- a generation cycle: seconds to train on `cycle_tokens` tokens and then sample as many,
+and, in the same job, the reference cycle `shared/bench/hf_baseline.py` (eager PyTorch, `model.generate`)
+on the same shapes, alternating runs, reporting ours / reference per figure. It also measures this
+machine's large-matmul FLOP/s and copy bandwidth, and reports training model-FLOP utilisation and
+sampling bytes/s against the bound of reading weights + KV cache once per step; and the throughput of
+R = 1, 8, 32 tiny replicates trained in one vmapped program against R runs one after another.
+Writes `results/benchmark.json` (and prints one table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse import sample as sampler
+from collapse import train
+from collapse.config import SampleConfig, TrainConfig, TransformerConfig
+from collapse.families.transformer import TransformerFamily
+
+V = 256  # byte vocabulary
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    d_model: int
+    layers: int
+    heads: int
+    context: int
+    batch: int
+
+    def model(self, dtype: str = "float32") -> TransformerConfig:
+        return TransformerConfig(d_model=self.d_model, n_layers=self.layers, n_heads=self.heads,
+                                 d_ff=4 * self.d_model, context=self.context, dtype=dtype)
+
+
+SHAPES = {"tiny": Shape("tiny", 128, 2, 4, 128, 64), "small": Shape("small", 256, 4, 4, 256, 32),
+          "gpt2_small": Shape("gpt2_small", 768, 12, 12, 1024, 32)}
+
+
+def corpus(path: str | None, n: int = 1_000_000) -> np.ndarray:
+    if path:
+        return np.frombuffer(Path(path).read_bytes(), np.uint8).astype(np.int32)
+    return np.random.default_rng(0).integers(0, V, n).astype(np.int32)
+
+
+def _time(fn, repeats: int) -> float:
+    """Median wall seconds of `fn()` (which must block until its results are ready)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def params_count(family: TransformerFamily) -> tuple[int, int]:
+    """(all parameters, parameters outside the embeddings) of one replicate."""
+    shapes = jax.tree.leaves(family.abstract(1))
+    total = sum(int(np.prod(s.shape[1:])) for s in shapes)
+    embed = (family.vocab_size + 1 + family.cfg.context) * family.cfg.d_model  # token + position tables
+    return total, total - embed
+
+
+def train_flops_per_token(shape: Shape, non_embedding: int) -> float:
+    """6 N (matmul parameters incl. the output head) + 12 L T d (attention scores and values), fwd + bwd."""
+    return 6 * non_embedding + 12 * shape.layers * shape.context * shape.d_model
+
+
+def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtype: str = "float32") -> dict:
+    """Steady-state training and sampling throughput of R replicates of `shape` (compile time separate)."""
+    family = TransformerFamily(shape.model(dtype), V)
+    keys = jax.random.split(jax.random.key(0), replicates)
+    params = family.init(keys)
+    cfg = TrainConfig(batch_size=shape.batch, log_every=args.steps, lr=3e-4, warmup_fraction=0.0)
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, len(data) - shape.context - 1, (replicates, args.steps, shape.batch))
+    batches = jnp.asarray(data[starts[..., None] + np.arange(shape.context)])
+    state = jax.vmap(lambda p: train.init_state(p, cfg))(params)
+    active = jnp.ones(args.steps, bool)
+    layout = family.layout
+
+    def chunk():
+        nonlocal state
+        state, loss = train.train_chunk(family.graphdef, cfg, layout, state, batches, active, jnp.int32(10**6))
+        loss.block_until_ready()
+
+    t0 = time.perf_counter()
+    chunk()
+    compile_train = time.perf_counter() - t0
+    train_s = _time(chunk, args.repeats)
+    params = state[0]
+
+    prompts = jnp.asarray(np.concatenate([np.full((replicates, args.gen_batch, 1), V, np.int32),
+                                          rng.integers(0, V, (replicates, args.gen_batch, 1)).astype(np.int32)], 2))
+    key_data = jax.random.key_data(jax.random.split(jax.random.key(1), replicates))
+
+    def gen():
+        out = sampler.generate(family.graphdef, params, prompts, key_data, jnp.float32(1.0), jnp.int32(args.top_k),
+                               jnp.float32(1.0), args.gen_len, min(1024, V))
+        out.block_until_ready()
+
+    t0 = time.perf_counter()
+    gen()
+    compile_sample = time.perf_counter() - t0
+    sample_s = _time(gen, args.repeats)
+    total, non_embed = params_count(family)
+    return {
+        "replicates": replicates, "dtype": dtype, "params": total,
+        "train_tokens_per_s": replicates * args.steps * shape.batch * shape.context / train_s,
+        "sample_tokens_per_s": replicates * args.gen_batch * args.gen_len / sample_s,
+        "compile_s": compile_train + compile_sample,
+        "train_flops_per_token": train_flops_per_token(shape, non_embed),
+        "param_bytes": total * 4,
+    }
+
+
+def reference(shape: Shape, args) -> dict | None:
+    """One run of shared/bench/hf_baseline.py in `args.hf_python`, or None if it cannot run."""
+    script = Path(args.hf_script)
+    if not args.hf_python or not script.exists():
+        return None
+    cmd = [args.hf_python, str(script), "--d-model", str(shape.d_model), "--layers", str(shape.layers),
+           "--heads", str(shape.heads), "--seq-len", str(shape.context), "--batch", str(shape.batch),
+           "--steps", str(args.hf_steps), "--gen-batch", str(args.gen_batch), "--gen-len", str(args.gen_len),
+           "--top-k", str(args.top_k)]
+    if args.text:
+        cmd += ["--text", args.text]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        print(f"reference failed: {result.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine_ceilings(dtype=jnp.float32) -> dict:
+    """Large-matmul FLOP/s and copy bandwidth (bytes read + written per second) of the default device."""
+    n = 4096 if jax.default_backend() != "cpu" else 2048
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    mm = jax.jit(lambda x: x @ x)
+    mm(a).block_until_ready()
+    t = _time(lambda: mm(a).block_until_ready(), 5)
+    x = jnp.ones((64 * 2**20,), jnp.float32)  # 256 MiB
+    cp = jax.jit(lambda y: y * 1.0001)
+    cp(x).block_until_ready()
+    tc = _time(lambda: cp(x).block_until_ready(), 5)
+    return {"matmul_flops_per_s": 2 * n**3 / t, "copy_bytes_per_s": 2 * x.nbytes / tc, "matmul_n": n}
+
+
+def sampling_bytes_per_token(shape: Shape, ours: dict, gen_batch: int, gen_len: int) -> float:
+    """Bytes a decode step must read, per generated token: the weights once per step (shared by the batch)
+    plus each sequence's KV cache (2 L d floats per cached position, on average half the length)."""
+    kv = 2 * shape.layers * shape.d_model * 4 * (1 + gen_len / 2)
+    return ours["param_bytes"] / gen_batch + kv
+
+
+def main(argv: list[str] | None = None) -> None:
+    here = Path(__file__).resolve().parent.parent
+    ap = argparse.ArgumentParser(prog="collapse-bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default="tiny,small")
+    ap.add_argument("--text", default=None, help="UTF-8 file whose bytes are the tokens (random tokens if omitted)")
+    ap.add_argument("--steps", type=int, default=20, help="optimizer steps per timed training run")
+    ap.add_argument("--hf-steps", type=int, default=20)
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--gen-len", type=int, default=127)
+    ap.add_argument("--top-k", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of ours per round (median)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of ours and the reference")
+    ap.add_argument("--cycle-tokens", type=int, default=2**20, help="tokens trained and sampled in one cycle")
+    ap.add_argument("--replicates", default="1,8,32", help="replicate counts for the scaling figure ('' = skip)")
+    ap.add_argument("--dtype", default="float32", help="compute dtype of our model (bfloat16 on GPU/TPU)")
+    ap.add_argument("--hf-python", default=os.environ.get("COLLAPSE_HF_PYTHON", ""),
+                    help="a Python with torch + transformers for the reference (default: $COLLAPSE_HF_PYTHON, "
+                         "else this one if it has them)")
+    ap.add_argument("--hf-script", default=str(here.parent / "shared" / "bench" / "hf_baseline.py"))
+    ap.add_argument("--out", default=str(here / "results" / "benchmark.json"))
+    args = ap.parse_args(argv)
+    if not args.hf_python:
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+
+            args.hf_python = sys.executable
+        except ImportError:
+            pass
+
+    data = corpus(args.text)
+    ceilings = machine_ceilings()
+    report = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "device": jax.devices()[0].device_kind,
+              "backend": jax.default_backend(), "devices": jax.device_count(), "cpu_count": os.cpu_count(),
+              "platform": platform.platform(), "python": platform.python_version(), "jax": jax.__version__,
+              "flax": __import__("flax").__version__, "args": vars(args), "ceilings": ceilings, "shapes": {}}
+    reference_ok = bool(args.hf_python) and Path(args.hf_script).exists()
+    if not reference_ok:
+        print("reference: PyTorch + transformers not available (--hf-python); reporting ours only")
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        ours_runs, ref_runs = [], []
+        for _ in range(args.rounds):  # alternate, so drift on a shared machine hits both alike
+            ours_runs.append(measure_ours(shape, data, args, dtype=args.dtype))
+            ref = reference(shape, args) if reference_ok else None
+            if ref:
+                ref_runs.append(ref)
+        ours = {k: float(np.median([r[k] for r in ours_runs])) for k in ours_runs[0] if k != "dtype"}
+        entry = {"ours": ours}
+        cycle = lambda r: args.cycle_tokens / r["train_tokens_per_s"] + args.cycle_tokens / r["sample_tokens_per_s"]  # noqa: E731
+        ours["cycle_s"] = cycle(ours)
+        ours["train_mfu"] = ours["train_tokens_per_s"] * ours["train_flops_per_token"] / ceilings["matmul_flops_per_s"]
+        per_token = sampling_bytes_per_token(shape, ours, args.gen_batch, args.gen_len)
+        ours["sample_bytes_per_s"] = ours["sample_tokens_per_s"] * per_token
+        ours["sample_bandwidth_fraction"] = ours["sample_bytes_per_s"] / ceilings["copy_bytes_per_s"]
+        if ref_runs:
+            ref = {k: float(np.median([r[k] for r in ref_runs])) for k in ("train_tokens_per_s", "sample_tokens_per_s")}
+            ref["cycle_s"] = cycle(ref)
+            ref["torch"], ref["threads"] = ref_runs[0]["torch"], ref_runs[0]["threads"]
+            entry["reference"] = ref
+            entry["ratio"] = {"train": ours["train_tokens_per_s"] / ref["train_tokens_per_s"],
+                              "sample": ours["sample_tokens_per_s"] / ref["sample_tokens_per_s"],
+                              "cycle": ref["cycle_s"] / ours["cycle_s"]}
+        report["shapes"][name] = entry
+    if args.replicates:
+        tiny, scaling = SHAPES["tiny"], {}
+        for R in [int(r) for r in args.replicates.split(",")]:
+            scaling[R] = measure_ours(tiny, data, argparse.Namespace(**{**vars(args), "repeats": 2}), replicates=R)
+        base = scaling[min(scaling)]
+        report["replicate_scaling"] = {
+            R: {"train_tokens_per_s": m["train_tokens_per_s"], "sample_tokens_per_s": m["sample_tokens_per_s"],
+                "train_speedup_vs_sequential": m["train_tokens_per_s"] / base["train_tokens_per_s"],
+                "sample_speedup_vs_sequential": m["sample_tokens_per_s"] / base["sample_tokens_per_s"]}
+            for R, m in scaling.items()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{report['device']} ({report['backend']}, {report['devices']} device(s)), jax {report['jax']}, "
+          f"{report['date']}")
+    c = report["ceilings"]
+    print(f"machine: matmul {c['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, copy {c['copy_bytes_per_s'] / 1e9:.1f} GB/s")
+    print(f"{'shape':<11}{'figure':<22}{'ours':>12}{'reference':>12}{'ours/ref':>10}")
+    for name, e in report["shapes"].items():
+        o, r, q = e["ours"], e.get("reference", {}), e.get("ratio", {})
+        rows = [("train tokens/s", o["train_tokens_per_s"], r.get("train_tokens_per_s"), q.get("train")),
+                ("sample tokens/s", o["sample_tokens_per_s"], r.get("sample_tokens_per_s"), q.get("sample")),
+                ("cycle seconds", o["cycle_s"], r.get("cycle_s"), q.get("cycle")),
+                ("train MFU", o["train_mfu"], None, None),
+                ("sample BW fraction", o["sample_bandwidth_fraction"], None, None),
+                ("compile seconds", o["compile_s"], None, None)]
+        for fig, a, b, ratio in rows:
+            fb = f"{b:12.4g}" if b is not None else f"{'—':>12}"
+            fr = f"{ratio:9.2f}x" if ratio is not None else f"{'':>10}"
+            print(f"{name:<11}{fig:<22}{a:12.4g}{fb}{fr}")
+    for R, m in report.get("replicate_scaling", {}).items():
+        print(f"replicates R={R:<3} train {m['train_tokens_per_s']:10.4g} tok/s ({m['train_speedup_vs_sequential']:.1f}x "
+              f"sequential)  sample {m['sample_tokens_per_s']:10.4g} tok/s ({m['sample_speedup_vs_sequential']:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
