@@ -107,6 +107,7 @@ class TransformerConfig(ModelConfig):
     d_ff: int = 512
     context: int = 128  # maximum positions
     dtype: str = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+    scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
 
 
 # ------------------------------------------------------------------------------------- train / sample

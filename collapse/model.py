@@ -71,7 +71,17 @@ class Transformer(nnx.Module):
         self.vocab_size = vocab_size
         self.tok_embed = nnx.Embed(vocab_size + 1, cfg.d_model, dtype=dtype, embedding_init=_init(0.02), rngs=rngs)
         self.pos_embed = nnx.Embed(cfg.context, cfg.d_model, dtype=dtype, embedding_init=_init(0.01), rngs=rngs)
-        self.blocks = nnx.List([Block(cfg, dtype, rngs) for _ in range(cfg.n_layers)])
+        self.scan_layers = cfg.scan_layers
+        if cfg.scan_layers:  # one Block whose parameters carry a leading layer axis, run by lax.scan
+            @nnx.split_rngs(splits=cfg.n_layers)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def stack(rngs: nnx.Rngs) -> Block:
+                return Block(cfg, dtype, rngs)
+
+            self.blocks = stack(rngs)
+        else:
+            self.blocks = nnx.List([Block(cfg, dtype, rngs) for _ in range(cfg.n_layers)])
+        self.n_layers, self.n_heads = cfg.n_layers, cfg.n_heads
         self.ln_f = nnx.LayerNorm(cfg.d_model, epsilon=1e-5, dtype=dtype, rngs=rngs)
         self.head = nnx.Linear(cfg.d_model, vocab_size, use_bias=False, dtype=dtype,
                                kernel_init=_init(0.02), rngs=rngs)
@@ -87,29 +97,42 @@ class Transformer(nnx.Module):
     def _logits(self, x_BTD: jax.Array) -> jax.Array:
         return self.head(self.ln_f(x_BTD)).astype(jnp.float32)
 
+    def _blocks(self, x_BTD: jax.Array, cache, pos):
+        """All blocks; `cache` is a list of per-layer (k, v), or (k, v) stacked over layers when scanning."""
+        if not self.scan_layers:
+            new_cache = []
+            for block, kv in zip(self.blocks, cache or [None] * self.n_layers):
+                x_BTD, kv = block(x_BTD, kv, pos)
+                new_cache.append(kv)
+            return x_BTD, new_cache
+        graphdef, layers = nnx.split(self.blocks)
+
+        def layer(x_BTD, inputs):
+            params, kv = inputs
+            return nnx.merge(graphdef, params)(x_BTD, kv, pos)
+
+        return jax.lax.scan(layer, x_BTD, (layers, cache))
+
     def __call__(self, tokens_BT: jax.Array) -> jax.Array:
         """Next-token logits `[B, T, V]` (float32) for inputs starting at position 0."""
-        x_BTD = self._embed(tokens_BT, 0)
-        for block in self.blocks:
-            x_BTD, _ = block(x_BTD)
+        x_BTD, _ = self._blocks(self._embed(tokens_BT, 0), None, 0)
         return self._logits(x_BTD)
 
-    def decode(self, tokens_BT: jax.Array, cache: list[KV], pos: jax.Array | int):
+    def decode(self, tokens_BT: jax.Array, cache, pos: jax.Array | int):
         """Logits for `tokens_BT` at positions pos..pos+T-1 given everything before them in `cache`."""
-        x_BTD = self._embed(tokens_BT, pos)
-        new_cache = []
-        for block, kv in zip(self.blocks, cache):
-            x_BTD, kv = block(x_BTD, kv, pos)
-            new_cache.append(kv)
-        return self._logits(x_BTD), new_cache
+        x_BTD, cache = self._blocks(self._embed(tokens_BT, pos), cache, pos)
+        return self._logits(x_BTD), cache
 
-    def init_cache(self, batch: int, length: int) -> list[KV]:
-        """One preallocated (k, v) pair per layer, `[B, S, N, H]` each."""
-        attn = self.blocks[0].attn
-        n, d = attn.n_heads, attn.qkv.in_features
+    def init_cache(self, batch: int, length: int):
+        """Preallocated keys and values `[B, S, N, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
+        the layers are scanned)."""
+        d = self.tok_embed.features
         dtype = self.tok_embed.dtype or jnp.float32
-        shape = (batch, length, n, d // n)
-        return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
+        shape = (batch, length, self.n_heads, d // self.n_heads)
+        if self.scan_layers:
+            stacked = (self.n_layers, *shape)
+            return jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype)
+        return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(self.n_layers)]
 
 
 def with_bos(tokens_BT: jax.Array, bos: int) -> jax.Array:
