@@ -32,7 +32,6 @@ log = logging.getLogger("collapse")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
 
 
-
 def run(cfg: Config, run_dir: str | Path) -> RunDir:
     """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written."""
     validate(cfg)

@@ -17,7 +17,7 @@ from flax import nnx
 
 from collapse.config import TransformerConfig
 
-KV = tuple[jax.Array, jax.Array]  # (k_BSNH, v_BSNH) of one layer
+KV = tuple[jax.Array, jax.Array]  # (k_BNSH, v_BNSH) of one layer
 
 
 def _init(std: float) -> nnx.Initializer:
@@ -39,12 +39,19 @@ class Attention(nnx.Module):
         if kv is None:  # training / scoring: plain causal attention over the T positions
             y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True)
         else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
-            k_BSNH = jax.lax.dynamic_update_slice(kv[0], k_BTNH.astype(kv[0].dtype), (0, pos, 0, 0))
-            v_BSNH = jax.lax.dynamic_update_slice(kv[1], v_BTNH.astype(kv[1].dtype), (0, pos, 0, 0))
-            S = k_BSNH.shape[1]
+            # The cache is [B, N, S, H], the layout the two attention matmuls read without a transpose
+            # (a [B, S, N, H] cache would be copied whole at every step).
+            k_BNSH = jax.lax.dynamic_update_slice(kv[0], k_BTNH.transpose(0, 2, 1, 3).astype(kv[0].dtype),
+                                                  (0, 0, pos, 0))
+            v_BNSH = jax.lax.dynamic_update_slice(kv[1], v_BTNH.transpose(0, 2, 1, 3).astype(kv[1].dtype),
+                                                  (0, 0, pos, 0))
+            S = k_BNSH.shape[2]
             mask_TS = jnp.arange(S)[None, :] <= pos + jnp.arange(T)[:, None]
-            y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, mask=mask_TS[None, None])
-            kv = (k_BSNH, v_BSNH)
+            scores_BNTS = jnp.einsum("btnh,bnsh->bnts", q_BTNH, k_BNSH) / jnp.sqrt(H).astype(q_BTNH.dtype)
+            scores_BNTS = jnp.where(mask_TS, scores_BNTS.astype(jnp.float32), -jnp.inf)
+            probs_BNTS = jax.nn.softmax(scores_BNTS, axis=-1).astype(v_BNSH.dtype)
+            y_BTNH = jnp.einsum("bnts,bnsh->btnh", probs_BNTS, v_BNSH)
+            kv = (k_BNSH, v_BNSH)
         return self.out(y_BTNH.reshape(B, T, D)), kv
 
 
@@ -124,11 +131,11 @@ class Transformer(nnx.Module):
         return self._logits(x_BTD), cache
 
     def init_cache(self, batch: int, length: int):
-        """Preallocated keys and values `[B, S, N, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
+        """Preallocated keys and values `[B, N, S, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
         the layers are scanned)."""
         d = self.tok_embed.features
         dtype = self.tok_embed.dtype or jnp.float32
-        shape = (batch, length, self.n_heads, d // self.n_heads)
+        shape = (batch, self.n_heads, length, d // self.n_heads)
         if self.scan_layers:
             stacked = (self.n_layers, *shape)
             return jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype)

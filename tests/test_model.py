@@ -80,7 +80,7 @@ def test_scanned_layers_compute_the_same_function():
     tokens = jax.random.randint(jax.random.key(1), (3, 12), 0, V + 1)
     np.testing.assert_allclose(forward(scanned, tokens), forward(looped, tokens), atol=1e-5, rtol=1e-5)
     cache = scanned.init_cache(3, 12)
-    assert cache[0].shape == (TINY_MODEL.n_layers, 3, 12, TINY_MODEL.n_heads, TINY_MODEL.d_model // TINY_MODEL.n_heads)
+    assert cache[0].shape == (TINY_MODEL.n_layers, 3, TINY_MODEL.n_heads, 12, TINY_MODEL.d_model // TINY_MODEL.n_heads)
     logits, cache = decode(scanned, tokens[:, :5], cache, 0)
     steps = [logits]
     for t in range(5, 12):
