@@ -18,12 +18,17 @@ from flax import nnx
 from collapse import sample as sampler
 from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
-from collapse.model import Transformer, sequence_logprob
+from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _logprob(graphdef, params_R, tokens_RBT, skip):
+    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip))(params_R, tokens_RBT)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _logprob(graphdef, params_R, tokens_RBT):
-    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t))(params_R, tokens_RBT)
+def _next_token_sum(graphdef, params_R, tokens_RBT, weight_B):
+    return jax.vmap(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B))(params_R, tokens_RBT)
 
 
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int) -> np.ndarray:
@@ -81,7 +86,22 @@ class TransformerFamily:
 
         return _batched(one_batch, prompts_RNP, min(cfg.batch_size, N)).astype(np.int32)
 
-    def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
-        """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix."""
-        return _batched(lambda t, _: _logprob(self.graphdef, params_R, jnp.asarray(t)), tokens_RNT,
+    def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, skip: int = 0) -> np.ndarray:
+        """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix; with `skip` > 0
+        the log-probability of the tokens after the first `skip` given those (a continuation given its prompt)."""
+        return _batched(lambda t, _: _logprob(self.graphdef, params_R, jnp.asarray(t), skip), tokens_RNT,
                         min(batch, tokens_RNT.shape[1]))
+
+    def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
+        """The mean predicted next-token distribution over all N * T positions of `tokens_RNT` `[R, V]`
+        (float64): where each model puts its mass on that data, tail tokens included."""
+        R, N, T = tokens_RNT.shape
+        b = min(batch, N)
+        total_RV = np.zeros((R, self.vocab_size))
+        for i in range(0, N, b):  # fixed-size batches, the last one padded and masked: one program serves all
+            chunk_RBT = tokens_RNT[:, i:i + b]
+            valid = chunk_RBT.shape[1]
+            chunk_RBT = np.pad(chunk_RBT, [(0, 0), (0, b - valid), (0, 0)])
+            total_RV += np.asarray(_next_token_sum(self.graphdef, params_R, jnp.asarray(chunk_RBT),
+                                                   jnp.asarray(np.arange(b) < valid, jnp.float32)), np.float64)
+        return total_RV / (N * T)
