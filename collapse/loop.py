@@ -19,9 +19,9 @@ from collapse import regimes, report
 from collapse.config import Config, ConfigError, DataError, GrammarConfig, context_needed, from_dict, to_dict, validate
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
-from collapse.metrics import score
+from collapse.metrics import score, tails
 from collapse.progress import Progress
-from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
 
 log = logging.getLogger("collapse")
@@ -41,7 +41,8 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
-    _save_human(store, cfg, human)
+    ref = score.reference(human, cfg.metrics)
+    _save_human(store, cfg, human, ref)
 
     family = TransformerFamily(cfg.model, human.vocab_size)
     device = jax.devices()[0].device_kind
@@ -54,7 +55,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device)
         params0 = params if g == 0 else params0
         synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
-        rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
+        rows = _score_phase(cfg, store, family, human, ref, g, params, params0, synthetic[g], device)
         report.print_generation(g, rows, time.perf_counter() - t0)
         report.write(store)
     return store
@@ -102,15 +103,19 @@ def _load_human(cfg: Config, store: RunDir) -> HumanData:
     return human
 
 
-def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
+def _save_human(store: RunDir, cfg: Config, human: HumanData, ref: score.Reference) -> None:
     save_json(store.path / "config.json", to_dict(cfg))
-    for split, array in human.splits().items():
-        if not store.human(split).exists():
-            save_array(store.human(split), array)
+    arrays = {**human.splits(), "token_counts": ref.train_counts_V, "buckets": ref.buckets_V}
+    if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
+        arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, None))
+    for name, array in arrays.items():
+        if not store.human(name).exists():
+            save_array(store.human(name), array)
     if human.tokenizer is not None and not store.tokenizer.exists():
         human.tokenizer.save(store.tokenizer)
     if not store.human_reference.exists():
-        save_json(store.human_reference, score.human_reference(human))
+        rng = numpy_rng(key_for(cfg.seed, HUMAN_STREAM, 0, Phase.SCORE))
+        save_json(store.human_reference, score.human_reference(cfg.metrics, human, ref, rng))
 
 
 # --------------------------------------------------------------------------------------------- phases
@@ -180,15 +185,26 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
     return list(tokens)
 
 
-def _score_phase(cfg, store, family, human, g, params, params0, samples, device) -> list[dict]:
+def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, device) -> list[dict]:
+    R = cfg.replicates
     if store.is_done(g, "score"):
         return store.read_metrics(g)
     t0 = time.perf_counter()
     prompts = None
     if cfg.sample.mode == "continuation":
         prompts = [human.train[load_array(store.rep(g, r) / "prompt_index.npy"), :cfg.sample.prompt_len]
-                   for r in range(cfg.replicates)]
-    values = score.generation_metrics(family, params, human, samples, prompts)
+                   for r in range(R)]
+    # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable, so
+    # fixed sizes (not fixed positions) make generations comparable, and the replicate spread includes them.
+    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(R)]
+    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, human, ref, samples, prompts, rngs)
+    for r, named in enumerate(arrays):
+        for name, array in named.items():
+            save_array(store.rep(g, r) / f"{name}.npy", array)
+    # The last generation each type was sampled in, from the token counts on disk (so resume stays exact).
+    counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(R)]
+                           for j in range(g + 1)])
+    save_array(store.last_seen, tails.last_seen(counts_GRV))
     rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
             for r, metrics in enumerate(values) for name, v in metrics.items()]
     store.write_metrics(g, rows)

@@ -45,7 +45,8 @@ def test_logprob_and_perplexity_in_closed_form(fixed):
     expected_RN = logp_RV[:, tokens_NT].sum(axis=-1)
     np.testing.assert_allclose(lp_RN, expected_RN, rtol=1e-5)
     for r in range(2):
-        assert perplexity.perplexity(lp_RN[r], 6) == pytest.approx(np.exp(-logp_RV[r, tokens_NT].mean()), rel=1e-5)
+        expected = np.exp(-logp_RV[r, tokens_NT].mean())
+        assert perplexity.perplexity(lp_RN[r], 6) == pytest.approx(expected, rel=1e-5)
     cont_RN = family.logprob(params, np.broadcast_to(tokens_NT, (2, 7, 6)), batch=3, skip=2)
     np.testing.assert_allclose(cont_RN, logp_RV[:, tokens_NT[:, 2:]].sum(axis=-1), rtol=1e-5)
 
