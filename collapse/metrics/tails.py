@@ -36,8 +36,10 @@ def bucket_mass(x_V: np.ndarray, buckets_V: np.ndarray) -> np.ndarray:
 
 
 def mass_ratios(x_V: np.ndarray, ref_V: np.ndarray, buckets_V: np.ndarray, suffix: str = "") -> dict[str, float]:
-    """`<bucket>_mass_ratio<suffix>`: the share of `x_V` in each bucket over the reference's share (1: no drift)."""
-    ratio = bucket_mass(x_V, buckets_V) / bucket_mass(ref_V, buckets_V)
+    """`<bucket>_mass_ratio<suffix>`: the share of `x_V` in each bucket over the reference's share (1: no drift;
+    inf or nan for a bucket the reference puts no mass in)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = bucket_mass(x_V, buckets_V) / bucket_mass(ref_V, buckets_V)
     return {f"{b}_mass_ratio{suffix}": float(v) for b, v in zip(BUCKETS, ratio)}
 
 
