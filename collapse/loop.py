@@ -21,9 +21,9 @@ from collapse.config import (RESUMABLE_KEYS, Config, ConfigError, DataError, con
                              validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
-from collapse.metrics import score
+from collapse.metrics import score, tails
 from collapse.progress import Progress
-from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
 from collapse.tracking import make_tracker
 from collapse.train import abstract_checkpoint, total_steps
@@ -45,8 +45,9 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
     layout = devices.make_layout(cfg.replicates, {"train.batch_size": cfg.train.batch_size,
                                                   "sample.batch_size": cfg.sample.batch_size})
+    ref = score.reference(human, cfg.metrics)
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
-        _save_human(store, cfg, human)
+        _save_human(store, cfg, human, ref)
         family = TransformerFamily(cfg.model, human.vocab_size, layout)
         device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
@@ -59,10 +60,10 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
             params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device, tracker)
             params0 = params if g == 0 else params0
             synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
-            rows = _score_phase(cfg, store, family, human, g, params, params0, synthetic[g], device)
+            rows = _score_phase(cfg, store, family, human, ref, g, params, params0, synthetic[g], device)
             tracker.metrics(g, rows)
             report.print_generation(g, rows, time.perf_counter() - t0)
-            store.rebuild_metrics()
+            _rebuild_run_summaries(store, cfg)
             report.write(store)
     return store
 
@@ -133,21 +134,36 @@ def _load_human(cfg: Config, store: RunDir) -> HumanData:
     return human
 
 
-def _save_human(store: RunDir, cfg: Config, human: HumanData) -> None:
+def _save_human(store: RunDir, cfg: Config, human: HumanData, ref: score.Reference) -> None:
     save_json(store.path / "config.json", to_dict(cfg))
-    for split, array in human.splits().items():
+    arrays = {**human.splits(), "token_counts": ref.train_counts_V, "buckets": ref.buckets_V}
+    if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
+        arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, None))
+    for name, array in arrays.items():  # missing or unreadable: (re)write; all are functions of the config
         try:
-            intact = store.human(split).exists() and load_array(store.human(split)).shape == array.shape
+            intact = store.human(name).exists() and load_array(store.human(name)).shape == array.shape
         except DataError:
             intact = False
         if not intact:
-            save_array(store.human(split), array)
+            save_array(store.human(name), array)
     if human.tokenizer is not None and not store.tokenizer.exists():
         human.tokenizer.save(store.tokenizer)
     try:
         load_json(store.human_reference)
     except DataError:
-        save_json(store.human_reference, score.human_reference(human))
+        rng = numpy_rng(key_for(cfg.seed, HUMAN_STREAM, 0, Phase.SCORE))
+        save_json(store.human_reference, score.human_reference(cfg.metrics, human, ref, rng))
+
+
+def _rebuild_run_summaries(store: RunDir, cfg: Config) -> None:
+    """Run-level files derived from the finished generations: metrics.jsonl, and the last generation each
+    token type was sampled in (from the token counts on disk, so a resumed run gets the same)."""
+    store.rebuild_metrics()
+    gens = store.finished_generations()
+    if gens:
+        counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(cfg.replicates)]
+                               for j in range(gens[-1] + 1)])
+        save_array(store.last_seen, tails.last_seen(counts_GRV))
 
 
 # --------------------------------------------------------------------------------------------- phases
@@ -232,7 +248,8 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
     return list(tokens)
 
 
-def _score_phase(cfg, store, family, human, g, params, params0, samples, device) -> list[dict]:
+def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, device) -> list[dict]:
+    R = cfg.replicates
     rows = _done(store, g, "score", lambda: store.read_metrics(g, required=True))
     if rows is not None:
         return rows
@@ -240,11 +257,18 @@ def _score_phase(cfg, store, family, human, g, params, params0, samples, device)
     prompts = None
     if cfg.sample.mode == "continuation":
         prompts = [human.train[load_array(store.rep(g, r) / "prompt_index.npy"), :cfg.sample.prompt_len]
-                   for r in range(cfg.replicates)]
-    values = score.generation_metrics(family, params, human, samples, prompts)
+                   for r in range(R)]
+    # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable, so
+    # fixed sizes (not fixed positions) make generations comparable, and the replicate spread includes them.
+    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(R)]
+    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, human, ref, samples, prompts, rngs)
+    outputs = [store.gen(g) / "metrics.jsonl"]
+    for r, named in enumerate(arrays):
+        for name, array in named.items():
+            save_array(store.rep(g, r) / f"{name}.npy", array)
+            outputs.append(store.rep(g, r) / f"{name}.npy")
     rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
             for r, metrics in enumerate(values) for name, v in metrics.items()]
     store.write_metrics(g, rows)
-    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device},
-                    [store.gen(g) / "metrics.jsonl"])
+    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device}, outputs)
     return rows

@@ -148,7 +148,15 @@ def with_bos(tokens_BT: jax.Array, bos: int) -> jax.Array:
     return jnp.concatenate([bos_B1, tokens_BT[:, :-1]], axis=1)
 
 
-def sequence_logprob(model: Transformer, tokens_BT: jax.Array) -> jax.Array:
-    """log p(x_1..x_T) of each sequence `[B]`, every token predicted from BOS and its prefix."""
+def sequence_logprob(model: Transformer, tokens_BT: jax.Array, skip: int = 0) -> jax.Array:
+    """log p(x_1..x_T) of each sequence `[B]`, every token predicted from BOS and its prefix; with `skip` > 0,
+    log p(x_{skip+1}..x_T | x_1..x_skip): the first `skip` tokens (a prompt) are read but not scored."""
     logp_BTV = jax.nn.log_softmax(model(with_bos(tokens_BT, model.bos)))
-    return jnp.take_along_axis(logp_BTV, tokens_BT[..., None], axis=-1)[..., 0].sum(axis=-1)
+    return jnp.take_along_axis(logp_BTV, tokens_BT[..., None], axis=-1)[:, skip:, 0].sum(axis=-1)
+
+
+def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """sum_b weight_b sum_t p(. | BOS, x_<t) `[V]`: the model's predicted next-token distributions over all
+    positions of the weighted sequences, summed (weight 0 drops a padding row)."""
+    probs_BTV = jax.nn.softmax(model(with_bos(tokens_BT, model.bos)))
+    return jnp.einsum("btv,b->v", probs_BTV, weight_B)

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse.report import aggregate, mean_ci  # noqa: E402
@@ -19,35 +20,121 @@ def save(fig, path: Path) -> Path:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write(path, buf.getvalue())
     return path
 
 
-def metric_curves(rows: list[dict], names: list[str], path: Path) -> Path:
-    """One panel per metric: replicates as thin lines, their mean with a 95 % band."""
-    agg = aggregate(rows)
-    cols = min(3, len(names))
-    nrows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        gens = sorted(agg[name])
-        stats = np.array([mean_ci(agg[name][g]) for g in gens])
-        by_rep = {}
-        for row in rows:
-            if row["metric"] == name:
-                by_rep.setdefault(row["replicate"], []).append((row["generation"], row["value"]))
-        for series in by_rep.values():
-            x, y = zip(*sorted(series))
-            ax.plot(x, y, color="0.7", lw=0.8)
-        ax.plot(gens, stats[:, 0], marker="o", color="C0")
-        if len(by_rep) > 1:
-            ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color="C0", alpha=0.2)
-        ax.set_title(name)
-        ax.set_xlabel("generation")
-    for ax in list(axes.flat)[len(names):]:
+def _grid(n: int, cols: int, width: float, height: float, **kw):
+    """`n` panels of `width` x `height` inches in rows of `cols`, with fixed margins in inches (matplotlib's
+    tight_layout costs a full extra drawing pass, which dominated the per-generation report)."""
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    W, H = width * cols, height * rows + 0.4
+    fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False, **kw)
+    fig.subplots_adjust(left=0.6 / W, right=1 - 0.15 / W, bottom=0.55 / H, top=1 - 0.35 / H,
+                        wspace=0.6 / (width - 0.6), hspace=0.75 / (height - 0.75))
+    for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def metric_curves(rows: list[dict], panels: dict[str, list[str]], path: Path) -> Path:
+    """One panel per entry of `panels` (title -> metric names): each metric's mean across replicates with its
+    95 % band; a panel with a single metric also shows every replicate as a thin grey line."""
+    agg = aggregate(rows)
+    fig, axes = _grid(len(panels), 4, 3.6, 2.7)
+    for ax, (title, names) in zip(axes, panels.items()):
+        for i, name in enumerate(names):
+            gens = sorted(agg[name])
+            stats = np.array([mean_ci(agg[name][g]) for g in gens])
+            if len(names) == 1:
+                by_rep = {}
+                for row in rows:
+                    if row["metric"] == name:
+                        by_rep.setdefault(row["replicate"], []).append((row["generation"], row["value"]))
+                for series in by_rep.values():
+                    x, y = zip(*sorted(series))
+                    ax.plot(x, y, color="0.7", lw=0.8)
+            ax.plot(gens, stats[:, 0], marker="o", ms=3, color=f"C{i}", label=name)
+            if np.isfinite(stats[:, 1]).any():
+                ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=f"C{i}", alpha=0.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("generation", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(names) > 1:
+            ax.legend(fontsize=6)
+    return save(fig, path)
+
+
+def histograms(values: dict[int, np.ndarray], path: Path, xlabel: str, reference: tuple[str, np.ndarray] | None = None,
+               log_x: bool = False, bins: int = 50) -> Path:
+    """One panel per generation on shared axes and bins (Shumailov et al.'s per-sequence figure): the share of
+    sequences per bin, replicates pooled; `reference` (label, values) is outlined in every panel."""
+    pooled = np.concatenate([*values.values(), *([] if reference is None else [reference[1]])])
+    pooled = pooled[np.isfinite(pooled) & ((pooled > 0) if log_x else True)]
+    lo, hi = pooled.min(), pooled.max()
+    hi = hi if hi > lo else lo + 1
+    edges = np.geomspace(lo, hi, bins + 1) if log_x else np.linspace(lo, hi, bins + 1)
+    fig, axes = _grid(len(values), 5, 3.0, 2.4, sharex=True, sharey=True)
+    for ax, (g, x) in zip(axes, sorted(values.items())):
+        ax.hist(x, edges, weights=np.full(len(x), 1 / len(x)), color="C0", alpha=0.8)
+        if reference is not None:
+            ax.hist(reference[1], edges, weights=np.full(len(reference[1]), 1 / len(reference[1])),
+                    histtype="step", color="k", lw=1, label=reference[0])
+        ax.set_title(f"generation {g}")
+        if log_x:
+            ax.set_xscale("log")
+    axes[0].set_ylabel("share of sequences")
+    if reference is not None:
+        axes[0].legend(fontsize=7)
+    fig.supxlabel(xlabel, fontsize=9)
+    return save(fig, path)
+
+
+def rank_frequency(counts: dict[int, np.ndarray], human_V: np.ndarray, path: Path, truth_V: np.ndarray | None = None,
+                   last_seen_RV: np.ndarray | None = None) -> Path:
+    """Left: rank-frequency curves (log-log) of every generation's samples, the human train split and the
+    truth. Right: the last generation whose samples held each type, against its human frequency rank."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    cmap = plt.get_cmap("viridis")
+    last = max(counts) if counts else 0
+    for g, c_V in sorted(counts.items()):
+        f = np.sort(c_V[c_V > 0])[::-1] / c_V.sum()
+        ax.loglog(np.arange(1, len(f) + 1), f, color=cmap(g / max(last, 1)), lw=1, label=f"gen {g}")
+    for label, ref_V, style in (("human train", human_V, "k--"), ("truth", truth_V, "k:")):
+        if ref_V is not None:
+            f = np.sort(ref_V[ref_V > 0])[::-1] / ref_V.sum()
+            ax.loglog(np.arange(1, len(f) + 1), f, style, lw=1.2, label=label)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("frequency")
+    ax.legend(fontsize=7, ncol=2)
+    if last_seen_RV is not None:
+        rank_V = np.empty(len(human_V), int)
+        rank_V[np.argsort(-human_V, kind="stable")] = np.arange(1, len(human_V) + 1)
+        seen = human_V > 0
+        for r, ls_V in enumerate(last_seen_RV):
+            ax2.scatter(rank_V[seen], ls_V[seen], s=4, alpha=0.4, color=f"C{r % 10}", label=f"replicate {r}")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("human frequency rank")
+        ax2.set_ylabel("last generation sampled (-1: never)")
+    else:
+        ax2.axis("off")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def bucket_bars(masses: dict[str, np.ndarray], labels: tuple[str, ...], path: Path) -> Path:
+    """Stacked bars: each corpus' share of tokens in each frequency bucket (`masses[name]` sums to 1)."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(masses), 3.2))
+    bottom = np.zeros(len(masses))
+    stack = np.array(list(masses.values()))
+    for i, label in enumerate(labels):
+        ax.bar(list(masses), stack[:, i], bottom=bottom, color=f"C{i}", label=label)
+        bottom += stack[:, i]
+    ax.set_ylabel("share of tokens")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return save(fig, path)
 

@@ -1,5 +1,7 @@
 """Per-run report: aggregate `metrics.jsonl` across replicates, print one line per generation,
-write `report.md` with the per-generation table and `figures/*.png`. Tolerates runs still in progress."""
+write `report.md` with one per-generation table and figure per family of metrics, the per-sequence
+perplexity histograms, rank-frequency curves and bucket masses (`figures/*.png`). Tolerates runs still in
+progress and runs whose older generations lack some files."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse.config import DataError
-from collapse.store import PHASES, RunDir, atomic_write, load_json
+from collapse.store import PHASES, RunDir, atomic_write, load_array, load_json
 
 log = logging.getLogger("collapse")
 
@@ -19,7 +21,36 @@ log = logging.getLogger("collapse")
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
 
-SHOWN = ("ppl_human_test", "kl_true", "true_nll_samples", "distinct_1", "distinct_2", "unigram_entropy")
+SHOWN = ("ppl_human_test", "kl_true", "ppl_gen0", "self_bleu4", "distinct_2", "tail_mass_ratio", "survival")
+
+# The three families of collapse measurement (docs/metrics.md); tail metrics against the exact truth apart.
+FAMILIES = {"perplexity": "Perplexity drift", "diversity": "Diversity",
+            "tails": "Tail forgetting (against the human data)", "tails_true": "Tail forgetting (against the truth)"}
+_TAIL_PREFIXES = ("head_", "torso_", "tail_", "survival", "kl_unigram", "zipf")
+
+
+def panel(name: str) -> str:
+    """The figure panel a metric is drawn in: related metrics (the buckets of one ratio, distinct-1..4, the
+    per-sequence perplexity summaries) share one."""
+    for bucket in ("head_", "torso_", "tail_"):
+        if name.startswith(bucket):
+            return name[len(bucket):]
+    if name.startswith("survival"):
+        return "survival_true" if name.endswith("_true") else "survival"
+    if name.startswith("distinct_"):
+        return "distinct_n"
+    if name.startswith("ppl_gen0_"):
+        return "ppl_gen0 per sequence"
+    return name
+
+
+def family(name: str) -> str:
+    """The `FAMILIES` key of a metric name."""
+    if name.startswith(("ppl_", "kl_true", "true_nll")):
+        return "perplexity"
+    if name.startswith(_TAIL_PREFIXES):
+        return "tails_true" if name.endswith("_true") else "tails"
+    return "diversity"
 
 
 def t975(df: int) -> float:
@@ -88,12 +119,55 @@ def _marker(store: RunDir, g: int, phase: str) -> dict:
         return {}
 
 
+def _rep_arrays(store: RunDir, name: str) -> dict[int, list[np.ndarray]]:
+    """{generation: [rep_XX/<name>.npy per replicate]} for the finished generations that have the file."""
+    out = {}
+    for g in store.finished_generations():
+        paths = sorted(store.gen(g).glob(f"rep_[0-9][0-9]/{name}.npy"))
+        if paths:
+            out[g] = [load_array(p) for p in paths]
+    return out
+
+
+def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
+    """Per-sequence histograms, rank-frequency curves and bucket masses; markdown image lines."""
+    from collapse import plots
+    from collapse.metrics.tails import BUCKETS, bucket_mass
+
+    figures = store.path / "figures"
+    made = []
+    ppl = _rep_arrays(store, "ppl_gen0")
+    if ppl:
+        test0 = _rep_arrays(store, "ppl_test").get(0)
+        made.append(plots.histograms({g: np.concatenate(x) for g, x in ppl.items()}, figures / "ppl_gen0_hist.png",
+                                     "per-sequence perplexity of the samples under generation 0 (log scale)",
+                                     None if test0 is None else ("gen 0 on human test", np.concatenate(test0)),
+                                     log_x=True))
+    true_lp = _rep_arrays(store, "true_logprob")
+    if true_lp and store.human("true_logprob").exists():
+        made.append(plots.histograms({g: -np.concatenate(x) / seq_len for g, x in true_lp.items()},
+                                     figures / "true_nll_hist.png", "true NLL per token of each sample (nats)",
+                                     ("human train", -load_array(store.human("true_logprob")) / seq_len)))
+    counts = _rep_arrays(store, "token_counts")
+    if counts and store.human("token_counts").exists():
+        human_V = load_array(store.human("token_counts"))
+        truth_V = load_array(store.human("unigram_true")) if store.human("unigram_true").exists() else None
+        last_seen = load_array(store.last_seen) if store.last_seen.exists() else None
+        pooled = {g: np.sum(c, axis=0) for g, c in counts.items()}
+        made.append(plots.rank_frequency(pooled, human_V, figures / "rank_frequency.png", truth_V, last_seen))
+        buckets_V = load_array(store.human("buckets"))
+        masses = {"human": bucket_mass(human_V, buckets_V)} | {
+            f"gen {g}": np.mean([bucket_mass(c_V, buckets_V) for c_V in c], axis=0) for g, c in counts.items()}
+        made.append(plots.bucket_bars(masses, BUCKETS, figures / "bucket_mass.png"))
+    return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
+
+
 def write(store: RunDir) -> Path:
     """(Re)write `report.md` and `figures/` from what the run directory holds now."""
     from collapse import plots
 
     rows = store.read_metrics()
-    names = sorted({row["metric"] for row in rows}, key=sort_key)
+    names = list(dict.fromkeys(row["metric"] for row in rows))  # in the order the score phase writes them
     cfg = load_json(store.path / "config.json") if (store.path / "config.json").exists() else {}
     lines = [f"# collapse run `{store.path.name}`", ""]
     if cfg:
@@ -102,10 +176,21 @@ def write(store: RunDir) -> Path:
                   f"{len(store.finished_generations())}/{cfg['generations']} generations complete.", ""]
     reference = load_json(store.human_reference) if store.human_reference.exists() else None
     lines += ["Mean ± 95 % t-interval across replicates. The `human` row measures the human train split (and, for",
-              "the grammar, the true language as the model).", "", table(rows, names, reference), ""]
+              "the grammar, the true language as the model). Definitions: docs/metrics.md.", ""]
+    for key, title in FAMILIES.items():
+        shown = [n for n in names if family(n) == key]
+        if shown:
+            panels: dict[str, list[str]] = {}
+            for n in shown:
+                panels.setdefault(panel(n), []).append(n)
+            figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png")
+            lines += [f"## {title}", "", table(rows, shown, reference), "",
+                      f"![{key}]({figure.relative_to(store.path)})", ""]
     if rows:
-        figure = plots.metric_curves(rows, names, store.path / "figures" / "metrics.png")
-        lines += [f"![metrics]({figure.relative_to(store.path)})", ""]
+        seq_len = cfg["data"]["seq_len"] if cfg else 1
+        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled), rank-frequency curves and "
+                  "the share of tokens per human frequency bucket (mean over replicates).", "",
+                  *_distribution_figures(store, seq_len), ""]
     lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
     for gen_dir in sorted(store.path.glob("gen_[0-9][0-9][0-9]")):
         g = int(gen_dir.name[4:])

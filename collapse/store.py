@@ -2,14 +2,18 @@
 
     <run>/config.json                 the resolved config (checked on resume)
     <run>/human/{train,valid,test,fresh}.npy, tokenizer.json, reference.json (metrics of the human data)
+    <run>/human/token_counts.npy, buckets.npy (+ grammar: unigram_true.npy, true_logprob.npy)  tail references
     <run>/gen_003/checkpoint/         model parameters of all replicates (orbax)
     <run>/gen_003/train_state/        mid-generation training state (train.checkpoint_every > 0; removed when done)
     <run>/gen_003/rep_00/train_provenance.npy, train_index.npy   who trained generation 3 (see regimes.py)
     <run>/gen_003/rep_00/samples.npy, provenance.npy             its synthetic corpus [N, T] and [N] (= 3)
+    <run>/gen_003/rep_00/ppl_gen0.npy, ppl_self.npy, ppl_test.npy, token_counts.npy, true_logprob.npy
+                                      per-sequence / per-type arrays of the score phase
     <run>/gen_003/manifest.json       training-set composition per replicate
     <run>/gen_003/metrics.jsonl       this generation's metric rows
     <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device, digests of the outputs)
     <run>/metrics.jsonl               all finished generations' rows, rebuilt atomically after each one
+    <run>/last_seen.npy               [R, V] the last generation whose samples held each type (-1: none)
 """
 
 from __future__ import annotations
@@ -119,6 +123,10 @@ class RunDir:
     @property
     def human_reference(self) -> Path:
         return self.path / "human" / "reference.json"
+
+    @property
+    def last_seen(self) -> Path:
+        return self.path / "last_seen.npy"
 
     @property
     def tokenizer(self) -> Path:

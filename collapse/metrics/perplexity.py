@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Per-sequence perplexity summaries: name suffix -> percentile (NumPy's default linear interpolation).
+PERCENTILES = {"median": 50, "p10": 10, "p90": 90, "p99": 99}
+
 
 def nll_per_token(logprob_N: np.ndarray, seq_len: int) -> float:
     """Mean negative log-likelihood per token (nats) of a corpus of equal-length sequences."""
@@ -13,6 +16,20 @@ def nll_per_token(logprob_N: np.ndarray, seq_len: int) -> float:
 def perplexity(logprob_N: np.ndarray, seq_len: int) -> float:
     """exp(mean NLL per token): the corpus-level perplexity."""
     return float(np.exp(nll_per_token(logprob_N, seq_len)))
+
+
+def sequence_perplexity(logprob_N: np.ndarray, seq_len: int) -> np.ndarray:
+    """exp(-log p(x) / T) of each sequence `[N]` (float64); their geometric mean is the corpus perplexity."""
+    return np.exp(-np.asarray(logprob_N, np.float64) / seq_len)
+
+
+def perplexity_summary(logprob_N: np.ndarray, seq_len: int, name: str) -> dict[str, float]:
+    """`name`: the corpus perplexity; `name_mean`, `name_median`, `name_p10` ...: the arithmetic mean and
+    percentiles of the per-sequence perplexities (the shape of Shumailov et al.'s histograms, in numbers)."""
+    ppl_N = sequence_perplexity(logprob_N, seq_len)
+    out = {name: perplexity(logprob_N, seq_len), f"{name}_mean": float(ppl_N.mean())}
+    out.update({f"{name}_{k}": float(np.percentile(ppl_N, q)) for k, q in PERCENTILES.items()})
+    return out
 
 
 def kl_true_to_model(true_logprob_N: np.ndarray, model_logprob_N: np.ndarray, seq_len: int) -> float:
