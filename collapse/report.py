@@ -77,10 +77,11 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 
 def aggregate(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
-    """{metric: {generation: [value per replicate]}}."""
+    """{metric: {generation: [value per replicate]}}; undefined values (null) are left out."""
     out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        out[row["metric"]][row["generation"]].append(row["value"])
+        if row["value"] is not None:
+            out[row["metric"]][row["generation"]].append(row["value"])
     return out
 
 

@@ -79,3 +79,14 @@ def test_verify_detects_changed_missing_or_damaged_outputs(tmp_path):
     assert store.verify(0, "sample")
     store.marker(0, "sample").write_text("{")
     assert not store.verify(0, "sample") and not store.verify(1, "sample")
+
+
+def test_undefined_metric_values_are_written_as_null(tmp_path):
+    store = RunDir(tmp_path)
+    store.write_metrics(0, [{"generation": 0, "replicate": 0, "metric": "survival_tail", "value": float("nan")},
+                            {"generation": 0, "replicate": 0, "metric": "kl", "value": float("inf")},
+                            {"generation": 0, "replicate": 0, "metric": "ok", "value": 0.5}])
+    import json
+
+    lines = (tmp_path / "gen_000" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["value"] for x in lines] == [None, None, 0.5]
