@@ -52,7 +52,7 @@ def metric_curves(rows: list[dict], panels: dict[str, list[str]], path: Path) ->
             if len(names) == 1:
                 by_rep = {}
                 for row in rows:
-                    if row["metric"] == name:
+                    if row["metric"] == name and row["value"] is not None:
                         by_rep.setdefault(row["replicate"], []).append((row["generation"], row["value"]))
                 for series in by_rep.values():
                     x, y = zip(*sorted(series))

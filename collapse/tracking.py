@@ -33,7 +33,8 @@ class Tracker:
 def _means(rows: list[dict]) -> dict[str, float]:
     by_name: dict[str, list[float]] = {}
     for row in rows:
-        by_name.setdefault(row["metric"], []).append(row["value"])
+        if row["value"] is not None and np.isfinite(row["value"]):
+            by_name.setdefault(row["metric"], []).append(row["value"])
     return {name: float(np.mean(v)) for name, v in by_name.items()}
 
 
