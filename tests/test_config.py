@@ -4,8 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from collapse.cli import _conf_dir
-from collapse.config import (Config, ConfigError, GrammarConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig,
-                             TrainConfig, TransformerConfig, from_dict, from_hydra, register_configs, to_dict, validate)
+from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
+                             LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
+                             TransformerConfig, from_dict, from_hydra, register_configs, study_id, to_dict, validate)
 
 
 def compose_cfg(*overrides: str) -> Config:
@@ -72,6 +73,15 @@ BAD = [
     (dict(metrics=MetricsConfig(head_mass=0.95)), "metrics.tail_mass"),
     (dict(metrics=MetricsConfig(unigram_alpha=0.0)), "metrics.unigram_alpha"),
     (dict(metrics=MetricsConfig(semantic=True)), "metrics.semantic"),  # the grammar has no text to embed
+    (dict(model=GaussianConfig(estimator="median")), "model.estimator"),
+    (dict(model=GaussianConfig(dim=3, samples=3)), "model.samples"),
+    (dict(model=GaussianConfig(bias=0.0)), "model.bias"),
+    (dict(model=GMMConfig(components=0)), "model.components"),
+    (dict(model=CategoricalConfig(top_p=0.0)), "model.top_p"),
+    (dict(model=CategoricalConfig(top_k=2000)), "model.top_k"),
+    (dict(model=CategoricalConfig(order=4)), "model.order"),
+    (dict(model=LinRegConfig(samples=11, dim=10)), "model.samples"),
+    (dict(model=LinRegConfig(), regime=MixConfig(human_fraction=2.0)), "regime.human_fraction"),
 ]
 
 
@@ -104,3 +114,14 @@ def test_semantic_metrics_name_the_missing_extra(monkeypatch):
                         else real(name, *a))
     with pytest.raises(ConfigError, match="uv sync --extra semantic"):
         validate(Config(data=TextConfig(path="x"), metrics=MetricsConfig(semantic=True)))
+
+
+def test_analytic_families_compose_and_ignore_the_transformer_groups():
+    cfg = compose_cfg("model=categorical", "model.vocab_size=50", "model.temperature=0.7", "regime=accumulate")
+    assert cfg.model == CategoricalConfig(vocab_size=50, temperature=0.7)
+    for option, cls in (("gaussian", GaussianConfig), ("gmm", GMMConfig), ("linreg", LinRegConfig)):
+        assert compose_cfg(f"model={option}").model == cls()
+    validate(Config(model=GaussianConfig(), data=GrammarConfig(seq_len=500)))  # no transformer context to fit
+    cfg = Config(model=LinRegConfig(dim=3, samples=20), regime=MixConfig(fresh=True))
+    assert from_dict(to_dict(cfg)) == cfg
+    assert study_id(cfg).startswith("linreg-mix-seed0-")
