@@ -40,9 +40,13 @@ def _grid(n: int, cols: int, width: float, height: float, **kw):
     return fig, list(axes.flat)[:n]
 
 
+MAX_LINES = 20  # replicates drawn as thin lines
+
+
 def metric_curves(rows: list[dict], panels: dict[str, list[str]], path: Path) -> Path:
     """One panel per entry of `panels` (title -> metric names): each metric's mean across replicates with its
-    95 % band; a panel with a single metric also shows every replicate as a thin grey line."""
+    95 % band; a panel with a single metric also shows the first `MAX_LINES` replicates as thin grey lines.
+    Beyond 50 generations the means are drawn without markers."""
     agg = aggregate(rows)
     fig, axes = _grid(len(panels), 4, 3.6, 2.7)
     for ax, (title, names) in zip(axes, panels.items()):
@@ -54,10 +58,10 @@ def metric_curves(rows: list[dict], panels: dict[str, list[str]], path: Path) ->
                 for row in rows:
                     if row["metric"] == name and row["value"] is not None:
                         by_rep.setdefault(row["replicate"], []).append((row["generation"], row["value"]))
-                for series in by_rep.values():
+                for series in list(by_rep.values())[:MAX_LINES]:
                     x, y = zip(*sorted(series))
                     ax.plot(x, y, color="0.7", lw=0.8)
-            ax.plot(gens, stats[:, 0], marker="o", ms=3, color=f"C{i}", label=name)
+            ax.plot(gens, stats[:, 0], marker="o" if len(gens) <= 50 else None, ms=3, color=f"C{i}", label=name)
             if np.isfinite(stats[:, 1]).any():
                 ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=f"C{i}", alpha=0.2)
         ax.set_title(title, fontsize=9)

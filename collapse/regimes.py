@@ -55,8 +55,10 @@ def fresh_needed(regime: RegimeConfig, generations: int, n_human: int) -> int:
     return 0
 
 
-def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_synthetic: int, batch_size: int) -> None:
-    """Refuse, before any compute, a study whose training sets cannot be built or batched."""
+def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_synthetic: int, batch_size: int,
+                synthetic_key: str = "sample.num_sequences") -> None:
+    """Refuse, before any compute, a study whose training sets cannot be built or batched (`synthetic_key`:
+    the config key that sets the synthetic corpus size)."""
     if isinstance(regime, AccumulateSubsampleConfig) and regime.size > n_human + n_synthetic:
         raise ConfigError("regime.size", f"{regime.size} exceeds the {n_human + n_synthetic} sequences "
                           "available at generation 1 (human train + one generation of samples)")
@@ -64,7 +66,7 @@ def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_syntheti
         n_h, n_s = mix_counts(regime, n_human)
         if n_s > n_synthetic:
             raise ConfigError("regime.size", f"needs {n_s} synthetic sequences per generation but "
-                              f"sample.num_sequences gives {n_synthetic}")
+                              f"{synthetic_key} gives {n_synthetic}")
         if not regime.fresh and n_h > n_human:
             raise ConfigError("regime.size", f"needs {n_h} human sequences but the train split has {n_human}")
     for g in range(generations if generations > 1 else 1):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import DataError
+from collapse.config import ANALYTIC_MODELS, DataError
 from collapse.store import PHASES, RunDir, atomic_write, load_array, load_json
 
 log = logging.getLogger("collapse")
@@ -91,8 +91,10 @@ def sort_key(name: str) -> tuple:
 
 
 def print_generation(g: int, rows: list[dict], seconds: float) -> None:
+    """One log line: the `SHOWN` metrics of generation g, or all of them if none is (analytic families)."""
     agg = aggregate(rows)
-    parts = [f"{name} {mean_ci(agg[name][g])[0]:.4g}" for name in SHOWN if g in agg.get(name, {})]
+    names = [name for name in SHOWN if name in agg] or sorted(agg, key=sort_key)
+    parts = [f"{name} {mean_ci(agg[name][g])[0]:.4g}" for name in names if g in agg[name]]
     log.info("gen %d | %s | %.1fs", g, " | ".join(parts), seconds)
 
 
@@ -100,10 +102,20 @@ def fmt(mean: float, half: float) -> str:
     return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
-def table(rows: list[dict], names: list[str], reference: dict[str, float] | None = None) -> str:
-    """Markdown table: one line per generation, mean ± 95 % CI across replicates; first the human reference."""
+def shown_generations(generations: list[int], most: int = 25) -> list[int]:
+    """All of `generations` if at most `most`, else the first, the last and log-spaced ones between (collapse
+    moves fastest early)."""
+    if len(generations) <= most:
+        return list(generations)
+    index = np.unique(np.round(np.geomspace(1, len(generations), most)).astype(int) - 1)
+    return [generations[i] for i in index]
+
+
+def table(rows: list[dict], names: list[str], reference: dict[str, float] | None = None, most: int = 25) -> str:
+    """Markdown table: mean ± 95 % CI across replicates for (at most `most`, see `shown_generations`)
+    generations; first the human reference."""
     agg = aggregate(rows)
-    gens = sorted({row["generation"] for row in rows})
+    gens = shown_generations(sorted({row["generation"] for row in rows}), most)
     lines = ["| generation | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     if reference:
         lines.append("| human | " + " | ".join(f"{reference[n]:.4g}" if n in reference else "" for n in names) + " |")
@@ -163,36 +175,55 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
 
 
-def write(store: RunDir) -> Path:
-    """(Re)write `report.md` and `figures/` from what the run directory holds now."""
+def write(store: RunDir, rows: list[dict] | None = None) -> Path:
+    """(Re)write `report.md` and `figures/` from what the run directory holds now (`rows`: its metrics.jsonl,
+    when the caller has them at hand)."""
     from collapse import plots
 
-    rows = store.read_metrics()
+    rows = store.read_metrics() if rows is None else rows
     names = list(dict.fromkeys(row["metric"] for row in rows))  # in the order the score phase writes them
     cfg = load_json(store.path / "config.json") if (store.path / "config.json").exists() else {}
+    analytic = bool(cfg) and cfg["model"]["_option"] in ANALYTIC_MODELS
     lines = [f"# collapse run `{store.path.name}`", ""]
     if cfg:
-        lines += [f"regime **{cfg['regime']['_option']}**, data **{cfg['data']['_option']}**, "
+        source = f"model **{cfg['model']['_option']}**" if analytic else f"data **{cfg['data']['_option']}**"
+        lines += [f"regime **{cfg['regime']['_option']}**, {source}, "
                   f"{cfg['replicates']} replicate(s), seed {cfg['seed']}, "
                   f"{len(store.finished_generations())}/{cfg['generations']} generations complete.", ""]
     reference = load_json(store.human_reference) if store.human_reference.exists() else None
-    lines += ["Mean ± 95 % t-interval across replicates. The `human` row measures the human train split (and, for",
-              "the grammar, the true language as the model). Definitions: docs/metrics.md.", ""]
-    for key, title in FAMILIES.items():
-        shown = [n for n in names if family(n) == key]
+    if analytic:
+        lines += ["Mean ± 95 % t-interval across replicates. Definitions: the family's module in "
+                  "collapse/families/.", ""]
+    else:
+        lines += ["Mean ± 95 % t-interval across replicates. The `human` row measures the human train split (and, "
+                  "for", "the grammar, the true language as the model). Definitions: docs/metrics.md.", ""]
+    gens = sorted({row["generation"] for row in rows})
+    if len(shown_generations(gens)) < len(gens):
+        lines += [f"{len(shown_generations(gens))} of {len(gens)} generations shown (log-spaced); metrics.jsonl "
+                  "has every generation.", ""]
+    sections = {key: [n for n in names if family(n) == key] for key in FAMILIES}
+    if analytic:  # one family of metrics, one panel each
+        sections = {"metrics": names}
+    for key, shown in sections.items():
         if shown:
             panels: dict[str, list[str]] = {}
             for n in shown:
-                panels.setdefault(panel(n), []).append(n)
+                panels.setdefault(n if analytic else panel(n), []).append(n)
             figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png")
-            lines += [f"## {title}", "", table(rows, shown, reference), "",
+            lines += [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), "",
                       f"![{key}]({figure.relative_to(store.path)})", ""]
-    if rows:
+    if rows and not analytic:
         seq_len = cfg["data"]["seq_len"] if cfg else 1
         lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled), rank-frequency curves and "
                   "the share of tokens per human frequency bucket (mean over replicates).", "",
                   *_distribution_figures(store, seq_len), ""]
-    lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
+    if store.program_marker.exists():  # analytic families: one program, no phases
+        info = load_json(store.program_marker)
+        lines += ["## Compute", "", f"All {info['generations']} generations × {info['replicates']} replicates in one "
+                  f"compiled program: {info['seconds']:.2f} s (+ {info['compile_seconds']:.2f} s compilation) on "
+                  f"{info['device']}.", ""]
+    else:
+        lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
     for gen_dir in sorted(store.path.glob("gen_[0-9][0-9][0-9]")):
         g = int(gen_dir.name[4:])
         info = {p: _marker(store, g, p) for p in PHASES if store.is_done(g, p)}

@@ -14,6 +14,8 @@
     <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device, digests of the outputs)
     <run>/metrics.jsonl               all finished generations' rows, rebuilt atomically after each one
     <run>/last_seen.npy               [R, V] the last generation whose samples held each type (-1: none)
+Analytic families (`collapse.families.analytic`) run every generation in one program: no gen_* directories;
+<run>/generations.done (JSON: generations, seconds, device) marks all of them done at once.
 """
 
 from __future__ import annotations
@@ -167,8 +169,15 @@ class RunDir:
             return False
         return all(digest(self.path / rel) == value for rel, value in outputs.items())
 
+    @property
+    def program_marker(self) -> Path:
+        """Written when one compiled program has run every generation (analytic families)."""
+        return self.path / "generations.done"
+
     def finished_generations(self) -> list[int]:
         """Generations whose last phase is marked done, in order."""
+        if self.program_marker.exists():
+            return list(range(load_json(self.program_marker)["generations"]))
         gens = sorted(int(p.name[4:]) for p in self.path.glob("gen_[0-9][0-9][0-9]") if p.is_dir())
         return [g for g in gens if self.is_done(g, PHASES[-1])]
 

@@ -90,3 +90,10 @@ def test_undefined_metric_values_are_written_as_null(tmp_path):
 
     lines = (tmp_path / "gen_000" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["value"] for x in lines] == [None, None, 0.5]
+
+
+def test_one_program_marks_every_generation_done(tmp_path):
+    store = RunDir(tmp_path)
+    assert store.finished_generations() == []
+    save_json(store.program_marker, {"generations": 3})
+    assert store.finished_generations() == [0, 1, 2]
