@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, Config, ConfigError, DataError, context_needed, from_dict, to_dict,
-                             validate)
+from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, context_needed, from_dict,
+                             to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -40,6 +40,10 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
     store = RunDir(run_dir)
     _check_same_study(store, cfg)
+    if isinstance(cfg.model, AnalyticConfig):  # closed-form families: the whole study is one compiled program
+        from collapse.families import analytic
+
+        return analytic.run(cfg, store)
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)

@@ -27,6 +27,8 @@ def collapse(*args, cwd):
     (["regime=mix", "regime.human_fraction=1.5"], "regime.human_fraction: must be a fraction in [0, 1]"),
     (["data.seq_len=500"], "data.seq_len = 500 exceeds model.context = 128"),
     (["data=text", "data.path=missing/*.txt"], "missing/*.txt: no file matches"),
+    (["model=gaussian", "model.estimator=median"], "model.estimator: must be one of mle, unbiased"),
+    (["model=categorical", "model.d_model=3"], "d_model"),
 ])
 def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, args, message):
     result = collapse(*args, f"out_dir={tmp_path / 'run'}", cwd=tmp_path)
@@ -78,3 +80,14 @@ def test_slurm_launcher_example_composes(tmp_path):
     result = collapse("hydra/launcher=slurm", "--cfg", "hydra", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "SlurmLauncher" in result.stdout and "max_num_timeout: 20" in result.stdout
+
+
+def test_analytic_study(tmp_path):
+    # data.seq_len=500 would exceed a transformer's context: the analytic families ignore the data group
+    result = collapse("model=gaussian", "generations=50", "replicates=20", "data.seq_len=500", "compilation_cache=",
+                      f"out_dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 50 * 20 * 4 and max(r["generation"] for r in rows) == 49
+    assert (tmp_path / "run" / "report.md").exists()
+    assert "gen 49 | det_ratio" in result.stderr + result.stdout
