@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from collapse import loop, regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, Config, ConfigError, GaussianConfig,
-                             MixConfig, ReplaceConfig)
+from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
+                             GaussianConfig, MixConfig, ReplaceConfig)
 from collapse.families import analytic
 
 M, G = 12, 5
@@ -32,7 +32,8 @@ def test_training_sets_have_the_regime_sizes(regime):
 
 
 # Every key phase: REGIME (subsets, fresh draws), SAMPLE, the human stream.
-FAMILY_RUNS = [(GaussianConfig(samples=M, dim=2), MixConfig(human_fraction=0.5, fresh=True))]
+FAMILY_RUNS = [(GaussianConfig(samples=M, dim=2), MixConfig(human_fraction=0.5, fresh=True)),
+               (CategoricalConfig(samples=M, vocab_size=20, order=2, seq_len=4), AccumulateSubsampleConfig())]
 
 
 @pytest.mark.parametrize("model,regime", FAMILY_RUNS, ids=lambda x: type(x).__name__)
