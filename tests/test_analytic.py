@@ -8,7 +8,7 @@ import pytest
 
 from collapse import loop, regimes
 from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, MixConfig, ReplaceConfig)
+                             GaussianConfig, GMMConfig, MixConfig, ReplaceConfig)
 from collapse.families import analytic
 
 M, G = 12, 5
@@ -31,9 +31,10 @@ def test_training_sets_have_the_regime_sizes(regime):
     np.testing.assert_array_equal(n, np.repeat(np.asarray(expected, np.float32)[:, None], 3, 1))
 
 
-# Every key phase: REGIME (subsets, fresh draws), SAMPLE, the human stream.
+# Every key phase: REGIME (subsets, fresh draws), SAMPLE, INIT (GMM), the human stream.
 FAMILY_RUNS = [(GaussianConfig(samples=M, dim=2), MixConfig(human_fraction=0.5, fresh=True)),
-               (CategoricalConfig(samples=M, vocab_size=20, order=2, seq_len=4), AccumulateSubsampleConfig())]
+               (CategoricalConfig(samples=M, vocab_size=20, order=2, seq_len=4), AccumulateSubsampleConfig()),
+               (GMMConfig(samples=40, dim=1), ReplaceConfig())]
 
 
 @pytest.mark.parametrize("model,regime", FAMILY_RUNS, ids=lambda x: type(x).__name__)
@@ -54,7 +55,7 @@ def test_refused_before_any_compute(tmp_path):
         analytic.check(cfg_for(GaussianConfig(samples=M), MixConfig(human_fraction=0.5, size=30)))
     with pytest.raises(ConfigError, match="regime.size"):  # a full-rank covariance needs >= dim + 1 points
         analytic.check(cfg_for(GaussianConfig(samples=M, dim=5), MixConfig(size=4)))
-    big = cfg_for(GaussianConfig(samples=1000), AccumulateSubsampleConfig(), generations=10**5, replicates=10)
+    big = cfg_for(GMMConfig(), AccumulateConfig(), generations=10**5, replicates=10)  # EM keeps every point
     with pytest.raises(ConfigError, match="generations"):
         loop.run(big, tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -47,14 +47,16 @@ import numpy as np
 
 from collapse import regimes, report
 from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig, to_dict)
-from collapse.families import categorical, gaussian, linreg
+                             GaussianConfig, GMMConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig,
+                             to_dict)
+from collapse.families import categorical, gaussian, gmm, linreg
 from collapse.rng import Phase, human_key
 from collapse.store import RunDir, atomic_write, load_json, save_array, save_json
 
 log = logging.getLogger("collapse")
 
-FAMILIES: dict[type, ModuleType] = {GaussianConfig: gaussian, CategoricalConfig: categorical, LinRegConfig: linreg}
+FAMILIES: dict[type, ModuleType] = {GaussianConfig: gaussian, GMMConfig: gmm, CategoricalConfig: categorical,
+                                    LinRegConfig: linreg}
 
 # Largest buffer of accumulated points (all replicates) that accumulate_subsample / GMM accumulate may hold.
 MAX_BUFFER = 2**28
