@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -59,6 +60,18 @@ def test_refused_before_any_compute(tmp_path):
     with pytest.raises(ConfigError, match="generations"):
         loop.run(big, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_subsets_are_uniform():
+    # 20 000 draws of 2 of 5: each of the 10 pairs ~ Binomial(20 000, 1/10); Bonferroni over the pairs
+    # for a family-wise false alarm of 1e-4 (z = 4.4).
+    import jax
+
+    keys = jax.random.split(jax.random.key(0), 20000)
+    picks = np.sort(np.asarray(jax.vmap(lambda k: analytic._subset(k, jnp.int32(5), 2))(keys)), 1)
+    assert np.all(picks[:, 0] < picks[:, 1]) and picks.min() >= 0 and picks.max() < 5
+    counts = np.unique(picks[:, 0] * 5 + picks[:, 1], return_counts=True)[1]
+    assert len(counts) == 10 and np.all(np.abs(counts - 2000) <= 4.4 * np.sqrt(20000 * 0.1 * 0.9))
 
 
 @pytest.fixture(scope="module")

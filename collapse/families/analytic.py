@@ -19,7 +19,7 @@ is both the human train size and the synthetic corpus size) in static shapes:
     accumulate            a running `combine` of the statistics, or (no `combine`) a buffer [G·M] of every
                           point with a mask of the (g + 1)·M filled so far
     accumulate_subsample  the buffer, and a uniform subset of `size` of its (g + 1)·M filled points
-                          (the `size` largest of random 31-bit scores: O(G·M) per generation)
+                          (Floyd's algorithm: O(size²) per generation, whatever g)
     mix                   n_h human points (a uniform subset of the replicate's human set, or fresh draws from
                           the truth) and a uniform n_s of the newest generation's points
 
@@ -106,11 +106,16 @@ def _concat(a, b):
     return jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a, b)
 
 
-def _subset(key: jax.Array, n_valid: jax.Array, size: int, k: int) -> jax.Array:
-    """k distinct indices, uniform among range(n_valid) (n_valid may be traced; `size` >= n_valid >= k)."""
-    scores = (jax.random.bits(key, (size,), jnp.uint32) >> 1).astype(jnp.int32)
-    scores = jnp.where(jnp.arange(size) < n_valid, scores, -1)
-    return jax.lax.top_k(scores, k)[1]
+def _subset(key: jax.Array, n: jax.Array, k: int) -> jax.Array:
+    """k distinct indices, uniform among range(n) (n may be traced, n >= k): Floyd's algorithm, O(k²) and
+    independent of n (a sort or top-k of n scores is far slower on a CPU)."""
+    top_K = n - k + jnp.arange(k)
+    t_K = jax.random.randint(key, (k,), 0, top_K + 1)
+
+    def add(i, chosen_K):  # t_i if new, else top_i (larger than everything chosen so far)
+        return chosen_K.at[i].set(jnp.where(jnp.any(chosen_K == t_K[i]), top_K[i], t_K[i]))
+
+    return jax.lax.fori_loop(0, k, add, jnp.full(k, -1, jnp.int32))
 
 
 def _human(cfg: Config, truth, r: jax.Array):
@@ -163,7 +168,7 @@ def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
             return fam.stats(m, carry["buffer"], filled.astype(jnp.float32)), {}
         if isinstance(regime, AccumulateSubsampleConfig):
             size = regime.size or M
-            pick = _subset(k, (g + 1) * M, blocks * M, size)
+            pick = _subset(k, (g + 1) * M, size)
             return fam.stats(m, _take(carry["buffer"], pick), jnp.ones(size)), {}
         if isinstance(regime, MixConfig):
             n_h, n_s = regimes.mix_counts(regime, M)
