@@ -5,14 +5,15 @@ k samples from N(μ_k, λ Σ_k) with λ = `bias` (Alemohammad et al. 2023). Stat
 (count, mean, centred scatter) and merged with Chan et al.'s pairwise update, so variances that collapse
 by many orders of magnitude stay accurate in float32.
 
-Closed forms (generation g = g + 1 refits; σ² is tr Σ / tr Σ_0, `c` = (M - 1)/M for the MLE, 1 unbiased):
+Closed forms (generation g is the (g + 1)-th fit; σ² is tr Σ / tr Σ_0; c = (M - 1)/M for the MLE, 1 unbiased):
     replace:     E[σ²_g] = λ^g c^(g+1)                      (Shumailov et al. 2024, Thm 3.1 for λ = 1)
                  E[log det Σ_g/det Σ_0] = (g + 1) [Σ_i ψ((M - 1 - i)/2) + d log(2/D)] + g d log λ,  D = M or M - 1
     accumulate:  E[S_(g+1)] = E[S_g] (1 + λ (M - 1/(g + 2)) / D_g),  E[σ²_g] = E[S_g] / (D_g tr Σ_0)
                  with S_g the pooled centred scatter of (g + 1) M points and D_g = (g + 1) M (- 1 if unbiased);
                  for the MLE with λ = 1: E[σ²_g] = c Π_(k=2)^(g+1) (1 - 1/(M k²)) → sin(π/√M)/(π/√M) > 0.
-The accumulate recursion: a block of M points from N(m, λ v) adds (M - 1) λ v in expectation to the
-within-block scatter and M (n+1)/(n+2) (a - m)² to the between-block scatter, E = λ v (n+1)/(n+2).
+The accumulate recursion (derived here; Kazdan et al. 2024 show the variance stays bounded): a block of M
+points from N(m, λ v) adds (M - 1) λ v in expectation to the within-block scatter and M (n+1)/(n+2) (a - m)²
+to the between-block scatter, E = λ v (n+1)/(n+2).
 """
 
 from __future__ import annotations
