@@ -127,7 +127,10 @@ def test_rerun_recomputes_nothing_and_more_generations_extend(finished, tmp_path
         loop.run(dataclasses.replace(cfg, model=GaussianConfig(samples=M + 1)), path)
 
 
-def test_metric_lines_are_those_json_dumps_writes():
+def test_metric_lines_are_those_the_store_writes(tmp_path):
+    from collapse.store import RunDir
+
     rows = [{"generation": 3, "replicate": 1, "metric": "var_ratio", "value": v, "seed": 7}
-            for v in (0.1, 1e-30, -2.5, float("nan"), float("inf"), float("-inf"), 3.0)]
-    assert analytic.jsonl(rows).decode() == "".join(json.dumps(r) + "\n" for r in rows)
+            for v in (0.1, 1e-30, -2.5, None, 3.0, 12345678.125)]
+    RunDir(tmp_path).write_metrics(3, rows)
+    assert analytic.jsonl(rows) == (tmp_path / "gen_003" / "metrics.jsonl").read_bytes()

@@ -36,6 +36,7 @@ program ran every generation), report.md and figures/.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,6 +234,12 @@ def run(cfg: Config, store: RunDir) -> RunDir:
         log.info("%s: all %d generations done", store.path, cfg.generations)
         report.write(store)
         return store
+    with store.lock():
+        _write(cfg, store)
+    return store
+
+
+def _write(cfg: Config, store: RunDir) -> None:
     G, R = cfg.generations, cfg.replicates
     save_json(store.path / "config.json", to_dict(cfg))
     device = jax.devices()[0].device_kind
@@ -244,26 +251,20 @@ def run(cfg: Config, store: RunDir) -> RunDir:
     for name, array in sim.params.items():
         save_array(store.path / "params" / f"{name}.npy", array)
     values = {name: v.tolist() for name, v in sim.metrics.items()}
-    rows = [{"generation": g, "replicate": r, "metric": name, "value": v[g][r], "seed": cfg.seed}
+    defined = lambda x: x if math.isfinite(x) else None  # noqa: E731 (undefined, e.g. a slope of < 2 ranks: null)
+    rows = [{"generation": g, "replicate": r, "metric": name, "value": defined(v[g][r]), "seed": cfg.seed}
             for g in range(G) for r in range(R) for name, v in values.items()]
     atomic_write(store.path / "metrics.jsonl", jsonl(rows))
-    save_json(marker, {"generations": G, "replicates": R, "seconds": sim.seconds,
-                       "compile_seconds": sim.compile_seconds, "device": device})
+    save_json(store.program_marker, {"generations": G, "replicates": R, "seconds": sim.seconds,
+                                     "compile_seconds": sim.compile_seconds, "device": device})
     report.print_generation(G - 1, [row for row in rows if row["generation"] == G - 1],
                             sim.seconds + sim.compile_seconds)
     report.write(store, rows)
-    return store
-
-
-_SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def jsonl(rows: list[dict]) -> bytes:
-    """Metric rows as `json.dumps` writes them, one per line, several times faster (hundreds of thousands of
-    rows for a long study)."""
-    def number(v: float) -> str:
-        text = repr(v)
-        return _SPECIAL.get(text, text)
-
+    """Metric rows as `collapse.store` writes them (strict JSON, an undefined value is null), one per line,
+    several times faster: a long study has hundreds of thousands of rows."""
     return "".join(f'{{"generation": {r["generation"]}, "replicate": {r["replicate"]}, "metric": "{r["metric"]}", '
-                   f'"value": {number(r["value"])}, "seed": {r["seed"]}}}\n' for r in rows).encode()
+                   f'"value": {"null" if r["value"] is None else repr(r["value"])}, "seed": {r["seed"]}}}\n'
+                   for r in rows).encode()
