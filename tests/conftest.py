@@ -1,7 +1,12 @@
-"""Test-wide settings: JAX on the CPU, and no network for Hugging Face libraries."""
+"""Test-wide settings: JAX on the CPU, no network for Hugging Face libraries, and one persistent XLA
+compilation cache shared by the test processes (pytest-xdist workers and the CLI subprocesses), so a
+program compiled by one is loaded by the others."""
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "collapse-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")

@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-XLA_CACHE = tempfile.mkdtemp(prefix="collapse-test-xla-")  # shared by this session's subprocesses
+XLA_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]  # tests/conftest.py: shared by all test processes
 TINY = ["data.vocab_size=16", "data.n_states=4", "data.n_train=64", "data.n_valid=16", "data.n_test=32",
         "data.seq_len=16", "model.d_model=32", "model.d_ff=64", "model.context=32", "train.batch_size=16",
         "train.epochs=2", "sample.batch_size=64", f"compilation_cache={XLA_CACHE}"]
@@ -38,28 +37,22 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, args, mes
     assert not (tmp_path / "run").exists()
 
 
-def test_tiny_study(tmp_path):
-    result = collapse(*TINY, "generations=2", f"out_dir={tmp_path / 'run'}", cwd=tmp_path)
+def test_tiny_study_in_a_directory_derived_from_it(tmp_path):
+    """out_dir=auto: the run directory is a function of the study, so a relaunch finds (and resumes) it."""
+    from collapse.config import study_id
+    from tests.test_config import compose_cfg
+
+    result = collapse(*TINY, "generations=2", "out_dir=auto", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "run"
+    run = tmp_path / "runs" / study_id(compose_cfg(*TINY, "generations=2"))
     assert (run / ".hydra" / "config.yaml").exists() and (run / "report.md").exists()
     gens = {json.loads(x)["generation"] for x in (run / "metrics.jsonl").read_text().splitlines()}
     assert gens == {0, 1}
     assert "gen 1 | ppl_human_test" in result.stderr + result.stdout
-
-
-def test_auto_out_dir_is_derived_from_the_study(tmp_path):
-    from collapse.config import study_id
-    from tests.test_config import compose_cfg
-
-    first = collapse(*TINY, "generations=1", "out_dir=auto", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    run = tmp_path / "runs" / study_id(compose_cfg(*TINY, "generations=1"))
-    assert (run / "gen_000" / "score.done").exists()
-    marker = (run / "gen_000" / "score.done").stat().st_mtime_ns
-    again = collapse(*TINY, "generations=1", "out_dir=auto", cwd=tmp_path)  # a relaunch finds its directory
+    marker = (run / "gen_001" / "score.done").stat().st_mtime_ns
+    again = collapse(*TINY, "generations=2", "out_dir=auto", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert (run / "gen_000" / "score.done").stat().st_mtime_ns == marker  # ... and recomputes nothing
+    assert (run / "gen_001" / "score.done").stat().st_mtime_ns == marker  # found its directory, recomputed nothing
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 

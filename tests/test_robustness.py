@@ -90,7 +90,7 @@ def _damage(path, action, rng):
 
 
 @given(st.data())
-@settings(max_examples=10, deadline=None, derandomize=True,
+@settings(max_examples=6, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_damaged_run_directory_errors_cleanly_or_resumes_exactly(finished, tmp_path_factory, data):
     cfg, ref = finished
