@@ -4,7 +4,7 @@ Token ids 0..V-1 are data; id V is BOS, which the model reads but never predicts
 V + 1 rows and the output head V columns. Positions are learned (GPT-2 style).
 
 Shape suffixes: B batch, T query positions, S cached positions, D model width, F MLP width,
-N heads, H head width, V output vocabulary.
+N heads, H head width, V output vocabulary, X = B * N.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flax import nnx
 
 from collapse.config import TransformerConfig
 
-KV = tuple[jax.Array, jax.Array]  # (k_BNSH, v_BNSH) of one layer
+KV = tuple[jax.Array, jax.Array]  # (k_XSH, v_XSH) of one layer, X = B * N
 
 
 def _init(std: float) -> nnx.Initializer:
@@ -39,19 +39,20 @@ class Attention(nnx.Module):
         if kv is None:  # training / scoring: plain causal attention over the T positions
             y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True)
         else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
-            # The cache is [B, N, S, H], the layout the two attention matmuls read without a transpose
-            # (a [B, S, N, H] cache would be copied whole at every step).
-            k_BNSH = jax.lax.dynamic_update_slice(kv[0], k_BTNH.transpose(0, 2, 1, 3).astype(kv[0].dtype),
-                                                  (0, 0, pos, 0))
-            v_BNSH = jax.lax.dynamic_update_slice(kv[1], v_BTNH.transpose(0, 2, 1, 3).astype(kv[1].dtype),
-                                                  (0, 0, pos, 0))
-            S = k_BNSH.shape[2]
+            # The cache is [X = B * N, S, H]: the layout both attention matmuls read with a single batch
+            # axis and no transpose (XLA's CPU backend copies a [B, S, N, H] cache whole at every step, and
+            # runs matmuls with several batch axes, as under the replicate vmap, several times slower).
+            to_XTH = lambda a_BTNH: a_BTNH.transpose(0, 2, 1, 3).reshape(B * N, T, H)  # noqa: E731
+            k_XSH = jax.lax.dynamic_update_slice(kv[0], to_XTH(k_BTNH).astype(kv[0].dtype), (0, pos, 0))
+            v_XSH = jax.lax.dynamic_update_slice(kv[1], to_XTH(v_BTNH).astype(kv[1].dtype), (0, pos, 0))
+            q_XTH = to_XTH(q_BTNH)
+            S = k_XSH.shape[1]
             mask_TS = jnp.arange(S)[None, :] <= pos + jnp.arange(T)[:, None]
-            scores_BNTS = jnp.einsum("btnh,bnsh->bnts", q_BTNH, k_BNSH) / jnp.sqrt(H).astype(q_BTNH.dtype)
-            scores_BNTS = jnp.where(mask_TS, scores_BNTS.astype(jnp.float32), -jnp.inf)
-            probs_BNTS = jax.nn.softmax(scores_BNTS, axis=-1).astype(v_BNSH.dtype)
-            y_BTNH = jnp.einsum("bnts,bnsh->btnh", probs_BNTS, v_BNSH)
-            kv = (k_BNSH, v_BNSH)
+            scores_XTS = jnp.einsum("xth,xsh->xts", q_XTH, k_XSH) / jnp.sqrt(H).astype(q_XTH.dtype)
+            scores_XTS = jnp.where(mask_TS, scores_XTS.astype(jnp.float32), -jnp.inf)
+            probs_XTS = jax.nn.softmax(scores_XTS, axis=-1).astype(v_XSH.dtype)
+            y_BTNH = jnp.einsum("xts,xsh->xth", probs_XTS, v_XSH).reshape(B, N, T, H).transpose(0, 2, 1, 3)
+            kv = (k_XSH, v_XSH)
         return self.out(y_BTNH.reshape(B, T, D)), kv
 
 
@@ -131,15 +132,27 @@ class Transformer(nnx.Module):
         return self._logits(x_BTD), cache
 
     def init_cache(self, batch: int, length: int):
-        """Preallocated keys and values `[B, N, S, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
+        """Preallocated keys and values `[B * N, S, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
         the layers are scanned)."""
         d = self.tok_embed.features
         dtype = self.tok_embed.dtype or jnp.float32
-        shape = (batch, self.n_heads, length, d // self.n_heads)
+        shape = (batch * self.n_heads, length, d // self.n_heads)
         if self.scan_layers:
             stacked = (self.n_layers, *shape)
             return jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype)
         return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(self.n_layers)]
+
+
+def select_rows(cache, rows_B: jax.Array, n_heads: int):
+    """The cache of batch rows `rows_B` (repeats allowed), for caches of any layout `init_cache` makes."""
+
+    def one(c_XSH):  # [..., B * N, S, H], with a leading layer axis when the layers are scanned
+        lead = c_XSH.shape[:-3]
+        c = c_XSH.reshape(*lead, -1, n_heads, *c_XSH.shape[-2:])
+        c = jnp.take(c, rows_B, axis=len(lead))
+        return c.reshape(*lead, -1, *c_XSH.shape[-2:])
+
+    return jax.tree.map(one, cache)
 
 
 def with_bos(tokens_BT: jax.Array, bos: int) -> jax.Array:

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from collapse.model import select_rows
+
 
 def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int) -> jax.Array:
     """Draw one token per row from `softmax(logits / temperature)` restricted by top-k and top-p."""
@@ -63,12 +65,23 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
     return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
 
 
+def over_replicates(fn, *per_replicate):
+    """`fn` applied to each replicate's slice of `per_replicate` (leading axis R), in one program.
+
+    On accelerators this is `vmap`. On the CPU it is `lax.map` (one replicate after another): there,
+    XLA runs the decode loop's cache-reading matmuls several times slower with the replicate axis added
+    as a second batch axis than one replicate at a time, and batching replicates buys no throughput."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(lambda xs: fn(*xs), per_replicate)
+    return jax.vmap(fn)(*per_replicate)
+
+
 @partial(jax.jit, static_argnums=(0, 7, 8))
 def generate(graphdef, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int, candidates: int):
     """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
-    key_R = jax.random.wrap_key_data(key_data_R)
-    return jax.vmap(_generate, in_axes=(None, 0, 0, 0, None, None, None, None, None))(
-        graphdef, params, prompt_RBP, key_R, temperature, top_k, top_p, n_new, candidates)
+    one = lambda p, prompt, key_data: _generate(graphdef, p, prompt, jax.random.wrap_key_data(key_data),  # noqa: E731
+                                                temperature, top_k, top_p, n_new, candidates)
+    return over_replicates(one, params, prompt_RBP, key_data_R)
 
 
 def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
@@ -79,7 +92,7 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
     K = beam
     cache = model.init_cache(B, P + n_new - 1)
     logits_BPV, cache = model.decode(prompt_BP, cache, 0)
-    cache = jax.tree.map(lambda c: jnp.repeat(c, K, axis=0), cache)  # beam k of row b sits at b * K + k
+    cache = select_rows(cache, jnp.repeat(jnp.arange(B), K), model.n_heads)  # beam k of row b sits at b * K + k
     V = logits_BPV.shape[-1]
 
     def extend(seqs_BKX, scores_BK, logp_BKV, cache, i):
@@ -88,7 +101,7 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
         parent_BK, token_BK = flat_BK // V, (flat_BK % V).astype(jnp.int32)
         seqs_BKX = jnp.take_along_axis(seqs_BKX, parent_BK[:, :, None], axis=1).at[:, :, i].set(token_BK)
         rows = (jnp.arange(B)[:, None] * K + parent_BK).reshape(-1)
-        return seqs_BKX, scores_BK, token_BK, jax.tree.map(lambda c: c[rows], cache)
+        return seqs_BKX, scores_BK, token_BK, select_rows(cache, rows, model.n_heads)
 
     # One live beam to start with (the others at -inf), so the first step does not pick duplicates.
     scores_BK = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)[None].repeat(B, axis=0)
@@ -108,4 +121,4 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
 @partial(jax.jit, static_argnums=(0, 3, 4))
 def beam_search(graphdef, params, prompt_RBP, n_new: int, beam: int):
     """`_beam_search` for R replicates at once."""
-    return jax.vmap(_beam_search, in_axes=(None, 0, 0, None, None))(graphdef, params, prompt_RBP, n_new, beam)
+    return over_replicates(lambda p, prompt: _beam_search(graphdef, p, prompt, n_new, beam), params, prompt_RBP)

@@ -80,7 +80,7 @@ def test_scanned_layers_compute_the_same_function():
     tokens = jax.random.randint(jax.random.key(1), (3, 12), 0, V + 1)
     np.testing.assert_allclose(forward(scanned, tokens), forward(looped, tokens), atol=1e-5, rtol=1e-5)
     cache = scanned.init_cache(3, 12)
-    assert cache[0].shape == (TINY_MODEL.n_layers, 3, TINY_MODEL.n_heads, 12, TINY_MODEL.d_model // TINY_MODEL.n_heads)
+    assert cache[0].shape == (TINY_MODEL.n_layers, 3 * TINY_MODEL.n_heads, 12, TINY_MODEL.d_model // TINY_MODEL.n_heads)
     logits, cache = decode(scanned, tokens[:, :5], cache, 0)
     steps = [logits]
     for t in range(5, 12):
@@ -100,3 +100,22 @@ def test_bfloat16_compute_keeps_float32_parameters_and_logits():
     high = forward(make(0), tokens)
     # bf16 rounds to u = 2**-8 relative; ~10 rounded stages per layer, 2 layers: error well within 10 u
     assert float(jnp.linalg.norm(low - high) / jnp.linalg.norm(high)) < 10 * 2.0**-8
+
+
+def test_beam_search_with_scanned_layers_matches_looped_layers():
+    import dataclasses
+
+    from collapse import sample as sampler
+    from collapse.families.transformer import TransformerFamily
+
+    looped = TransformerFamily(TINY_MODEL, V)
+    scanned = TransformerFamily(dataclasses.replace(TINY_MODEL, scan_layers=True), V)
+    params = looped.init(jax.random.split(jax.random.key(4), 1))
+    blocks = [params["blocks"][i] for i in range(TINY_MODEL.n_layers)]
+    stacked = {**{k: v for k, v in params.items() if k != "blocks"},
+               "blocks": jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *blocks)}
+    stacked = nnx.State(stacked) if not isinstance(params, dict) else stacked
+    prompt = jnp.asarray(np.array([[[V, 1, 2], [V, 3, 0]]], np.int32))
+    a = sampler.beam_search(looped.graphdef, params, prompt, 5, 3)
+    b = sampler.beam_search(scanned.graphdef, stacked, prompt, 5, 3)
+    np.testing.assert_array_equal(a, b)
