@@ -50,6 +50,18 @@ def initialize() -> None:
              jax.local_device_count(), jax.device_count())
 
 
+def over_replicates(fn, *per_replicate):
+    """`fn` applied to each replicate's slice of `per_replicate` (leading axis R), in one program.
+
+    `vmap`, except on a single CPU device, where it is `lax.map` (one replicate after another): there a
+    replicate axis buys no throughput (the cores are already busy), and XLA's CPU matmuls with it as an
+    extra batch axis ran 25 % (training) to 3-7x (decoding from the KV cache) slower than one replicate
+    at a time. Both give the same numbers."""
+    if jax.default_backend() == "cpu" and jax.device_count() == 1:
+        return jax.lax.map(lambda xs: fn(*xs), per_replicate)
+    return jax.vmap(fn)(*per_replicate)
+
+
 def is_writer() -> bool:
     """Only process 0 writes the run directory (orbax checkpoints are written by all, each its shards)."""
     return jax.process_index() == 0

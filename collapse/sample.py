@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from collapse.devices import over_replicates
 from collapse.model import select_rows
 
 
@@ -63,17 +64,6 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
     positions = P + jnp.arange(n_new - 1)
     _, rest_XB = jax.lax.scan(step, (first_B, cache), (positions, keys[1:]))
     return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
-
-
-def over_replicates(fn, *per_replicate):
-    """`fn` applied to each replicate's slice of `per_replicate` (leading axis R), in one program.
-
-    On accelerators this is `vmap`. On the CPU it is `lax.map` (one replicate after another): there,
-    XLA runs the decode loop's cache-reading matmuls several times slower with the replicate axis added
-    as a second batch axis than one replicate at a time, and batching replicates buys no throughput."""
-    if jax.default_backend() == "cpu":
-        return jax.lax.map(lambda xs: fn(*xs), per_replicate)
-    return jax.vmap(fn)(*per_replicate)
 
 
 @partial(jax.jit, static_argnums=(0, 7, 8))

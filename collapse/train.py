@@ -1,7 +1,8 @@
-"""Training: AdamW with warmup + cosine decay, one jitted chunk of steps at a time, vmapped over replicates.
+"""Training: AdamW with warmup + cosine decay, one jitted chunk of steps at a time for all replicates at once.
 
 The state `(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
-replicate because the optimizer runs inside the vmap. A chunk of `log_every` steps is one `lax.scan`
+replicate because the optimizer runs inside the map over replicates (`over_replicates`: vmap, or lax.map
+on a single CPU device). A chunk of `log_every` steps is one `lax.scan`
 in one compiled call with the state donated, so the host only sees losses once per chunk. Batches are
 gathered by a separate small program, so a training set that grows (regime=accumulate) never
 recompiles the step.
@@ -21,7 +22,7 @@ import optax
 from flax import nnx
 
 from collapse.config import TrainConfig
-from collapse.devices import Layout, single, to_host
+from collapse.devices import Layout, over_replicates, single, to_host
 from collapse.model import with_bos
 
 State = tuple[nnx.State, optax.OptState]  # (params, optimizer state)
@@ -88,8 +89,7 @@ def _chunk(graphdef, cfg: TrainConfig, state: State, batches_SBT, active_S, tota
 @partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3,))
 def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: State, batches_RSBT, active_S, total):
     """Run S steps for all R replicates: returns the new state and the losses `[R, S]`."""
-    state, loss_RS = jax.vmap(_chunk, in_axes=(None, None, 0, 0, None, None))(
-        graphdef, cfg, state, batches_RSBT, active_S, total)
+    state, loss_RS = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_S, total), state, batches_RSBT)
     return jax.lax.with_sharding_constraint(state, layout.params()), loss_RS
 
 

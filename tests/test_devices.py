@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,3 +74,14 @@ def test_two_processes_run_the_study_of_one(tmp_path):
     assert [(r["generation"], r["replicate"], r["metric"]) for r in rows[0]] == \
            [(r["generation"], r["replicate"], r["metric"]) for r in rows[1]]
     np.testing.assert_allclose([r["value"] for r in rows[0]], [r["value"] for r in rows[1]], rtol=1e-4)
+
+
+def test_over_replicates_is_a_map_over_the_leading_axis():
+    """lax.map on one CPU device, vmap elsewhere: either way replicate r gets exactly its own slices."""
+    a_RNK = jax.random.normal(jax.random.key(0), (3, 5, 4))
+    b_RK = jax.random.normal(jax.random.key(1), (3, 4))
+    fn = lambda a_NK, b_K: jnp.tanh(a_NK @ b_K).sum()  # noqa: E731
+    out_R = jax.jit(lambda a, b: devices.over_replicates(fn, a, b))(a_RNK, b_RK)
+    assert out_R.shape == (3,)
+    for r in range(3):
+        np.testing.assert_allclose(out_R[r], fn(a_RNK[r], b_RK[r]), rtol=1e-6)

@@ -18,18 +18,19 @@ from flax import nnx
 from collapse import sample as sampler
 from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
-from collapse.devices import Layout, single, to_host
+from collapse.devices import Layout, over_replicates, single, to_host
 from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
 
 
 @partial(jax.jit, static_argnums=(0, 3))
 def _logprob(graphdef, params_R, tokens_RBT, skip):
-    return jax.vmap(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip))(params_R, tokens_RBT)
+    return over_replicates(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip), params_R, tokens_RBT)
 
 
 @partial(jax.jit, static_argnums=(0,))
 def _next_token_sum(graphdef, params_R, tokens_RBT, weight_B):
-    return jax.vmap(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B))(params_R, tokens_RBT)
+    return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B), params_R,
+                           tokens_RBT)
 
 
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, multiple: int = 1
