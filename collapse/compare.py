@@ -52,7 +52,8 @@ def group_runs(configs: dict[Path, dict]) -> dict[str, list[Path]]:
     varying = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
     groups: dict[str, list[Path]] = {}
     for run, f in flat.items():
-        label = " ".join(f"{k.replace('._option', '')}={f.get(k)}" for k in varying) or "all runs"
+        # keys a run's config does not have (fields of another regime, say) stay out of its label
+        label = " ".join(f"{k.replace('._option', '')}={f[k]}" for k in varying if k in f) or "all runs"
         groups.setdefault(label, []).append(run)
     return groups
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from collapse import compare
-from collapse.config import AccumulateConfig, ReplaceConfig, to_dict
+from collapse.config import AccumulateConfig, MixConfig, ReplaceConfig, to_dict
 from collapse.store import RunDir, save_json
 from tests.helpers import tiny_config
 
@@ -39,6 +39,13 @@ def test_groups_pool_seeds_and_name_what_differs(tmp_path):
     assert "| regime=accumulate | 0.1 | 0.15 |" in text
     assert (tmp_path / "figures" / "comparison.png").exists()
     assert all((r / "report.md").exists() for r in runs)
+
+
+def test_labels_leave_out_keys_a_run_does_not_have():
+    configs = {"a": to_dict(tiny_config(regime=ReplaceConfig())), "b": to_dict(tiny_config(regime=MixConfig()))}
+    labels = sorted(compare.group_runs(configs))
+    assert labels[1] == "regime=replace"  # no regime.human_fraction=None etc.
+    assert labels[0].startswith("regime=mix ") and "human_fraction=0.1" in labels[0] and "None" not in labels[0]
 
 
 def test_runs_in_progress_contribute_finished_generations(tmp_path):
