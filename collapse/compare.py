@@ -78,10 +78,11 @@ def compare(runs: list[Path], out: Path) -> Path:
     names = sorted({row["metric"] for rows in rows_by_group.values() for row in rows}, key=report.sort_key)
     lines = [f"# Comparison of {len(configs)} runs", "",
              "Mean ± 95 % t-interval over all seeds and replicates of a group, per generation.", ""]
+    aggs = {label: report.aggregate(rows) for label, rows in rows_by_group.items()}  # {label: {metric: {g: values}}}
     for name in names:
-        lines += [f"## {name}", "", _group_table(rows_by_group, name), ""]
+        lines += [f"## {name}", "", _group_table(rows_by_group, aggs, name), ""]
     if names:
-        figure = plots.group_curves(rows_by_group, names, out / "figures" / "comparison.png")
+        figure = plots.group_curves(aggs, names, out / "figures" / "comparison.png")
         lines += [f"![comparison]({figure.relative_to(out)})", ""]
     lines += ["## Runs", ""] + [f"- `{label}`: " + ", ".join(f"`{r}`" for r in members)
                                 for label, members in groups.items()]
@@ -90,11 +91,11 @@ def compare(runs: list[Path], out: Path) -> Path:
     return path
 
 
-def _group_table(rows_by_group: dict[str, list[dict]], name: str) -> str:
+def _group_table(rows_by_group: dict[str, list[dict]], aggs: dict[str, dict], name: str) -> str:
     gens = sorted({row["generation"] for rows in rows_by_group.values() for row in rows if row["metric"] == name})
     lines = ["| group | " + " | ".join(f"gen {g}" for g in gens) + " |", "|---" * (len(gens) + 1) + "|"]
-    for label, rows in rows_by_group.items():
-        agg = report.aggregate([r for r in rows if r["metric"] == name]).get(name, {})
+    for label, agg_by_metric in aggs.items():
+        agg = agg_by_metric.get(name, {})
         cells = [report.fmt(*report.mean_ci(agg[g])) if g in agg else "" for g in gens]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

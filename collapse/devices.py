@@ -62,11 +62,6 @@ def over_replicates(fn, *per_replicate):
     return jax.vmap(fn)(*per_replicate)
 
 
-def is_writer() -> bool:
-    """Only process 0 writes the run directory (orbax checkpoints are written by all, each its shards)."""
-    return jax.process_index() == 0
-
-
 @dataclass(frozen=True)
 class Layout:
     """How arrays with a leading replicate axis R are spread over the mesh's single axis "devices"."""
@@ -103,6 +98,12 @@ class Layout:
             return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
         return jax.tree.map(one, tree)
+
+
+def abstract(shapes, sharding: NamedSharding):
+    """`jax.ShapeDtypeStruct`s of `shapes` (e.g. from `jax.eval_shape`) placed with `sharding`: what orbax
+    restores into."""
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
 def single() -> Layout:

@@ -173,6 +173,12 @@ def _rebuild_run_summaries(store: RunDir, cfg: Config) -> None:
 # --------------------------------------------------------------------------------------------- phases
 
 
+def _save(outputs: list[Path], path: Path, array: np.ndarray) -> None:
+    """Write a phase output and record it for the phase marker's digests."""
+    save_array(path, array)
+    outputs.append(path)
+
+
 def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device, tracker):
     R = cfg.replicates
     params = _done(store, g, "train", lambda: store.load_params(g, family.abstract(R)))
@@ -184,9 +190,8 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
                           numpy_rng(key_for(cfg.seed, g, r, Phase.REGIME))) for r in range(R)]
     outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
     for r, ts in enumerate(sets):
-        for name, array in (("train_provenance.npy", ts.provenance), ("train_index.npy", ts.index)):
-            save_array(store.rep(g, r) / name, array)
-            outputs.append(store.rep(g, r) / name)
+        _save(outputs, store.rep(g, r) / "train_provenance.npy", ts.provenance)
+        _save(outputs, store.rep(g, r) / "train_index.npy", ts.index)
     save_json(store.gen(g) / "manifest.json", {
         "generation": g, "regime": cfg.regime.name,
         "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()} for r, ts in enumerate(sets)]})
@@ -246,8 +251,7 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
         if index is not None:
             arrays["prompt_index.npy"] = index[r]
         for name, array in arrays.items():
-            save_array(store.rep(g, r) / name, array)
-            outputs.append(store.rep(g, r) / name)
+            _save(outputs, store.rep(g, r) / name, array)
     store.mark_done(g, "sample", {"seconds": time.perf_counter() - t0, "device": device}, outputs)
     return list(tokens)
 
@@ -269,8 +273,7 @@ def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, de
     outputs = [store.gen(g) / "metrics.jsonl"]
     for r, named in enumerate(arrays):
         for name, array in named.items():
-            save_array(store.rep(g, r) / f"{name}.npy", array)
-            outputs.append(store.rep(g, r) / f"{name}.npy")
+            _save(outputs, store.rep(g, r) / f"{name}.npy", array)
     rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
             for r, metrics in enumerate(values) for name, v in metrics.items()]
     store.write_metrics(g, rows)

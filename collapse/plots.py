@@ -143,14 +143,15 @@ def bucket_bars(masses: dict[str, np.ndarray], labels: tuple[str, ...], path: Pa
     return save(fig, path)
 
 
-def group_curves(rows_by_group: dict[str, list[dict]], names: list[str], path: Path) -> Path:
-    """One panel per metric, one line per group (mean over its seeds and replicates) with a 95 % band."""
+def group_curves(aggs: dict[str, dict], names: list[str], path: Path) -> Path:
+    """One panel per metric, one line per group (mean over its seeds and replicates) with a 95 % band;
+    `aggs`: {group label: `report.aggregate` of its rows}."""
     cols = min(3, len(names))
     nrows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names):
-        for i, (label, rows) in enumerate(rows_by_group.items()):
-            agg = aggregate([r for r in rows if r["metric"] == name]).get(name)
+        for i, (label, agg_by_metric) in enumerate(aggs.items()):
+            agg = agg_by_metric.get(name)
             if not agg:
                 continue
             gens = sorted(agg)

@@ -198,12 +198,12 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         lines += ["Mean ± 95 % t-interval across replicates. The `human` row measures the human train split (and, "
                   "for", "the grammar, the true language as the model). Definitions: docs/metrics.md.", ""]
     gens = sorted({row["generation"] for row in rows})
-    if len(shown_generations(gens)) < len(gens):
-        lines += [f"{len(shown_generations(gens))} of {len(gens)} generations shown (log-spaced); metrics.jsonl "
+    n_shown = len(shown_generations(gens))
+    if n_shown < len(gens):
+        lines += [f"{n_shown} of {len(gens)} generations shown (log-spaced); metrics.jsonl "
                   "has every generation.", ""]
-    sections = {key: [n for n in names if family(n) == key] for key in FAMILIES}
-    if analytic:  # one family of metrics, one panel each
-        sections = {"metrics": names}
+    # analytic families: one family of metrics, one panel each
+    sections = {"metrics": names} if analytic else {key: [n for n in names if family(n) == key] for key in FAMILIES}
     for key, shown in sections.items():
         if shown:
             panels: dict[str, list[str]] = {}

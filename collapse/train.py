@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 
 from collapse.config import TrainConfig
-from collapse.devices import Layout, over_replicates, single, to_host
+from collapse.devices import Layout, abstract, over_replicates, single, to_host
 from collapse.model import with_bos
 
 State = tuple[nnx.State, optax.OptState]  # (params, optimizer state)
@@ -121,8 +121,7 @@ def abstract_checkpoint(params: nnx.State, cfg: TrainConfig, steps: int, layout:
     """Shapes, dtypes and shardings of a mid-generation checkpoint, for restoring one."""
     layout = layout or single()
     R = jax.tree.leaves(params)[0].shape[0]
-    state = jax.eval_shape(jax.vmap(partial(init_state, cfg=cfg)), params)
-    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=layout.params()), state)
+    state = abstract(jax.eval_shape(jax.vmap(partial(init_state, cfg=cfg)), params), layout.params())
     losses = jax.ShapeDtypeStruct((R, steps), jnp.float32, sharding=layout.replicated())
     return {"state": state, "losses": losses}
 

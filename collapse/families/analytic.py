@@ -51,7 +51,7 @@ from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, Catego
                              GaussianConfig, GMMConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig,
                              to_dict)
 from collapse.families import categorical, gaussian, gmm, linreg
-from collapse.rng import Phase, human_key
+from collapse.rng import Phase, human_key, key_for
 from collapse.store import RunDir, atomic_write, load_json, save_array, save_json
 
 log = logging.getLogger("collapse")
@@ -136,11 +136,7 @@ def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
     fam, m, regime = family(cfg.model), cfg.model, cfg.regime
     G, M = cfg.generations, m.samples
 
-    def key(g, phase: Phase) -> jax.Array:
-        k = jax.random.key(cfg.seed)
-        for part in (g, r, int(phase)):
-            k = jax.random.fold_in(k, part)
-        return k
+    key = lambda g, phase: key_for(cfg.seed, g, r, phase)  # noqa: E731  (g and r may be traced)
 
     human = _human(cfg, truth, r)
     ones_M = jnp.ones(M)

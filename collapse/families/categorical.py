@@ -192,10 +192,6 @@ def point_size(cfg: CategoricalConfig) -> int:
 # ------------------------------------------------------------------------------------------- theory
 
 
-def tokens_per_generation(cfg: CategoricalConfig) -> int:
-    return cfg.samples * cfg.seq_len
-
-
 def loss_probability(p_V: np.ndarray, n: int) -> np.ndarray:
     """Probability that a symbol of probability p is absent from n independent tokens: (1 - p)^n."""
     return (1 - np.asarray(p_V, np.float64)) ** n

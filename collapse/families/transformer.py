@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from collapse import devices, train
 from collapse import sample as sampler
-from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
 from collapse.devices import Layout, over_replicates, single, to_host
 from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
@@ -33,12 +33,17 @@ def _next_token_sum(graphdef, params_R, tokens_RBT, weight_B):
                            tokens_RBT)
 
 
+def _slice_size(batch: int, n: int, multiple: int) -> int:
+    """At most `batch` rows (no more than `n`), rounded up to a multiple of `multiple`."""
+    return -(-min(batch, n) // multiple) * multiple
+
+
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, multiple: int = 1
              ) -> np.ndarray:
     """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves
     all); the slice size is rounded up to a multiple of `multiple` (devices sharing each slice)."""
     n = x_RN.shape[1]
-    batch = -(-min(batch, n) // multiple) * multiple
+    batch = _slice_size(batch, n, multiple)
     pad = -n % batch
     x_RN = np.pad(x_RN, [(0, 0), (0, pad)] + [(0, 0)] * (x_RN.ndim - 2))
     out = [to_host(fn(x_RN[:, i:i + batch], i // batch)) for i in range(0, n + pad, batch)]
@@ -65,17 +70,17 @@ class TransformerFamily:
     def bos(self) -> int:
         return self.vocab_size
 
+    def _make(self, key: jax.Array) -> nnx.State:
+        return nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]
+
     def init(self, keys_R: jax.Array) -> nnx.State:
         """Fresh parameters, one set per key."""
-        make = lambda key: nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]  # noqa: E731
-        return self.layout.put(jax.jit(jax.vmap(make))(keys_R), self.layout.params())
+        return self.layout.put(jax.jit(jax.vmap(self._make))(keys_R), self.layout.params())
 
     def abstract(self, replicates: int) -> nnx.State:
-        """Shapes and dtypes of `init`'s output, for restoring checkpoints."""
-        make = lambda key: nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]  # noqa: E731
-        shapes = jax.eval_shape(jax.vmap(make), jax.random.split(jax.random.key(0), replicates))
-        sharding = self.layout.params()
-        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+        """Shapes, dtypes and shardings of `init`'s output, for restoring checkpoints."""
+        shapes = jax.eval_shape(jax.vmap(self._make), jax.random.split(jax.random.key(0), replicates))
+        return devices.abstract(shapes, self.layout.params())
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
             on_chunk=None, checkpoints: train.Checkpoints | None = None) -> tuple[nnx.State, np.ndarray]:
@@ -99,7 +104,7 @@ class TransformerFamily:
                 out = sampler.beam_search(self.graphdef, params_R, prompt_RBP, n_new,
                                           min(cfg.beam_size, self.vocab_size))
             else:
-                key_data = np.asarray(jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(k, i)))(keys_R))
+                key_data = jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(k, i)))(keys_R)
                 out = sampler.generate(self.graphdef, params_R, prompt_RBP, layout.put(key_data, layout.params()),
                                        jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
                                        n_new, candidates)
@@ -121,7 +126,7 @@ class TransformerFamily:
         (float64): where each model puts its mass on that data, tail tokens included."""
         R, N, T = tokens_RNT.shape
         params_R = self.layout.put(params_R, self.layout.params())
-        b = -(-min(batch, N) // self._split) * self._split
+        b = _slice_size(batch, N, self._split)
         total_RV = np.zeros((R, self.vocab_size))
         for i in range(0, N, b):  # fixed-size batches, the last one padded and masked: one program serves all
             chunk_RBT = tokens_RNT[:, i:i + b]
