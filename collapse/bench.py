@@ -117,7 +117,7 @@ def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtyp
     key_data = jax.random.key_data(jax.random.split(jax.random.key(1), replicates))
 
     def gen():
-        out = sampler.generate(family.graphdef, params, prompts, key_data, jnp.float32(1.0), jnp.int32(args.top_k),
+        out = sampler.generate(family.graphdef, family.layout, params, prompts, key_data, jnp.float32(1.0), jnp.int32(args.top_k),
                                jnp.float32(1.0), args.gen_len, min(1024, V))
         out.block_until_ready()
 

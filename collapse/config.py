@@ -296,6 +296,7 @@ class Config:
     replicates: int = 1
     out_dir: str = "runs/${now:%Y-%m-%d_%H-%M-%S}"  # CLI only ("auto": runs/<study_id>); the Python API takes a path
     compilation_cache: str = "~/.cache/collapse/jax"  # persistent XLA cache ("" = off)
+    cpu_devices: int = 0  # on a CPU: XLA devices to split the host into (0 = one per core, see devices.py)
     tracking: str = "none"  # none | tensorboard | wandb (optional extras; see collapse/tracking.py)
     wandb_project: str = "collapse"
     wandb_mode: str = "offline"  # offline | online
@@ -338,7 +339,8 @@ def from_hydra(dcfg: Any) -> Config:
 
 
 # Keys that may change between a run and its resumption: they change no number already written.
-RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "tracking", "wandb_project", "wandb_mode")
+RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "cpu_devices", "tracking", "wandb_project",
+                  "wandb_mode")
 
 
 def study_id(cfg: Config) -> str:
@@ -433,7 +435,7 @@ def validate(cfg: Config) -> None:
         _finite(obj, prefix)
 
     _positive(cfg, "config", "generations", "replicates")
-    _non_negative(cfg, "config", "seed")
+    _non_negative(cfg, "config", "seed", "cpu_devices")
     _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
     _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
     _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
@@ -492,6 +494,11 @@ def validate(cfg: Config) -> None:
         _positive(s, "sample", "prompt_len")
         _check(s.prompt_len <= d.seq_len, "sample.prompt_len",
                f"must not exceed the human sequences it is cut from (data.seq_len = {d.seq_len})")
+
+    n = cfg.cpu_devices
+    _check(n == 0 or cfg.replicates % n == 0 or (t.batch_size % n == 0 and s.batch_size % n == 0), "cpu_devices",
+           f"{n} devices split neither replicates ({cfg.replicates}) nor train.batch_size ({t.batch_size}) and "
+           f"sample.batch_size ({s.batch_size}) evenly")
 
     if isinstance(m, TransformerConfig):
         needed = context_needed(cfg)

@@ -50,16 +50,57 @@ def initialize() -> None:
              jax.local_device_count(), jax.device_count())
 
 
-def over_replicates(fn, *per_replicate):
+def over_replicates(fn, layout: "Layout", *per_replicate):
     """`fn` applied to each replicate's slice of `per_replicate` (leading axis R), in one program.
 
-    `vmap`, except on a single CPU device, where it is `lax.map` (one replicate after another): there a
-    replicate axis buys no throughput (the cores are already busy), and XLA's CPU matmuls with it as an
-    extra batch axis ran 25 % (training) to 3-7x (decoding from the KV cache) slower than one replicate
-    at a time. Both give the same numbers."""
-    if jax.default_backend() == "cpu" and jax.device_count() == 1:
-        return jax.lax.map(lambda xs: fn(*xs), per_replicate)
-    return jax.vmap(fn)(*per_replicate)
+    `vmap` on accelerators. On CPU devices replicates run one after another (`lax.map`): there a replicate
+    axis buys no throughput (the cores are already busy), and XLA's CPU matmuls with it as an extra batch
+    axis ran 25 % (training) to 3-7x (decoding from the KV cache) slower. When the replicates are spread
+    over several CPU devices, each device maps over its own (`shard_map`, no communication). All give the
+    same numbers."""
+    if jax.default_backend() != "cpu":
+        return jax.vmap(fn)(*per_replicate)
+    one_by_one = lambda *xs: jax.lax.map(lambda x: fn(*x), xs)  # noqa: E731
+    if layout.n == 1 or not layout.by_replicate:  # (batch-sharded: XLA partitions each replicate's step)
+        return one_by_one(*per_replicate)
+    spec = PartitionSpec("devices")
+    return jax.shard_map(one_by_one, mesh=layout.mesh, in_specs=spec, out_specs=spec, check_vma=False)(
+        *per_replicate)
+
+
+def cpu_device_count(requested: int, replicates: int, batch_sizes: dict[str, int]) -> int:
+    """How many XLA devices to split a CPU host into: `requested`, or for 0 the most (one per core, at most
+    `MAX_AUTO_CPU_DEVICES`) over which the replicates or else every batch in `batch_sizes` split evenly.
+
+    Each CPU device runs its share on its own core, with data parallelism across them: on 2 cores this
+    trained 15-30 % and sampled 40-70 % faster than one device using both cores (results/benchmark.md),
+    since XLA's CPU runtime keeps two cores busy on one program's small operations only part of the time."""
+    if requested:
+        return requested
+    cores = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                MAX_AUTO_CPU_DEVICES)
+    return next(n for n in range(cores, 0, -1)
+                if replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values()))
+
+
+MAX_AUTO_CPU_DEVICES = 8
+
+
+def use_cpu_devices(requested: int, replicates: int, batch_sizes: dict[str, int]) -> None:
+    """Split the CPU host into `cpu_device_count(...)` XLA devices (`jax_num_cpu_devices`).
+
+    Only before JAX's first operation; afterwards (e.g. a second study in one Python process) the existing
+    devices are kept. With `requested` = 0 an explicit XLA_FLAGS=--xla_force_host_platform_device_count
+    and multi-process launches (one device per process) are left alone."""
+    auto_off = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or multiprocess_launch()
+    if requested == 0 and auto_off:
+        return
+    n = cpu_device_count(requested, replicates, batch_sizes)
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # backends already started
+        if jax.default_backend() == "cpu" and jax.device_count() != n:
+            log.info("JAX started with %d CPU device(s) already; keeping them (wanted %d)", jax.device_count(), n)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from collapse.devices import over_replicates
+from collapse.devices import Layout, over_replicates
 from collapse.model import select_rows
 
 
@@ -66,12 +66,12 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
     return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
 
 
-@partial(jax.jit, static_argnums=(0, 7, 8))
-def generate(graphdef, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int, candidates: int):
+@partial(jax.jit, static_argnums=(0, 1, 8, 9))
+def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int, candidates: int):
     """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
     one = lambda p, prompt, key_data: _generate(graphdef, p, prompt, jax.random.wrap_key_data(key_data),  # noqa: E731
                                                 temperature, top_k, top_p, n_new, candidates)
-    return over_replicates(one, params, prompt_RBP, key_data_R)
+    return over_replicates(one, layout, params, prompt_RBP, key_data_R)
 
 
 def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
@@ -108,7 +108,8 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
     return jnp.take_along_axis(seqs_BKX, best_B[:, None, None], axis=1)[:, 0]
 
 
-@partial(jax.jit, static_argnums=(0, 3, 4))
-def beam_search(graphdef, params, prompt_RBP, n_new: int, beam: int):
+@partial(jax.jit, static_argnums=(0, 1, 4, 5))
+def beam_search(graphdef, layout: Layout, params, prompt_RBP, n_new: int, beam: int):
     """`_beam_search` for R replicates at once."""
-    return over_replicates(lambda p, prompt: _beam_search(graphdef, p, prompt, n_new, beam), params, prompt_RBP)
+    return over_replicates(lambda p, prompt: _beam_search(graphdef, p, prompt, n_new, beam), layout,
+                           params, prompt_RBP)

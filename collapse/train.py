@@ -2,7 +2,7 @@
 
 The state `(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
 replicate because the optimizer runs inside the map over replicates (`over_replicates`: vmap, or lax.map
-on a single CPU device). A chunk of `log_every` steps is one `lax.scan`
+on CPU devices). A chunk of `log_every` steps is one `lax.scan`
 in one compiled call with the state donated, so the host only sees losses once per chunk. Batches are
 gathered by a separate small program, so a training set that grows (regime=accumulate) never
 recompiles the step.
@@ -89,7 +89,8 @@ def _chunk(graphdef, cfg: TrainConfig, state: State, batches_SBT, active_S, tota
 @partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3,))
 def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: State, batches_RSBT, active_S, total):
     """Run S steps for all R replicates: returns the new state and the losses `[R, S]`."""
-    state, loss_RS = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_S, total), state, batches_RSBT)
+    state, loss_RS = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_S, total), layout, state,
+                                    batches_RSBT)
     return jax.lax.with_sharding_constraint(state, layout.params()), loss_RS
 
 

@@ -15,10 +15,10 @@ V, T = 7, 16
 phase = np.random.default_rng(0).integers(0, V, 96)
 data_NT = ((phase[:, None] + np.arange(T)[None]) % V).astype(np.int32)
 cfg = TrainConfig(batch_size=16, epochs=2, log_every=4)
-keys = jax.random.split(jax.random.key(0), 1)
+keys = jax.random.split(jax.random.key(0), 4)
 out = {"devices": jax.device_count()}
 
-for name, R in (("by_batch", 1),):  # by replicate: tests/test_devices.py's two-process run
+for name, R in (("by_batch", 1), ("by_replicate", 4)):
     single = TransformerFamily(TINY_MODEL, V, devices.single())
     spread = TransformerFamily(TINY_MODEL, V, devices.make_layout(R, {"train.batch_size": 16}))
     out[f"{name}_layout"] = "replicate" if spread.layout.by_replicate else "batch"

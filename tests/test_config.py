@@ -82,6 +82,8 @@ BAD = [
     (dict(model=CategoricalConfig(order=4)), "model.order"),
     (dict(model=LinRegConfig(samples=11, dim=10)), "model.samples"),
     (dict(model=LinRegConfig(), regime=MixConfig(human_fraction=2.0)), "regime.human_fraction"),
+    (dict(cpu_devices=-1), "config.cpu_devices"),
+    (dict(cpu_devices=3), "cpu_devices"),  # splits neither 1 replicate nor batches of 64 and 1024
 ]
 
 

@@ -116,6 +116,6 @@ def test_beam_search_with_scanned_layers_matches_looped_layers():
                "blocks": jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *blocks)}
     stacked = nnx.State(stacked) if not isinstance(params, dict) else stacked
     prompt = jnp.asarray(np.array([[[V, 1, 2], [V, 3, 0]]], np.int32))
-    a = sampler.beam_search(looped.graphdef, params, prompt, 5, 3)
-    b = sampler.beam_search(scanned.graphdef, stacked, prompt, 5, 3)
+    a = sampler.beam_search(looped.graphdef, looped.layout, params, prompt, 5, 3)
+    b = sampler.beam_search(scanned.graphdef, scanned.layout, stacked, prompt, 5, 3)
     np.testing.assert_array_equal(a, b)

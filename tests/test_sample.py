@@ -131,7 +131,7 @@ def test_beam_of_one_is_greedy(family, params, forward):
     greedy = family.sample(params, prompts, jax.random.split(jax.random.key(0), 1), SampleConfig(temperature=0.0),
                            n_new=6)
     bos = np.full((1, 8, 1), family.bos, np.int32)
-    one = np.asarray(sampler.beam_search(family.graphdef, params, jnp.asarray(bos), 6, 1))
+    one = np.asarray(sampler.beam_search(family.graphdef, family.layout, params, jnp.asarray(bos), 6, 1))
     np.testing.assert_array_equal(one, greedy)
     five = family.sample(params, prompts, None, SampleConfig(beam_size=5), n_new=6)  # keys unused: deterministic
     assert five.shape == greedy.shape
@@ -145,7 +145,7 @@ def test_exhaustive_beam_finds_the_most_likely_sequence():
     one = jax.tree.map(lambda p: p[0], params)
     model = nnx.merge(fam.graphdef, one)
     prompt = np.array([[V, 2, 0], [V, 1, 1]], np.int32)  # BOS + 2 prompt tokens
-    out = np.asarray(sampler.beam_search(fam.graphdef, params, jnp.asarray(prompt[None]), n, V ** (n - 1)))[0]
+    out = np.asarray(sampler.beam_search(fam.graphdef, fam.layout, params, jnp.asarray(prompt[None]), n, V ** (n - 1)))[0]
     grid = np.stack(np.meshgrid(*[np.arange(V)] * n, indexing="ij"), -1).reshape(-1, n)  # all V^n continuations
     for b in range(2):
         seqs = np.concatenate([np.repeat(prompt[b:b + 1], len(grid), 0), grid], axis=1)

@@ -22,15 +22,16 @@ from collapse.devices import Layout, over_replicates, single, to_host
 from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
 
 
-@partial(jax.jit, static_argnums=(0, 3))
-def _logprob(graphdef, params_R, tokens_RBT, skip):
-    return over_replicates(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip), params_R, tokens_RBT)
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _next_token_sum(graphdef, params_R, tokens_RBT, weight_B):
-    return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B), params_R,
+@partial(jax.jit, static_argnums=(0, 1, 4))
+def _logprob(graphdef, layout, params_R, tokens_RBT, skip):
+    return over_replicates(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip), layout, params_R,
                            tokens_RBT)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B):
+    return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B), layout,
+                           params_R, tokens_RBT)
 
 
 def _slice_size(batch: int, n: int, multiple: int) -> int:
@@ -101,11 +102,12 @@ class TransformerFamily:
         def one_batch(prompt_RBP, i):
             prompt_RBP = layout.put(prompt_RBP, layout.batch(1))
             if cfg.beam_size > 1:
-                out = sampler.beam_search(self.graphdef, params_R, prompt_RBP, n_new,
+                out = sampler.beam_search(self.graphdef, layout, params_R, prompt_RBP, n_new,
                                           min(cfg.beam_size, self.vocab_size))
             else:
                 key_data = jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(k, i)))(keys_R)
-                out = sampler.generate(self.graphdef, params_R, prompt_RBP, layout.put(key_data, layout.params()),
+                key_data = layout.put(key_data, layout.params())
+                out = sampler.generate(self.graphdef, layout, params_R, prompt_RBP, key_data,
                                        jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
                                        n_new, candidates)
             if on_batch is not None:
@@ -119,7 +121,7 @@ class TransformerFamily:
         the log-probability of the tokens after the first `skip` given those (a continuation given its prompt)."""
         params_R = self.layout.put(params_R, self.layout.params())
         put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
-        return _batched(lambda t, _: _logprob(self.graphdef, params_R, put(t), skip), tokens_RNT, batch, self._split)
+        return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch, self._split)
 
     def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
         """The mean predicted next-token distribution over all N * T positions of `tokens_RNT` `[R, V]`
@@ -133,5 +135,5 @@ class TransformerFamily:
             valid = chunk_RBT.shape[1]
             chunk_RBT = self.layout.put(np.pad(chunk_RBT, [(0, 0), (0, b - valid), (0, 0)]), self.layout.batch(1))
             weight_B = self.layout.put((np.arange(b) < valid).astype(np.float32), self.layout.replicated())
-            total_RV += to_host(_next_token_sum(self.graphdef, params_R, chunk_RBT, weight_B)).astype(np.float64)
+            total_RV += to_host(_next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B)).astype(np.float64)
         return total_RV / (N * T)
