@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse import devices, train
 from collapse import sample as sampler
-from collapse import train
 from collapse.config import SampleConfig, TrainConfig, TransformerConfig
 from collapse.families.transformer import TransformerFamily
 
@@ -90,16 +90,16 @@ def train_flops_per_token(shape: Shape, non_embedding: int) -> float:
 
 def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtype: str = "float32") -> dict:
     """Steady-state training and sampling throughput of R replicates of `shape` (compile time separate)."""
-    family = TransformerFamily(shape.model(dtype), V)
+    layout = devices.make_layout(replicates, {"batch": shape.batch, "--gen-batch": args.gen_batch})
+    family = TransformerFamily(shape.model(dtype), V, layout)
     keys = jax.random.split(jax.random.key(0), replicates)
     params = family.init(keys)
     cfg = TrainConfig(batch_size=shape.batch, log_every=args.steps, lr=3e-4, warmup_fraction=0.0)
     rng = np.random.default_rng(0)
     starts = rng.integers(0, len(data) - shape.context - 1, (replicates, args.steps, shape.batch))
-    batches = jnp.asarray(data[starts[..., None] + np.arange(shape.context)])
-    state = jax.vmap(lambda p: train.init_state(p, cfg))(params)
+    batches = layout.put(data[starts[..., None] + np.arange(shape.context)], layout.batch(2))
+    state = layout.put(jax.vmap(lambda p: train.init_state(p, cfg))(params), layout.params())
     active = jnp.ones(args.steps, bool)
-    layout = family.layout
 
     def chunk():
         nonlocal state
@@ -112,9 +112,10 @@ def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtyp
     train_s = _time(chunk, args.repeats)
     params = state[0]
 
-    prompts = jnp.asarray(np.concatenate([np.full((replicates, args.gen_batch, 1), V, np.int32),
-                                          rng.integers(0, V, (replicates, args.gen_batch, 1)).astype(np.int32)], 2))
-    key_data = jax.random.key_data(jax.random.split(jax.random.key(1), replicates))
+    prompts = layout.put(np.concatenate([np.full((replicates, args.gen_batch, 1), V, np.int32),
+                                         rng.integers(0, V, (replicates, args.gen_batch, 1)).astype(np.int32)], 2),
+                         layout.batch(1))
+    key_data = layout.put(jax.random.key_data(jax.random.split(jax.random.key(1), replicates)), layout.params())
 
     def gen():
         out = sampler.generate(family.graphdef, family.layout, params, prompts, key_data, jnp.float32(1.0), jnp.int32(args.top_k),
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cycle-tokens", type=int, default=2**20, help="tokens trained and sampled in one cycle")
     ap.add_argument("--replicates", default="1,8,32", help="replicate counts for the scaling figure ('' = skip)")
     ap.add_argument("--dtype", default="float32", help="compute dtype of our model (bfloat16 on GPU/TPU)")
+    ap.add_argument("--cpu-devices", type=int, default=0,
+                    help="XLA devices to split a CPU host into (0 = as `collapse` does: one per core)")
     ap.add_argument("--hf-python", default=os.environ.get("COLLAPSE_HF_PYTHON", ""),
                     help="a Python with torch + transformers for the reference (default: $COLLAPSE_HF_PYTHON, "
                          "else this one if it has them)")
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             pass
 
+    batches = {f"{name} batch": SHAPES[name].batch for name in args.shapes.split(",")}
+    devices.use_cpu_devices(args.cpu_devices, 1, {**batches, "--gen-batch": args.gen_batch})
     data = corpus(args.text)
     ceilings = machine_ceilings()
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "device": jax.devices()[0].device_kind,

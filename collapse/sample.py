@@ -9,6 +9,7 @@ Temperature 0 is greedy decoding. `beam_search` keeps the `K` most likely contin
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -17,6 +18,25 @@ from flax import nnx
 
 from collapse.devices import Layout, over_replicates
 from collapse.model import select_rows
+
+
+def categorical(key: jax.Array, logits_BV: jax.Array) -> jax.Array:
+    """One draw per row from `softmax(logits_BV)`, exactly, with 2 sqrt(V) random numbers per row instead of V.
+
+    The vocabulary is cut into G groups of C tokens: draw a group from the groups' total masses (their
+    logsumexp), then a token within it; P(group) P(token | group) = P(token). Each draw is a Gumbel-max
+    like `jax.random.categorical`, so the float32 behaviour (tails included) is that of one Gumbel-max; the
+    saving is the random numbers, which cost more than the whole rest of a small model's decode step."""
+    B, V = logits_BV.shape
+    if V < 64:
+        return jax.random.categorical(key, logits_BV)
+    C = math.isqrt(V - 1) + 1  # ceil(sqrt(V))
+    G = -(-V // C)
+    logits_BGC = jnp.pad(logits_BV, ((0, 0), (0, G * C - V)), constant_values=-jnp.inf).reshape(B, G, C)
+    group_key, token_key = jax.random.split(key)
+    group_B = jax.random.categorical(group_key, jax.nn.logsumexp(logits_BGC, axis=-1))
+    within_BC = jnp.take_along_axis(logits_BGC, group_B[:, None, None], axis=1)[:, 0]
+    return group_B * C + jax.random.categorical(token_key, within_BC)
 
 
 def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int) -> jax.Array:
@@ -34,25 +54,42 @@ def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, cand
         p_BK = jnp.exp(vals_BK - log_norm_B1)
         mass_before_BK = jnp.cumsum(p_BK, axis=-1) - p_BK  # keep a token if the nucleus is not yet full
         vals_BK = jnp.where(mass_before_BK < top_p, vals_BK, -jnp.inf)
-        pick_B = jax.random.categorical(key, vals_BK)
+        pick_B = categorical(key, vals_BK)
         return jnp.take_along_axis(idx_BK, pick_B[:, None], axis=-1)[:, 0]
 
     def plain():
-        return jax.random.categorical(key, scaled_BV)
+        return categorical(key, scaled_BV)
 
     sampled_B = jax.lax.cond((top_k > 0) | (top_p < 1), filtered, plain)
     return jnp.where(temperature > 0, sampled_B, jnp.argmax(logits_BV, axis=-1)).astype(jnp.int32)
+
+
+def cache_lengths(prompt_len: int, n_new: int, windows: int = 4) -> list[int]:
+    """Growing KV-cache lengths for decoding in up to `windows` windows: the last holds every position.
+
+    Decoding position p reads the whole cache it is given, so giving the early steps a shorter cache cuts
+    the bytes attention reads (the cost of decoding large batches) from P + n - 1 per step to about half
+    that on average, for one cache copy per window and one compiled decode step per window."""
+    steps = n_new - 1
+    windows = max(1, min(windows, steps // 8))  # at least 8 steps per window
+    return sorted({prompt_len + -(-w * steps // windows) for w in range(1, windows + 1)})
+
+
+def _pad_cache(cache, length: int):
+    """The cache (any layout `init_cache` makes) grown to `length` positions, new positions zero."""
+    return jax.tree.map(lambda c: jnp.pad(c, [(0, 0)] * (c.ndim - 2) + [(0, length - c.shape[-2]), (0, 0)]), cache)
 
 
 def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int):
     """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`."""
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
-    cache = model.init_cache(B, P + n_new - 1)
+    lengths = cache_lengths(P, n_new)
+    cache = model.init_cache(B, lengths[0])
     logits_BPV, cache = model.decode(prompt_BP, cache, 0)
     keys = jax.random.split(key, n_new)
     pick = partial(choose, temperature=temperature, top_k=top_k, top_p=top_p, candidates=candidates)
-    first_B = pick(logits_BPV[:, -1], keys[0])
+    token_B = pick(logits_BPV[:, -1], keys[0])
 
     def step(carry, inputs):
         token_B, cache = carry
@@ -61,9 +98,15 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
         next_B = pick(logits_B1V[:, 0], key)
         return (next_B, cache), next_B
 
-    positions = P + jnp.arange(n_new - 1)
-    _, rest_XB = jax.lax.scan(step, (first_B, cache), (positions, keys[1:]))
-    return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
+    out = [token_B[:, None]]
+    start = P  # position of the next token fed in; position p is decoded with a cache of length > p
+    for length in lengths:
+        cache = _pad_cache(cache, length)
+        (token_B, cache), new_XB = jax.lax.scan(step, (token_B, cache),
+                                                (jnp.arange(start, length), keys[start - P + 1:length - P + 1]))
+        out.append(new_XB.T)
+        start = length
+    return jnp.concatenate(out, axis=1)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 8, 9))

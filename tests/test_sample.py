@@ -46,6 +46,23 @@ def test_temperature_zero_is_greedy(family, params, forward):
     np.testing.assert_array_equal(out, greedy_reference(forward, np.full((8, 1), family.bos, np.int32), 10))
 
 
+def test_greedy_decoding_in_growing_cache_windows_matches_full_forward_passes(family, params, forward):
+    """30 new tokens after BOS + 1 prompt token: decoded in 3 windows (caches of 12, 22, 31 positions)."""
+    assert sampler.cache_lengths(2, 30) == [12, 22, 31]
+    prefix = np.stack([np.full(8, family.bos), np.arange(8) % V], axis=1).astype(np.int32)
+    out = family.sample(params, prefix[None, :, 1:], jax.random.split(jax.random.key(3), 1),
+                        SampleConfig(temperature=0.0), n_new=30)[0]
+    np.testing.assert_array_equal(out, greedy_reference(forward, prefix, 30))
+
+
+@pytest.mark.parametrize("prompt_len,n_new", [(1, 1), (1, 8), (1, 9), (65, 64), (2, 127), (1, 1000)])
+def test_cache_lengths_grow_to_hold_every_position(prompt_len, n_new):
+    lengths = sampler.cache_lengths(prompt_len, n_new)
+    assert lengths[-1] == prompt_len + n_new - 1  # the last token decoded sits at position P + n - 2
+    assert lengths[0] >= prompt_len and all(a < b for a, b in zip(lengths, lengths[1:])) and len(lengths) <= 4
+    assert all(b - a >= 8 for a, b in zip([prompt_len, *lengths], lengths)) or len(lengths) == 1
+
+
 def test_continuation_conditions_on_the_prompt(family, params, forward):
     prompts = np.asarray(jax.random.randint(jax.random.key(2), (1, 8, 6), 0, V), np.int32)
     out = family.sample(params, prompts, jax.random.split(jax.random.key(1), 1),
@@ -152,3 +169,30 @@ def test_exhaustive_beam_finds_the_most_likely_sequence():
         logp = jax.nn.log_softmax(model(jnp.asarray(seqs[:, :-1])))
         score = np.take_along_axis(np.asarray(logp[:, 2:]), seqs[:, 3:, None], -1)[..., 0].sum(-1)
         np.testing.assert_array_equal(out[b], grid[np.argmax(score)])
+
+
+@pytest.mark.parametrize("V", [300, 256])  # padded to 18 x 17 groups; 16 x 16 exactly
+def test_categorical_draws_softmax_exactly_tails_included(V):
+    """Two-level draws against softmax on a Zipf-like distribution whose rarest tokens have p ~ 1e-6:
+    -inf tokens never drawn; Pearson's chi-square (tokens expected fewer than 5 times pooled into one bin)
+    below its 1e-4 upper quantile, and each token within a Bonferroni bound (1e-4 overall)."""
+    from scipy.stats import chi2, norm
+
+    rng = np.random.default_rng(0)
+    logits = -1.5 * np.log(np.arange(1, V + 1)) + rng.normal(0, 0.3, V)
+    tail, never = np.split(rng.choice(V, 30, replace=False), [20])
+    logits[tail] -= 8.0  # p ~ 1e-8 .. 1e-5
+    logits[never] = -np.inf
+    n = 400_000
+    logits_BV = jnp.broadcast_to(jnp.asarray(logits, jnp.float32), (n, V))
+    counts = np.bincount(np.asarray(sampler.categorical(jax.random.key(5), logits_BV)), minlength=V)
+    q = np.exp(logits - logits[np.isfinite(logits)].max())
+    q /= q.sum()
+    assert (counts[q == 0] == 0).all()
+    big = q * n >= 5
+    assert (~big & (q > 0)).sum() > 0 and q[q > 0].min() < 1e-5  # the test does reach into the tail
+    observed = np.append(counts[big], counts[~big].sum())
+    expected = np.append(q[big], q[~big].sum()) * n
+    assert ((observed - expected) ** 2 / expected).sum() < chi2.isf(1e-4, len(observed) - 1)
+    z = norm.isf(1e-4 / (2 * big.sum()))
+    assert (np.abs(counts[big] - expected[:-1]) <= z * np.sqrt(expected[:-1] * (1 - q[big]))).all()
