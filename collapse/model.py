@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from collapse.attention import causal_attention
 from collapse.config import TransformerConfig
 
 KV = tuple[jax.Array, jax.Array]  # (k_XSH, v_XSH) of one layer, X = B * N
@@ -37,7 +38,7 @@ class Attention(nnx.Module):
         N, H = self.n_heads, D // self.n_heads
         q_BTNH, k_BTNH, v_BTNH = jnp.split(self.qkv(x_BTD).reshape(B, T, 3 * N, H), 3, axis=2)
         if kv is None:  # training / scoring: plain causal attention over the T positions
-            y_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True)
+            y_BTNH = causal_attention(q_BTNH, k_BTNH, v_BTNH)
         else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
             # The cache is [X = B * N, S, H]: the layout both attention matmuls read with a single batch
             # axis and no transpose (XLA's CPU backend copies a [B, S, N, H] cache whole at every step, and
