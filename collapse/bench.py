@@ -35,7 +35,7 @@ import numpy as np
 
 from collapse import devices, train
 from collapse import sample as sampler
-from collapse.config import SampleConfig, TrainConfig, TransformerConfig
+from collapse.config import TrainConfig, TransformerConfig
 from collapse.families.transformer import TransformerFamily
 
 V = 256  # byte vocabulary

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from collapse import loop
-from collapse.config import (AccumulateConfig, ConfigError, DataError, GrammarConfig, MixConfig, SampleConfig,
+from collapse.config import (AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig,
                              TextConfig)
 from collapse.store import PHASES
 from tests.helpers import tiny_config

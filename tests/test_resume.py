@@ -2,11 +2,9 @@
 
 import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

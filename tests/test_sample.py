@@ -7,7 +7,6 @@ from flax import nnx
 from collapse import sample as sampler
 from collapse.config import SampleConfig
 from collapse.families.transformer import TransformerFamily
-from collapse.model import Transformer
 from tests.helpers import TINY_MODEL
 
 V = 13
