@@ -156,13 +156,16 @@ def reference(shape: Shape, args) -> dict | None:
 
 
 def machine_ceilings(dtype=jnp.float32) -> dict:
-    """Large-matmul FLOP/s and copy bandwidth (bytes read + written per second) of the default device."""
+    """Large-matmul FLOP/s of the default device (on a CPU it uses every core) and the copy bandwidth (bytes
+    read + written per second) of all local devices together."""
     n = 4096 if jax.default_backend() != "cpu" else 2048
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     mm = jax.jit(lambda x: x @ x)
     mm(a).block_until_ready()
     t = _time(lambda: mm(a).block_until_ready(), 5)
-    x = jnp.ones((64 * 2**20,), jnp.float32)  # 256 MiB
+    # 256 MiB, spread over the local devices (a CPU host split into one device per core: every core copies)
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("d",))
+    x = jax.device_put(jnp.ones((64 * 2**20,), jnp.float32), jax.NamedSharding(mesh, jax.P("d")))
     cp = jax.jit(lambda y: y * 1.0001)
     cp(x).block_until_ready()
     tc = _time(lambda: cp(x).block_until_ready(), 5)

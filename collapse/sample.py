@@ -80,16 +80,30 @@ def _pad_cache(cache, length: int):
     return jax.tree.map(lambda c: jnp.pad(c, [(0, 0)] * (c.ndim - 2) + [(0, length - c.shape[-2]), (0, 0)]), cache)
 
 
+def _scan_in_windows(step, carry, cache, xs, first: int, lengths: list[int]):
+    """`lax.scan` of `step((carry, cache), (position, x)) -> ((carry, cache), y)` over positions
+    first, first + 1, ... (one per leading entry of `xs`), the cache grown window by window so that
+    position p is decoded with a cache of the first length in `lengths` above p. Returns the final carry
+    and the stacked ys."""
+    ys, start = [], first
+    for length in lengths:
+        cache = _pad_cache(cache, length)
+        x = jax.tree.map(lambda a: a[start - first:length - first], xs)  # noqa: B023
+        (carry, cache), y = jax.lax.scan(step, (carry, cache), (jnp.arange(start, length), x))
+        ys.append(y)
+        start = length
+    return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
+
+
 def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int):
     """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`."""
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
     lengths = cache_lengths(P, n_new)
-    cache = model.init_cache(B, lengths[0])
-    logits_BPV, cache = model.decode(prompt_BP, cache, 0)
+    logits_BPV, cache = model.decode(prompt_BP, model.init_cache(B, lengths[0]), 0)
     keys = jax.random.split(key, n_new)
     pick = partial(choose, temperature=temperature, top_k=top_k, top_p=top_p, candidates=candidates)
-    token_B = pick(logits_BPV[:, -1], keys[0])
+    first_B = pick(logits_BPV[:, -1], keys[0])
 
     def step(carry, inputs):
         token_B, cache = carry
@@ -98,19 +112,13 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
         next_B = pick(logits_B1V[:, 0], key)
         return (next_B, cache), next_B
 
-    out = [token_B[:, None]]
-    start = P  # position of the next token fed in; position p is decoded with a cache of length > p
-    for length in lengths:
-        cache = _pad_cache(cache, length)
-        (token_B, cache), new_XB = jax.lax.scan(step, (token_B, cache),
-                                                (jnp.arange(start, length), keys[start - P + 1:length - P + 1]))
-        out.append(new_XB.T)
-        start = length
-    return jnp.concatenate(out, axis=1)
+    _, rest_XB = _scan_in_windows(step, first_B, cache, keys[1:], P, lengths)
+    return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 8, 9))
-def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int, candidates: int):
+def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int,
+             candidates: int):
     """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
     one = lambda p, prompt, key_data: _generate(graphdef, p, prompt, jax.random.wrap_key_data(key_data),  # noqa: E731
                                                 temperature, top_k, top_p, n_new, candidates)
@@ -123,8 +131,8 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
     K = beam
-    cache = model.init_cache(B, P + n_new - 1)
-    logits_BPV, cache = model.decode(prompt_BP, cache, 0)
+    lengths = cache_lengths(P, n_new)
+    logits_BPV, cache = model.decode(prompt_BP, model.init_cache(B, lengths[0]), 0)
     cache = select_rows(cache, jnp.repeat(jnp.arange(B), K), model.n_heads)  # beam k of row b sits at b * K + k
     V = logits_BPV.shape[-1]
 
@@ -134,19 +142,20 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
         parent_BK, token_BK = flat_BK // V, (flat_BK % V).astype(jnp.int32)
         seqs_BKX = jnp.take_along_axis(seqs_BKX, parent_BK[:, :, None], axis=1).at[:, :, i].set(token_BK)
         rows = (jnp.arange(B)[:, None] * K + parent_BK).reshape(-1)
-        return seqs_BKX, scores_BK, token_BK, select_rows(cache, rows, model.n_heads)
+        return (seqs_BKX, scores_BK, token_BK), select_rows(cache, rows, model.n_heads)
 
     # One live beam to start with (the others at -inf), so the first step does not pick duplicates.
     scores_BK = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)[None].repeat(B, axis=0)
     logp_BKV = jnp.repeat(jax.nn.log_softmax(logits_BPV[:, -1])[:, None], K, axis=1)
-    carry = extend(jnp.zeros((B, K, n_new), jnp.int32), scores_BK, logp_BKV, cache, 0)
+    carry, cache = extend(jnp.zeros((B, K, n_new), jnp.int32), scores_BK, logp_BKV, cache, 0)
 
-    def step(carry, i):
-        seqs_BKX, scores_BK, token_BK, cache = carry
-        logits, cache = model.decode(token_BK.reshape(B * K, 1), cache, P + i - 1)
+    def step(carry_cache, inputs):
+        (seqs_BKX, scores_BK, token_BK), cache = carry_cache
+        pos, i = inputs
+        logits, cache = model.decode(token_BK.reshape(B * K, 1), cache, pos)
         return extend(seqs_BKX, scores_BK, jax.nn.log_softmax(logits[:, 0]).reshape(B, K, V), cache, i), None
 
-    (seqs_BKX, scores_BK, _, _), _ = jax.lax.scan(step, carry, jnp.arange(1, n_new))
+    (seqs_BKX, scores_BK, _), _ = _scan_in_windows(step, carry, cache, jnp.arange(1, n_new), P, lengths)
     best_B = jnp.argmax(scores_BK, axis=1)
     return jnp.take_along_axis(seqs_BKX, best_B[:, None, None], axis=1)[:, 0]
 

@@ -143,14 +143,14 @@ def test_same_key_same_samples_and_replicates_independent(family):
 
 
 def test_beam_of_one_is_greedy(family, params, forward):
-    prompts = np.zeros((1, 8, 0), np.int32)
-    greedy = family.sample(params, prompts, jax.random.split(jax.random.key(0), 1), SampleConfig(temperature=0.0),
-                           n_new=6)
+    """20 new tokens: decoded in two cache windows (11 and 20 positions)."""
+    assert sampler.cache_lengths(1, 20) == [11, 20]
     bos = np.full((1, 8, 1), family.bos, np.int32)
-    one = np.asarray(sampler.beam_search(family.graphdef, family.layout, params, jnp.asarray(bos), 6, 1))
-    np.testing.assert_array_equal(one, greedy)
-    five = family.sample(params, prompts, None, SampleConfig(beam_size=5), n_new=6)  # keys unused: deterministic
-    assert five.shape == greedy.shape
+    one = np.asarray(sampler.beam_search(family.graphdef, family.layout, params, jnp.asarray(bos), 20, 1))
+    np.testing.assert_array_equal(one[0], greedy_reference(forward, bos[0], 20))
+    prompts = np.zeros((1, 8, 0), np.int32)
+    five = family.sample(params, prompts, None, SampleConfig(beam_size=5), n_new=20)  # keys unused: deterministic
+    assert five.shape == one.shape
 
 
 def test_exhaustive_beam_finds_the_most_likely_sequence():
