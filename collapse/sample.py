@@ -1,4 +1,5 @@
-"""Batched autoregressive sampling with a KV cache: prefill once, then the whole decode loop in one `lax.scan`.
+"""Batched autoregressive sampling with a KV cache: prefill once, then the whole decode loop in jitted
+`lax.scan`s, one per window of growing cache length (`cache_lengths`), so early steps read a short cache.
 
 Temperature, top-k and top-p are traced scalars, so changing them never recompiles. Top-k and top-p look
 only at the `candidates` most likely tokens (one `lax.top_k` per step instead of a full-vocabulary sort);
