@@ -202,8 +202,11 @@ def main(argv: list[str] | None = None) -> None:
                          "else this one if it has them)")
     ap.add_argument("--hf-script", default=str(here.parent / "shared" / "bench" / "hf_baseline.py"))
     ap.add_argument("--out", default=str(here / "results" / "benchmark.json"))
+    ap.add_argument("--no-reference", action="store_true", help="ours only (e.g. on a GPU: the reference is CPU-only)")
     args = ap.parse_args(argv)
-    if not args.hf_python:
+    if args.no_reference:
+        args.hf_python = ""
+    elif not args.hf_python:
         try:
             import torch  # noqa: F401
             import transformers  # noqa: F401

@@ -1,6 +1,9 @@
 """The benchmark's bookkeeping: parameter and FLOP counts in closed form, and a tiny end-to-end run."""
 
 import json
+import sys
+
+import pytest
 
 from collapse import bench
 from collapse.families.transformer import TransformerFamily
@@ -17,12 +20,18 @@ def test_parameter_and_flop_counts_are_the_closed_forms():
     assert bench.train_flops_per_token(shape, non_embedding) == 6 * non_embedding + 12 * L * T * d
 
 
-def test_a_tiny_run_writes_the_report_and_says_the_reference_is_missing(tmp_path, capsys):
-    out = tmp_path / "benchmark.json"
+@pytest.mark.parametrize("no_reference", [False, True])
+def test_a_tiny_run_writes_the_report_and_says_the_reference_is_missing(tmp_path, capsys, no_reference):
+    """The reference script absent, or present but turned off (--no-reference: it must not run)."""
+    out, script = tmp_path / "benchmark.json", tmp_path / "reference.py"
+    if no_reference:
+        script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    skip = ["--no-reference", "--hf-python", sys.executable] if no_reference else []
     bench.main(["--shapes", "tiny", "--steps", "2", "--gen-batch", "4", "--gen-len", "4", "--repeats", "1",
                 "--rounds", "1", "--cycle-tokens", "1024", "--replicates", "1,2",
-                "--hf-script", str(tmp_path / "absent.py"), "--out", str(out)])
+                "--hf-script", str(script), "--out", str(out), *skip])
     assert "reporting ours only" in capsys.readouterr().out
+    assert not (tmp_path / "ran").exists()
     report = json.loads(out.read_text())
     ours = report["shapes"]["tiny"]["ours"]
     assert "reference" not in report["shapes"]["tiny"]
