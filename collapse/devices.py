@@ -68,6 +68,9 @@ def over_replicates(fn, layout: "Layout", *per_replicate):
         *per_replicate)
 
 
+MAX_AUTO_CPU_DEVICES = 8
+
+
 def cpu_device_count(requested: int, replicates: int, batch_sizes: dict[str, int]) -> int:
     """How many XLA devices to split a CPU host into: `requested`, or for 0 the most (one per core, at most
     `MAX_AUTO_CPU_DEVICES`) over which the replicates or else every batch in `batch_sizes` split evenly.
@@ -81,9 +84,6 @@ def cpu_device_count(requested: int, replicates: int, batch_sizes: dict[str, int
                 MAX_AUTO_CPU_DEVICES)
     return next(n for n in range(cores, 0, -1)
                 if replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values()))
-
-
-MAX_AUTO_CPU_DEVICES = 8
 
 
 def use_cpu_devices(requested: int, replicates: int, batch_sizes: dict[str, int]) -> None:
