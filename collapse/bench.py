@@ -118,8 +118,8 @@ def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtyp
     key_data = layout.put(jax.random.key_data(jax.random.split(jax.random.key(1), replicates)), layout.params())
 
     def gen():
-        out = sampler.generate(family.graphdef, family.layout, params, prompts, key_data, jnp.float32(1.0), jnp.int32(args.top_k),
-                               jnp.float32(1.0), args.gen_len, min(1024, V))
+        out = sampler.generate(family.graphdef, layout, params, prompts, key_data, jnp.float32(1.0),
+                               jnp.int32(args.top_k), jnp.float32(1.0), args.gen_len, min(1024, V))
         out.block_until_ready()
 
     t0 = time.perf_counter()
@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
                          "else this one if it has them)")
     ap.add_argument("--hf-script", default=str(here.parent / "shared" / "bench" / "hf_baseline.py"))
     ap.add_argument("--out", default=str(here / "results" / "benchmark.json"))
-    ap.add_argument("--no-reference", action="store_true", help="ours only (e.g. on a GPU: the reference is CPU-only)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="ours only (e.g. on a GPU: the reference is CPU-only)")
     args = ap.parse_args(argv)
     if args.no_reference:
         args.hf_python = ""

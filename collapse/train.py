@@ -2,10 +2,9 @@
 
 The state `(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
 replicate because the optimizer runs inside the map over replicates (`over_replicates`: vmap, or lax.map
-on CPU devices). A chunk of `log_every` steps is one `lax.scan`
-in one compiled call with the state donated, so the host only sees losses once per chunk. Batches are
-gathered by a separate small program, so a training set that grows (regime=accumulate) never
-recompiles the step.
+on CPU devices). A chunk of `log_every` steps is one `lax.scan` in one compiled call with the state
+donated, so the host only sees losses once per chunk. Batches are gathered by a separate small program, so
+a training set that grows (regime=accumulate) never recompiles the step.
 """
 
 from __future__ import annotations

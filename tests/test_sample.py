@@ -161,7 +161,8 @@ def test_exhaustive_beam_finds_the_most_likely_sequence():
     one = jax.tree.map(lambda p: p[0], params)
     model = nnx.merge(fam.graphdef, one)
     prompt = np.array([[V, 2, 0], [V, 1, 1]], np.int32)  # BOS + 2 prompt tokens
-    out = np.asarray(sampler.beam_search(fam.graphdef, fam.layout, params, jnp.asarray(prompt[None]), n, V ** (n - 1)))[0]
+    out = sampler.beam_search(fam.graphdef, fam.layout, params, jnp.asarray(prompt[None]), n, V ** (n - 1))
+    out = np.asarray(out)[0]
     grid = np.stack(np.meshgrid(*[np.arange(V)] * n, indexing="ij"), -1).reshape(-1, n)  # all V^n continuations
     for b in range(2):
         seqs = np.concatenate([np.repeat(prompt[b:b + 1], len(grid), 0), grid], axis=1)

@@ -121,7 +121,8 @@ class TransformerFamily:
         the log-probability of the tokens after the first `skip` given those (a continuation given its prompt)."""
         params_R = self.layout.put(params_R, self.layout.params())
         put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
-        return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch, self._split)
+        return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch,
+                        self._split)
 
     def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
         """The mean predicted next-token distribution over all N * T positions of `tokens_RNT` `[R, V]`
@@ -135,5 +136,6 @@ class TransformerFamily:
             valid = chunk_RBT.shape[1]
             chunk_RBT = self.layout.put(np.pad(chunk_RBT, [(0, 0), (0, b - valid), (0, 0)]), self.layout.batch(1))
             weight_B = self.layout.put((np.arange(b) < valid).astype(np.float32), self.layout.replicated())
-            total_RV += to_host(_next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B)).astype(np.float64)
+            sum_RV = _next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B)
+            total_RV += to_host(sum_RV).astype(np.float64)
         return total_RV / (N * T)
