@@ -201,7 +201,7 @@ class SampleConfig:
     """How each generation writes its synthetic corpus."""
 
     mode: str = "unconditional"  # unconditional (from BOS) | continuation (of human prefixes)
-    prompt_len: int = 64  # human prefix length in continuation mode
+    prompt_len: int = 32  # continuation mode: a sequence is a human prefix of this many tokens, then the model's
     num_sequences: int = 0  # synthetic sequences per generation (0 = as many as the human train split)
     temperature: float = 1.0  # 0 = greedy
     top_k: int = 0  # 0 = off
@@ -421,11 +421,10 @@ def _finite(obj: Any, prefix: str) -> None:
             _check(math.isfinite(value), f"{prefix}.{f.name}", f"must be finite, got {value}")
 
 
-def context_needed(cfg: Config) -> int:
-    """Positions the model must hold: a training sequence, or a prompt plus a generated sequence."""
-    if cfg.sample.mode == "continuation":
-        return cfg.sample.prompt_len + cfg.data.seq_len
-    return cfg.data.seq_len
+def prompt_tokens(cfg: Config) -> int:
+    """Human prefix tokens at the start of every synthetic sequence (0 in unconditional mode): metrics score
+    positions prompt_tokens..T-1 only."""
+    return cfg.sample.prompt_len if cfg.sample.mode == "continuation" else 0
 
 
 def validate(cfg: Config) -> None:
@@ -490,10 +489,11 @@ def validate(cfg: Config) -> None:
     _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
     _fraction(s.top_p, "sample.top_p", closed_low=False)
     _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
-    if s.mode == "continuation":
+    if s.mode == "continuation":  # prompt and continuation make one sequence of data.seq_len tokens
         _positive(s, "sample", "prompt_len")
-        _check(s.prompt_len <= d.seq_len, "sample.prompt_len",
-               f"must not exceed the human sequences it is cut from (data.seq_len = {d.seq_len})")
+        _check(s.prompt_len < d.seq_len, "sample.prompt_len",
+               f"must leave tokens to generate in a sequence of data.seq_len = {d.seq_len} tokens (prompt and "
+               f"continuation together are one sequence), got {s.prompt_len}")
 
     n = cfg.cpu_devices
     _check(n == 0 or splits_evenly(n, cfg.replicates, batch_sizes(cfg)), "cpu_devices",
@@ -501,9 +501,7 @@ def validate(cfg: Config) -> None:
            f"sample.batch_size ({s.batch_size}) evenly")
 
     if isinstance(m, TransformerConfig):
-        needed = context_needed(cfg)
-        what = "sample.prompt_len + data.seq_len" if s.mode == "continuation" else "data.seq_len"
-        _check(needed <= m.context, "data.seq_len", f"{what} = {needed} exceeds model.context = {m.context}")
+        _check(d.seq_len <= m.context, "data.seq_len", f"{d.seq_len} exceeds model.context = {m.context}")
 
     _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
     _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")

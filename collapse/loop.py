@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, context_needed, from_dict,
-                             batch_sizes, to_dict, validate)
+from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, batch_sizes, from_dict,
+                             prompt_tokens, to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -50,7 +50,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
-    ref = score.reference(human, cfg.metrics)
+    ref = score.reference(human, cfg.metrics, prompt_tokens(cfg))
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         _save_human(store, cfg, human, ref)
         family = TransformerFamily(cfg.model, human.vocab_size, layout)
@@ -124,8 +124,8 @@ def _load_human(cfg: Config, store: RunDir) -> HumanData:
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
     n_fresh = lambda n: regimes.fresh_needed(cfg.regime, cfg.generations, n)  # noqa: E731
     human = load_human(cfg, n_fresh, tokenizer_path)
-    if human.train.shape[1] != cfg.data.seq_len or context_needed(cfg) > cfg.model.context:
-        raise ConfigError("data.seq_len", "human sequences do not fit the model context")
+    if human.train.shape[1] != cfg.data.seq_len:
+        raise ConfigError("data.seq_len", f"human sequences have {human.train.shape[1]} tokens, not {cfg.data.seq_len}")
     for split, array in human.splits().items():
         path = store.human(split)
         try:
@@ -141,9 +141,11 @@ def _load_human(cfg: Config, store: RunDir) -> HumanData:
 
 def _save_human(store: RunDir, cfg: Config, human: HumanData, ref: score.Reference) -> None:
     save_json(store.path / "config.json", to_dict(cfg))
-    arrays = {**human.splits(), "token_counts": ref.train_counts_V, "buckets": ref.buckets_V}
+    # The human train split at the scored positions, as a corpus like the generations' (for the figures).
+    arrays = {**human.splits(), "token_counts": score.token_counts(human.train[:, ref.first:], human.vocab_size),
+              "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
     if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
-        arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, None))
+        arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, ref.first))
     for name, array in arrays.items():  # missing or unreadable: (re)write; all are functions of the config
         try:
             intact = store.human(name).exists() and load_array(store.human(name)).shape == array.shape
@@ -195,6 +197,7 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
         _save(outputs, store.rep(g, r) / "train_index.npy", ts.index)
     save_json(store.gen(g) / "manifest.json", {
         "generation": g, "regime": cfg.regime.name,
+        "prompt_tokens": prompt_tokens(cfg),  # the first this many tokens of every synthetic row are human
         "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()} for r, ts in enumerate(sets)]})
 
     if g == 0 or cfg.train.init == "scratch":
@@ -236,16 +239,17 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
     if samples is not None:
         return samples
     t0 = time.perf_counter()
-    n = s.num_sequences or len(human.train)
-    if s.mode == "continuation":
+    n, P = s.num_sequences or len(human.train), prompt_tokens(cfg)
+    if P:  # continuation: each sequence is a human train prefix followed by the model's continuation
         index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(
             len(human.train), n, replace=n > len(human.train)) for r in range(R)]
-        prompts = np.stack([human.train[i, :s.prompt_len] for i in index])
+        prompts = np.stack([human.train[i, :P] for i in index])
     else:
         index, prompts = None, np.zeros((R, n, 0), np.int32)
     with Progress(n, f"gen {g} sample", "seq") as bar:
-        tokens = family.sample(params, prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
-                               cfg.data.seq_len, on_batch=lambda b: bar.update(min(b, n - bar.done)))
+        new = family.sample(params, prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
+                            cfg.data.seq_len - P, on_batch=lambda b: bar.update(min(b, n - bar.done)))
+    tokens = np.concatenate([prompts.astype(np.int32), new], axis=2)
     outputs = []
     for r in range(R):
         arrays = {"samples.npy": tokens[r], "provenance.npy": np.full(n, g, np.int32)}
@@ -263,14 +267,10 @@ def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, de
     if rows is not None:
         return rows
     t0 = time.perf_counter()
-    prompts = None
-    if cfg.sample.mode == "continuation":
-        prompts = [human.train[load_array(store.rep(g, r) / "prompt_index.npy"), :cfg.sample.prompt_len]
-                   for r in range(R)]
     # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable, so
     # fixed sizes (not fixed positions) make generations comparable, and the replicate spread includes them.
     rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(R)]
-    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, human, ref, samples, prompts, rngs)
+    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, human, ref, samples, rngs)
     outputs = [store.gen(g) / "metrics.jsonl"]
     for r, named in enumerate(arrays):
         for name, array in named.items():

@@ -169,8 +169,9 @@ def sequence_logprob(model: Transformer, tokens_BT: jax.Array, skip: int = 0) ->
     return jnp.take_along_axis(logp_BTV, tokens_BT[..., None], axis=-1)[:, skip:, 0].sum(axis=-1)
 
 
-def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: jax.Array) -> jax.Array:
-    """sum_b weight_b sum_t p(. | BOS, x_<t) `[V]`: the model's predicted next-token distributions over all
-    positions of the weighted sequences, summed (weight 0 drops a padding row)."""
-    probs_BTV = jax.nn.softmax(model(with_bos(tokens_BT, model.bos)))
+def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: jax.Array, first: int = 0
+                          ) -> jax.Array:
+    """sum_b weight_b sum_{t >= first} p(. | BOS, x_<t) `[V]`: the model's predicted next-token distributions
+    at positions first..T-1 of the weighted sequences, summed (weight 0 drops a padding row)."""
+    probs_BTV = jax.nn.softmax(model(with_bos(tokens_BT, model.bos))[:, first:])
     return jnp.einsum("btv,b->v", probs_BTV, weight_B)

@@ -213,7 +213,10 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
             lines += [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), "",
                       f"![{key}]({figure.relative_to(store.path)})", ""]
     if rows and not analytic:
-        seq_len = cfg["data"]["seq_len"] if cfg else 1
+        # tokens scored per sequence: in continuation mode, the continuation after the human prompt
+        sample = cfg.get("sample", {})
+        seq_len = cfg["data"]["seq_len"] - (sample["prompt_len"] if sample.get("mode") == "continuation" else 0) \
+            if cfg else 1
         lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled), rank-frequency curves and "
                   "the share of tokens per human frequency bucket (mean over replicates).", "",
                   *_distribution_figures(store, seq_len), ""]

@@ -95,11 +95,15 @@ def test_validation_names_the_key(overrides, key):
     assert str(info.value).startswith(key)
 
 
-def test_continuation_needs_context_for_prompt_and_sequence():
-    cfg = Config(sample=SampleConfig(mode="continuation", prompt_len=64), model=TransformerConfig(context=127))
-    with pytest.raises(ConfigError, match="sample.prompt_len \\+ data.seq_len = 128 exceeds model.context = 127"):
+def test_continuation_prompt_and_continuation_make_one_sequence():
+    """No position beyond data.seq_len - 1 is ever sampled: a prompt must leave tokens to generate in the
+    sequence, whose length alone must fit the context."""
+    cfg = Config(sample=SampleConfig(mode="continuation", prompt_len=64), data=GrammarConfig(seq_len=64))
+    with pytest.raises(ConfigError, match="sample.prompt_len: must leave tokens to generate"):
         validate(cfg)
-    validate(dataclasses.replace(cfg, model=TransformerConfig(context=128)))
+    validate(dataclasses.replace(cfg, data=GrammarConfig(seq_len=128)))
+    with pytest.raises(ConfigError, match="data.seq_len: 128 exceeds model.context = 127"):
+        validate(dataclasses.replace(cfg, data=GrammarConfig(seq_len=128), model=TransformerConfig(context=127)))
 
 
 def test_defaults_are_valid_and_round_trip():

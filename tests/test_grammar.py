@@ -196,3 +196,29 @@ def test_stationary_unigram_is_zipfian(exponent):
     half = len(u) // 2
     slope = np.polyfit(np.log(np.arange(1, half + 1)), np.log(u[:half]), 1)[0]
     assert abs(slope + exponent) <= 0.1 * exponent, slope
+
+
+def test_unigram_of_later_positions_averages_their_exact_marginals():
+    """`unigram(g, T, first)` is the mean of the exact marginals at positions first+1..T (continuations)."""
+    g = _grammar(vocab_size=7, n_states=3, language_seed=2)
+    T, P = 9, 4
+    cum_TV = np.array([t * G.unigram(g, t) for t in range(1, T + 1)])
+    p_TV = np.diff(cum_TV, axis=0, prepend=0.0)  # the marginal at each position
+    np.testing.assert_allclose(G.unigram(g, T, P), p_TV[P:].mean(axis=0), atol=1e-12)
+    assert not np.allclose(G.unigram(g, T, P), G.unigram(g, T))  # the start state shows in early positions
+
+
+def test_extend_continues_from_the_state_the_prefix_reaches():
+    """The first continued token follows P(. | state after the prefix); empty prefixes are `sample`."""
+    g = _grammar(vocab_size=6, n_states=3, language_seed=4, transitions="state_token")
+    prefix = np.array([2, 5, 1], np.int32)
+    state = 0
+    for x in prefix:
+        state = int(g.next_SV[state, x])
+    N = 20_000
+    new_NX = np.asarray(G.extend(g, jax.random.key(1), np.tile(prefix, (N, 1)), 2))
+    p_V = np.exp(np.asarray(g.log_emit_SV[state], np.float64))
+    freq_V = np.bincount(new_NX[:, 0], minlength=6) / N
+    assert (np.abs(freq_V - p_V) <= _z(ALPHA / 6) * np.sqrt(p_V * (1 - p_V) / N)).all()
+    np.testing.assert_array_equal(G.extend(g, jax.random.key(2), np.zeros((5, 0), np.int32), 4),
+                                  G.sample(g, jax.random.key(2), 5, 4))

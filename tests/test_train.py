@@ -91,3 +91,18 @@ def test_caller_keeps_its_parameters(family):
     family.fit(params, periodic_data()[None], [np.random.default_rng(0)], TrainConfig(batch_size=16, epochs=1))
     for x, y in zip(jax.tree.leaves(params), before):  # the donated state was a copy
         np.testing.assert_array_equal(np.asarray(x), y)
+
+
+def test_training_reaches_every_position_that_sampling_uses(family):
+    """Continuation mode writes prompt ⧺ continuation as one sequence of T tokens, so sampling reads the
+    positions 0..T-1 that training updates, and no other: the gradient reaches exactly those position rows,
+    and the decoder's cache for a P-token prompt (plus BOS) continued by T - P tokens holds T positions."""
+    from collapse import sample as sampler
+
+    params = jax.tree.map(lambda x: x[0], family.init(jax.random.split(jax.random.key(0), 1)))
+    grads = jax.grad(train.lm_loss, argnums=1)(family.graphdef, params, jnp.asarray(periodic_data(8)))
+    rows = np.flatnonzero(np.abs(np.asarray(grads["pos_embed"]["embedding"][...])).sum(axis=1))
+    np.testing.assert_array_equal(rows, np.arange(T))
+    assert TINY_MODEL.context > T  # rows T.. exist and get no gradient
+    for P in (1, 6, T - 1):
+        assert sampler.cache_lengths(P + 1, T - P)[-1] == T

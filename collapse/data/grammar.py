@@ -56,16 +56,24 @@ def make_grammar(cfg: GrammarConfig) -> Grammar:
     return Grammar(jnp.asarray(log_emit_SV, jnp.float32), jnp.asarray(next_SV, jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnames=("n", "seq_len"))
 def sample(grammar: Grammar, key: jax.Array, n: int, seq_len: int) -> jax.Array:
     """Draws `n` iid sequences `[n, seq_len]` (int32) from the exact P(x|s); the same key gives the same tokens."""
+    return extend(grammar, key, jnp.zeros((n, 0), jnp.int32), seq_len)
+
+
+@functools.partial(jax.jit, static_argnames=("n_new",))
+def extend(grammar: Grammar, key: jax.Array, prefix_NP: jax.Array, n_new: int) -> jax.Array:
+    """Continues each prefix `[N, P]` by `n_new` tokens drawn from the exact P(x|s) `[N, n_new]`: the perfect
+    continuation generator (what an ideal model would write after a human prompt)."""
+    prefix_PN = jnp.asarray(prefix_NP, jnp.int32).T
+    state_N, _ = jax.lax.scan(lambda s_N, x_N: (grammar.next_SV[s_N, x_N], None),
+                              jnp.zeros(prefix_PN.shape[1], jnp.int32), prefix_PN)
 
     def step(state_N, key):
         x_N = jax.random.categorical(key, grammar.log_emit_SV[state_N])
         return grammar.next_SV[state_N, x_N], x_N
 
-    keys_T = jax.random.split(key, seq_len)
-    _, tokens_TN = jax.lax.scan(step, jnp.zeros(n, jnp.int32), keys_T)
+    _, tokens_TN = jax.lax.scan(step, state_N, jax.random.split(key, n_new))
     return tokens_TN.T.astype(jnp.int32)
 
 
@@ -104,14 +112,15 @@ def _tables(grammar: Grammar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return emit_SV, trans_SS, h_S
 
 
-def _occupancy(trans_SS: np.ndarray, seq_len: int) -> np.ndarray:
-    """Mean over positions t = 1..T of P(S_t = s) `[S]`, starting in state 0."""
+def _occupancy(trans_SS: np.ndarray, seq_len: int, first: int = 0) -> np.ndarray:
+    """Mean over positions t = first+1..T of P(S_t = s) `[S]`, starting in state 0."""
     p_S = np.eye(len(trans_SS))[0]
     total_S = np.zeros_like(p_S)
-    for _ in range(seq_len):
-        total_S += p_S
+    for t in range(seq_len):
+        if t >= first:
+            total_S += p_S
         p_S = p_S @ trans_SS
-    return total_S / seq_len
+    return total_S / (seq_len - first)
 
 
 def _stationary(trans_SS: np.ndarray) -> np.ndarray:
@@ -146,10 +155,11 @@ def entropy_rate(grammar: Grammar) -> float:
     return float(_stationary(trans_SS) @ h_S)
 
 
-def unigram(grammar: Grammar, seq_len: int) -> np.ndarray:
-    """Exact position-averaged token marginal `[V]` of length-T sequences: a corpus's expected frequencies."""
+def unigram(grammar: Grammar, seq_len: int, first: int = 0) -> np.ndarray:
+    """Exact token marginal `[V]` averaged over positions first+1..T of length-T sequences: the expected
+    frequencies of a corpus of those positions (`first` > 0: the continuations of `first`-token prompts)."""
     emit_SV, trans_SS, _ = _tables(grammar)
-    return _occupancy(trans_SS, seq_len) @ emit_SV
+    return _occupancy(trans_SS, seq_len, first) @ emit_SV
 
 
 def stationary_unigram(grammar: Grammar) -> np.ndarray:

@@ -28,9 +28,9 @@ def _logprob(graphdef, layout, params_R, tokens_RBT, skip):
                            tokens_RBT)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B):
-    return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B), layout,
+@partial(jax.jit, static_argnums=(0, 1, 5))
+def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B, first):
+    return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B, first), layout,
                            params_R, tokens_RBT)
 
 
@@ -124,9 +124,9 @@ class TransformerFamily:
         return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch,
                         self._split)
 
-    def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
-        """The mean predicted next-token distribution over all N * T positions of `tokens_RNT` `[R, V]`
-        (float64): where each model puts its mass on that data, tail tokens included."""
+    def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, first: int = 0) -> np.ndarray:
+        """The mean predicted next-token distribution over positions first..T-1 of the N sequences of
+        `tokens_RNT` `[R, V]` (float64): where each model puts its mass on that data, tail tokens included."""
         R, N, T = tokens_RNT.shape
         params_R = self.layout.put(params_R, self.layout.params())
         b = _slice_size(batch, N, self._split)
@@ -136,6 +136,6 @@ class TransformerFamily:
             valid = chunk_RBT.shape[1]
             chunk_RBT = self.layout.put(np.pad(chunk_RBT, [(0, 0), (0, b - valid), (0, 0)]), self.layout.batch(1))
             weight_B = self.layout.put((np.arange(b) < valid).astype(np.float32), self.layout.replicated())
-            sum_RV = _next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B)
+            sum_RV = _next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B, first)
             total_RV += to_host(sum_RV).astype(np.float64)
-        return total_RV / (N * T)
+        return total_RV / (N * (T - first))

@@ -5,7 +5,7 @@ rank-frequency curves from. Model passes go through the family; everything else 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,33 +15,44 @@ from collapse.metrics import diversity, perplexity, tails
 
 @dataclass(frozen=True)
 class Reference:
-    """What every generation is compared with, computed once from the human data."""
+    """What every generation is compared with, computed once from the human data at the positions the
+    metrics score (`first`..T-1: all of them, or in continuation mode the continued part).
 
-    train_counts_V: np.ndarray  # token counts of the human train split: the corpus reference
-    test_counts_V: np.ndarray  # of the human test split: the reference for a model's predicted mass there
-    buckets_V: np.ndarray  # head / torso / tail by human train frequency
-    true_V: np.ndarray | None = None  # grammar: the exact unigram of length-T sequences
+    The human frame's buckets come from the valid split and its reference counts from the test split: two
+    samples independent of each other and of any corpus scored against them (the train split included), so
+    a corpus drawn from the human distribution reads 1 in expectation. Cutting buckets and measuring mass on
+    one sample would not: types that look rare in a sample are, on average, ones that came out under their
+    rate there (regression to the mean), which biases the tail ratio of every other sample upward."""
+
+    counts_V: np.ndarray  # test split token counts: the human frame's reference mass
+    buckets_V: np.ndarray  # head / torso / tail by valid split frequency
+    first: int = 0  # scored positions first..T-1
+    true_V: np.ndarray | None = None  # grammar: the exact unigram of those positions
     true_buckets_V: np.ndarray | None = None  # head / torso / tail by true probability
 
-    def frames(self) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        """(metric-name suffix, corpus reference, buckets, model reference) per reference: human, then truth."""
-        out = [("", self.train_counts_V, self.buckets_V, self.test_counts_V)]
+    def frames(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(metric-name suffix, reference mass, buckets) per frame: human, then truth."""
+        out = [("", self.counts_V, self.buckets_V)]
         if self.true_V is not None:
-            out.append(("_true", self.true_V, self.true_buckets_V, self.true_V))
+            out.append(("_true", self.true_V, self.true_buckets_V))
         return out
 
 
-def reference(human, cfg: MetricsConfig) -> Reference:
-    V = human.vocab_size
-    train_V = np.bincount(human.train.ravel(), minlength=V)
-    test_V = np.bincount(human.test.ravel(), minlength=V)
-    ref = Reference(train_V, test_V, tails.buckets(train_V, cfg.head_mass, cfg.tail_mass))
+def token_counts(tokens_NT: np.ndarray, vocab_size: int) -> np.ndarray:
+    return np.bincount(np.asarray(tokens_NT).ravel(), minlength=vocab_size)
+
+
+def reference(human, cfg: MetricsConfig, first: int = 0) -> Reference:
+    V, T = human.vocab_size, human.test.shape[1]
+    valid_V = token_counts(human.valid[:, first:], V)
+    ref = Reference(token_counts(human.test[:, first:], V), tails.buckets(valid_V, cfg.head_mass, cfg.tail_mass),
+                    first)
     if human.truth is None:
         return ref
     from collapse.data import grammar
 
-    true_V = grammar.unigram(human.truth, human.train.shape[1])
-    return Reference(train_V, test_V, ref.buckets_V, true_V, tails.buckets(true_V, cfg.head_mass, cfg.tail_mass))
+    true_V = grammar.unigram(human.truth, T, first)
+    return replace(ref, true_V=true_V, true_buckets_V=tails.buckets(true_V, cfg.head_mass, cfg.tail_mass))
 
 
 def _subset(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -80,81 +91,84 @@ def corpus_metrics(cfg: MetricsConfig, human, ref: Reference, tokens_NT: np.ndar
         m["semantic_distance"] = semantic.mean_cosine_distance(emb_ND)
         m["vendi"] = semantic.vendi_score(emb_ND)
 
-    counts_V = np.bincount(np.asarray(tokens_NT).ravel(), minlength=V)
-    for suffix, corpus_ref_V, buckets_V, _ in ref.frames():
-        m.update(tails.mass_ratios(counts_V, corpus_ref_V, buckets_V, suffix))
-        m.update(tails.survival(counts_V, corpus_ref_V, buckets_V, suffix))
-        m[f"kl_unigram{suffix}"] = tails.kl_unigram(corpus_ref_V, counts_V, cfg.unigram_alpha)
+    counts_V = token_counts(tokens_NT, V)
+    for suffix, ref_V, buckets_V in ref.frames():
+        m.update(tails.mass_ratios(counts_V, ref_V, buckets_V, suffix))
+        m.update(tails.survival(counts_V, ref_V, buckets_V, suffix))
+        m[f"kl_unigram{suffix}"] = tails.kl_unigram(ref_V, counts_V, cfg.unigram_alpha)
     m["zipf_exponent"] = tails.zipf_exponent(counts_V)
     return m, counts_V
 
 
-def true_logprob(truth, samples_NT: np.ndarray, prompts_NP: np.ndarray | None) -> np.ndarray:
-    """Exact log p_true of each sample `[N]` (float64), conditional on its prompt in continuation mode."""
+def true_logprob(truth, tokens_NT: np.ndarray, first: int = 0) -> np.ndarray:
+    """Exact log p_true of each sequence's tokens first..T-1 given the ones before `[N]` (float64)."""
     from collapse.data import grammar
 
-    if prompts_NP is None or prompts_NP.shape[1] == 0:
-        return np.asarray(grammar.log_prob(truth, samples_NT), np.float64)
-    joint = np.asarray(grammar.log_prob(truth, np.concatenate([prompts_NP, samples_NT], axis=1)), np.float64)
-    return joint - np.asarray(grammar.log_prob(truth, prompts_NP), np.float64)
+    joint_N = np.asarray(grammar.log_prob(truth, tokens_NT), np.float64)
+    if first == 0:
+        return joint_N
+    return joint_N - np.asarray(grammar.log_prob(truth, tokens_NT[:, :first]), np.float64)
 
 
 def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, human, ref: Reference,
-                       samples: list[np.ndarray], prompts: list[np.ndarray] | None,
-                       rngs: list[np.random.Generator]) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]]]:
-    """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]`), the samples also
-    scored by the same replicate's generation-0 model (`params0_R`); and per replicate the arrays to keep:
-    per-sequence perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the corpus'
-    `token_counts` `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32)."""
-    R, (n_test, T) = len(samples), human.test.shape
+                       samples: list[np.ndarray], rngs: list[np.random.Generator]
+                       ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]]]:
+    """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]` `[N, T]`), the
+    samples also scored by the same replicate's generation-0 model (`params0_R`); and per replicate the arrays
+    to keep: per-sequence perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the
+    corpus' `token_counts` `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32).
+
+    Everything about the samples, and every reference, is taken at positions `ref.first`..T-1: in
+    continuation mode a sample is its human prompt followed by the model's continuation, and only the
+    continuation is scored (given its prompt)."""
+    R, (n_test, T), first = len(samples), human.test.shape, ref.first
+    n = T - first  # scored tokens per sequence
     test_RNT = np.broadcast_to(human.test, (R, n_test, T))
     test_lp_RN = family.logprob(params_R, test_RNT)
-    mass_RV = family.next_token_mass(params_R, test_RNT)
-    scored_RNT, P = np.stack(samples), 0
-    if prompts is not None:  # continuation mode: score each continuation given its prompt
-        P = prompts[0].shape[1]
-        scored_RNT = np.concatenate([np.stack(prompts), scored_RNT], axis=2)
-    self_lp_RN = family.logprob(params_R, scored_RNT, skip=P)
-    gen0_lp_RN = self_lp_RN if params0_R is params_R else family.logprob(params0_R, scored_RNT, skip=P)
-    true_test_N = None
-    if human.truth is not None:
-        from collapse.data import grammar
-
-        true_test_N = np.asarray(grammar.log_prob(human.truth, human.test))
+    mass_RV = family.next_token_mass(params_R, test_RNT, first=first)
+    samples_RNT = np.stack(samples)
+    self_lp_RN = family.logprob(params_R, samples_RNT, skip=first)
+    gen0_lp_RN = self_lp_RN if params0_R is params_R else family.logprob(params0_R, samples_RNT, skip=first)
+    if human.truth is not None:  # KL(true || model) of the scored positions given the ones before
+        true_test_N = true_logprob(human.truth, human.test, first)
+        test_cond_lp_RN = test_lp_RN if first == 0 else family.logprob(params_R, test_RNT, skip=first)
 
     values, arrays = [], []
     for r, samples_NT in enumerate(samples):
         m = {"ppl_human_test": perplexity.perplexity(test_lp_RN[r], T)}
-        a = {name: perplexity.sequence_perplexity(lp_N, T).astype(np.float32)
-             for name, lp_N in (("ppl_gen0", gen0_lp_RN[r]), ("ppl_self", self_lp_RN[r]), ("ppl_test", test_lp_RN[r]))}
-        if true_test_N is not None:
-            true_N = true_logprob(human.truth, samples_NT, None if prompts is None else prompts[r])
-            m["kl_true"] = perplexity.kl_true_to_model(true_test_N, test_lp_RN[r], T)
-            m["true_nll_samples"] = perplexity.nll_per_token(true_N, T)
+        a = {name: perplexity.sequence_perplexity(lp_N, length).astype(np.float32)
+             for name, lp_N, length in (("ppl_gen0", gen0_lp_RN[r], n), ("ppl_self", self_lp_RN[r], n),
+                                        ("ppl_test", test_lp_RN[r], T))}
+        if human.truth is not None:
+            true_N = true_logprob(human.truth, samples_NT, first)
+            m["kl_true"] = perplexity.kl_true_to_model(true_test_N, test_cond_lp_RN[r], n)
+            m["true_nll_samples"] = perplexity.nll_per_token(true_N, n)
             a["true_logprob"] = true_N.astype(np.float32)
-        m.update(perplexity.perplexity_summary(gen0_lp_RN[r], T, "ppl_gen0"))
-        m["ppl_self"] = perplexity.perplexity(self_lp_RN[r], T)
+        m.update(perplexity.perplexity_summary(gen0_lp_RN[r], n, "ppl_gen0"))
+        m["ppl_self"] = perplexity.perplexity(self_lp_RN[r], n)
         m["ppl_self_ratio"] = m["ppl_self"] / m["ppl_gen0"]
-        corpus, a["token_counts"] = corpus_metrics(cfg, human, ref, samples_NT, rngs[r])
+        corpus, a["token_counts"] = corpus_metrics(cfg, human, ref, samples_NT[:, first:], rngs[r])
         m.update(corpus)
-        for suffix, _, buckets_V, model_ref_V in ref.frames():
-            m.update(tails.mass_ratios(mass_RV[r], model_ref_V, buckets_V, f"_model{suffix}"))
+        for suffix, ref_V, buckets_V in ref.frames():
+            m.update(tails.mass_ratios(mass_RV[r], ref_V, buckets_V, f"_model{suffix}"))
         values.append(m)
         arrays.append(a)
     return values, arrays
 
 
 def human_reference(cfg: MetricsConfig, human, ref: Reference, rng: np.random.Generator) -> dict[str, float]:
-    """The same metrics for the human data: the train split as the "samples", and, for the grammar, the
-    true language as the "model" (so `kl_true` is 0 and `ppl_human_test` is the truth's own perplexity).
-    Metrics that need a trained model (gen-0 or self perplexity, a model's predicted mass) have no human value."""
-    train_NT, T = human.train, human.train.shape[1]
+    """The same metrics for the human data: the train split (at the scored positions) as the "samples", and,
+    for the grammar, the true language as the "model" (so `kl_true` is 0 and `ppl_human_test` is the truth's
+    own perplexity). The train split is independent of the references, so its ratios and survival are what
+    a perfect generator reads, sampling noise included. Metrics that need a trained model (gen-0 or self
+    perplexity, a model's predicted mass) have no human value."""
+    train_NT, T, first = human.train, human.train.shape[1], ref.first
     ref_row = {}
     if human.truth is not None:
         from collapse.data import grammar
 
         ref_row["ppl_human_test"] = perplexity.perplexity(np.asarray(grammar.log_prob(human.truth, human.test)), T)
         ref_row["kl_true"] = 0.0
-        ref_row["true_nll_samples"] = perplexity.nll_per_token(true_logprob(human.truth, train_NT, None), T)
-    ref_row.update(corpus_metrics(cfg, human, ref, train_NT, rng)[0])
+        ref_row["true_nll_samples"] = perplexity.nll_per_token(true_logprob(human.truth, train_NT, first), T - first)
+    ref_row.update(corpus_metrics(cfg, human, ref, train_NT[:, first:], rng)[0])
     return ref_row
