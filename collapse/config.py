@@ -67,6 +67,7 @@ class TokenizedConfig(DataConfig):
     bpe_vocab_size: int = 4096
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
+    fresh_fraction: float = 0.0  # held-out reserve for regime=mix fresh=true (a split even when unused)
     max_chars: int = 0  # read at most this many characters (0 = all)
 
 
@@ -85,8 +86,12 @@ class HFConfig(TokenizedConfig):
 
     name: str = ""  # hub name (e.g. wikitext) or a local dataset directory / data file
     subset: str = ""  # the dataset's config name (e.g. wikitext-2-raw-v1)
-    split: str = "train"
+    split: str = "train"  # the split read (splits=official: the train split)
     text_field: str = "text"
+    documents: str = "auto"  # rows (each non-empty row) | wikitext (articles by level-1 headings) | auto
+    splits: str = "random"  # random (document-level split of `split`) | official (valid_split, test_split)
+    valid_split: str = "validation"
+    test_split: str = "test"
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -456,6 +461,11 @@ def validate(cfg: Config) -> None:
         _fraction(d.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
         _check(d.valid_fraction + d.test_fraction < 1, "data.test_fraction",
                "valid_fraction + test_fraction must leave some training data")
+        _fraction(d.fresh_fraction, "data.fresh_fraction", closed_high=False)
+        official = isinstance(d, HFConfig) and d.splits == "official"  # valid/test fractions then unused
+        held_out = d.fresh_fraction + (0 if official else d.valid_fraction + d.test_fraction)
+        _check(held_out < 1, "data.fresh_fraction", "valid_fraction + test_fraction + fresh_fraction must leave "
+               f"some training data, got {held_out}")
         _non_negative(d, "data", "max_chars")
         if d.tokenizer == "bpe":
             _check(d.bpe_vocab_size >= 257, "data.bpe_vocab_size", f"must be >= 257, got {d.bpe_vocab_size}")
@@ -466,6 +476,14 @@ def validate(cfg: Config) -> None:
     if isinstance(d, HFConfig):
         _check(bool(d.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
         _check(bool(d.text_field), "data.text_field", "must name the text column")
+        _one_of(d.documents, "data.documents", ("auto", "rows", "wikitext"))
+        _one_of(d.splits, "data.splits", ("random", "official"))
+        if d.splits == "official":
+            for key in ("split", "valid_split", "test_split"):
+                _check(bool(getattr(d, key)), f"data.{key}", "must name a split of the dataset")
+            _check(len({d.split, d.valid_split, d.test_split}) == 3, "data.test_split",
+                   f"data.split, data.valid_split and data.test_split must differ, got {d.split!r}, "
+                   f"{d.valid_split!r}, {d.test_split!r}")
 
     _check(isinstance(m, TransformerConfig), "model",
            "choose model=tiny|small|gpt2_small|gaussian|gmm|categorical|linreg")

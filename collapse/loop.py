@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, batch_sizes, from_dict,
-                             prompt_tokens, to_dict, validate)
+from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, TokenizedConfig,
+                             batch_sizes, from_dict, prompt_tokens, to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -49,6 +49,8 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     human = _load_human(cfg, store)
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
+    if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
+        regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), cfg.data.fresh_fraction)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     ref = score.reference(human, cfg.metrics, prompt_tokens(cfg))
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
@@ -120,10 +122,11 @@ def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 def _load_human(cfg: Config, store: RunDir) -> HumanData:
     """The study's human data; on resume it must equal what the run directory holds (an unreadable copy
-    there is rewritten by `_save_human`: the human data is a pure function of the config and the corpus)."""
+    there is rewritten by `_save_human`: the human data is a pure function of the config and the corpus).
+    The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
+    of it (the study is being extended) or extend it."""
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
-    n_fresh = lambda n: regimes.fresh_needed(cfg.regime, cfg.generations, n)  # noqa: E731
-    human = load_human(cfg, n_fresh, tokenizer_path)
+    human = load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path)
     if human.train.shape[1] != cfg.data.seq_len:
         raise ConfigError("data.seq_len", f"human sequences have {human.train.shape[1]} tokens, not {cfg.data.seq_len}")
     for split, array in human.splits().items():
@@ -132,6 +135,9 @@ def _load_human(cfg: Config, store: RunDir) -> HumanData:
             saved = load_array(path) if path.exists() else None
         except DataError:
             saved = None
+        if split == "fresh" and human.truth is not None and saved is not None:
+            n = min(len(saved), len(array))
+            saved, array = saved[:n], array[:n]
         if saved is not None and not np.array_equal(saved, array):
             culprit = tokenizer_path or path
             raise DataError(culprit, f"does not match this run: the config now gives different human data than "
@@ -146,7 +152,7 @@ def _save_human(store: RunDir, cfg: Config, human: HumanData, ref: score.Referen
               "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
     if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
         arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, ref.first))
-    for name, array in arrays.items():  # missing or unreadable: (re)write; all are functions of the config
+    for name, array in arrays.items():  # missing, unreadable or resized: (re)write; all are functions of the config
         try:
             intact = store.human(name).exists() and load_array(store.human(name)).shape == array.shape
         except DataError:

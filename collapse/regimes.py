@@ -2,7 +2,8 @@
 
 Provenance is -1 for human data and j for data sampled by generation j. `index` is the row in its pool:
 for human rows, the pool is the train split followed by the fresh reserve (so a fresh row has
-index >= len(train)); for synthetic rows, generation j's samples. Generation 0 always trains on the
+index >= len(train): generation g >= 1 of regime=mix fresh=true takes len(train) + (g-1)*n_h up to
+len(train) + g*n_h); for synthetic rows, generation j's samples. Generation 0 always trains on the
 human train split. All functions are pure given the NumPy generator.
 """
 
@@ -48,11 +49,28 @@ def mix_counts(regime: MixConfig, n_human: int) -> tuple[int, int]:
     return n_h, n - n_h
 
 
-def fresh_needed(regime: RegimeConfig, generations: int, n_human: int) -> int:
-    """Never-seen human sequences the whole study consumes (regime=mix with fresh=true)."""
+def fresh_per_generation(regime: RegimeConfig, n_human: int) -> int:
+    """Never-seen human sequences each generation >= 1 takes from the fresh reserve (regime=mix fresh=true);
+    `n_human` is the human train size, which fixes the mix."""
     if isinstance(regime, MixConfig) and regime.fresh:
-        return mix_counts(regime, n_human)[0] * (generations - 1)
+        return mix_counts(regime, n_human)[0]
     return 0
+
+
+def fresh_needed(regime: RegimeConfig, generations: int, n_human: int) -> int:
+    """Never-seen human sequences the whole study consumes: generations 1..generations-1 each take their own."""
+    return fresh_per_generation(regime, n_human) * (generations - 1)
+
+
+def check_fresh(regime: RegimeConfig, generations: int, n_human: int, n_fresh: int, fresh_fraction: float) -> None:
+    """Refuse, before any compute, a study that needs more fresh human sequences than the text reserve of
+    `n_fresh` (the `data.fresh_fraction` split) holds."""
+    need = fresh_needed(regime, generations, n_human)
+    if need > n_fresh:
+        raise ConfigError("data.fresh_fraction", f"needs {need} fresh human sequences over {generations} generations "
+                          f"({fresh_per_generation(regime, n_human)} per generation) but the reserve "
+                          f"data.fresh_fraction={fresh_fraction} holds {n_fresh}; raise data.fresh_fraction or "
+                          "lower generations")
 
 
 def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_synthetic: int, batch_size: int,
@@ -87,7 +105,8 @@ def _concat(parts: list[TrainingSet]) -> TrainingSet:
 def build(regime: RegimeConfig, generation: int, human: np.ndarray, fresh: np.ndarray,
           synthetic: list[np.ndarray], rng: np.random.Generator) -> TrainingSet:
     """Generation `generation`'s training set from the human train split, the fresh reserve and the
-    samples of generations 0..generation-1 (`synthetic[j]` is generation j's corpus)."""
+    samples of generations 0..generation-1 (`synthetic[j]` is generation j's corpus). With regime=mix
+    fresh=true, generation g takes rows (g-1)*n_h .. g*n_h of `fresh` (n_h from the train size)."""
     all_human = lambda: _take(human, -1, np.arange(len(human)))  # noqa: E731
     if generation == 0:
         return all_human()
@@ -105,6 +124,7 @@ def build(regime: RegimeConfig, generation: int, human: np.ndarray, fresh: np.nd
         n_h, n_s = mix_counts(regime, len(human))
         if regime.fresh:
             rows = np.arange((generation - 1) * n_h, generation * n_h)
+            assert len(fresh) >= generation * n_h, "the fresh reserve is checked by check_fresh before any compute"
             human_part = TrainingSet(fresh[rows], np.full(n_h, -1, np.int32), rows + len(human))
         else:
             human_part = _take(human, -1, np.sort(rng.choice(len(human), n_h, replace=False)))

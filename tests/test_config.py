@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 
 from collapse.cli import _conf_dir
 from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
-                             LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
+                             HFConfig, LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
                              TransformerConfig, from_dict, from_hydra, register_configs, study_id, to_dict, validate)
 
 
@@ -65,6 +65,14 @@ BAD = [
     (dict(data=TextConfig(path="")), "data.path"),
     (dict(data=TextConfig(path="a.txt", valid_fraction=0.6, test_fraction=0.5)), "data.test_fraction"),
     (dict(data=TextConfig(path="a.txt", tokenizer="wordpiece")), "data.tokenizer"),
+    (dict(data=TextConfig(path="a.txt", fresh_fraction=-0.1)), "data.fresh_fraction"),
+    (dict(data=TextConfig(path="a.txt", fresh_fraction=1.0)), "data.fresh_fraction"),
+    (dict(data=TextConfig(path="a.txt", valid_fraction=0.3, test_fraction=0.3, fresh_fraction=0.4)),
+     "data.fresh_fraction"),
+    (dict(data=HFConfig(name="wikitext", documents="articles")), "data.documents"),
+    (dict(data=HFConfig(name="wikitext", splits="given")), "data.splits"),
+    (dict(data=HFConfig(name="wikitext", splits="official", valid_split="")), "data.valid_split"),
+    (dict(data=HFConfig(name="wikitext", splits="official", test_split="train")), "data.test_split"),
     (dict(model=TransformerConfig(n_heads=3)), "model.n_heads"),
     (dict(sample=SampleConfig(mode="continuation", prompt_len=100)), "sample.prompt_len"),
     (dict(metrics=MetricsConfig(ngram_sample=0)), "metrics.ngram_sample"),
@@ -93,6 +101,17 @@ def test_validation_names_the_key(overrides, key):
         validate(Config(**overrides))
     assert info.value.key == key
     assert str(info.value).startswith(key)
+
+
+def test_data_split_keys_compose_and_validate():
+    cfg = compose_cfg("data=hf", "data.name=wikitext", "data.splits=official", "data.test_split=test",
+                      "data.documents=wikitext", "data.fresh_fraction=0.1")
+    assert cfg.data == HFConfig(name="wikitext", splits="official", documents="wikitext", fresh_fraction=0.1)
+    validate(cfg)
+    assert HFConfig().documents == "auto" and HFConfig().splits == "random" and HFConfig().fresh_fraction == 0.0
+    # official splits: the valid/test fractions are unused, so only the reserve must leave training data
+    validate(Config(data=HFConfig(name="w", splits="official", valid_fraction=0.5, test_fraction=0.4,
+                                  fresh_fraction=0.5)))
 
 
 def test_continuation_prompt_and_continuation_make_one_sequence():

@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from collapse import loop
-from collapse.config import (AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig,
-                             TextConfig)
-from collapse.store import PHASES
+from collapse import loop, regimes
+from collapse.config import AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig, TextConfig
+from collapse.store import PHASES, RunDir
 from tests.helpers import tiny_config
 
 
@@ -119,20 +118,111 @@ def test_bad_input_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_text_data_with_continuation_and_fresh_mix(tmp_path):
+def write_corpus(path, n_paragraphs=120, words=None):
+    """Paragraphs of 30 random words; by default words w0..w9999, so no two 16-byte blocks coincide."""
     rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
-    paragraphs = [" ".join(rng.choice(words, 30)) for _ in range(120)]
-    (tmp_path / "corpus.txt").write_text("\n\n".join(paragraphs))
-    cfg = tiny_config(data=TextConfig(path=str(tmp_path / "corpus.txt"), seq_len=16),
+    words = words or [f"w{i}" for i in range(10_000)]
+    path.write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(n_paragraphs)))
+    return str(path)
+
+
+def test_text_data_with_continuation_and_fresh_mix(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt", words=["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"])
+    cfg = tiny_config(data=TextConfig(path=corpus, seq_len=16, fresh_fraction=0.3),
                       sample=SampleConfig(mode="continuation", prompt_len=8, batch_size=64),
                       regime=MixConfig(human_fraction=0.5, fresh=True))
     loop.run(cfg, tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "gen_001" / "manifest.json").read_text())
     n_train = len(np.load(tmp_path / "run" / "human" / "train.npy"))
     assert manifest["replicates"][0]["counts"] == {"human": round(n_train / 2), "gen_0": n_train - round(n_train / 2)}
-    assert len(np.load(tmp_path / "run" / "human" / "fresh.npy")) >= round(n_train / 2)
+    n_fresh = len(np.load(tmp_path / "run" / "human" / "fresh.npy"))
+    assert n_fresh >= round(n_train / 2)
     assert (tmp_path / "run" / "gen_001" / "rep_00" / "prompt_index.npy").exists()
     names = {json.loads(x)["metric"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()}
     assert "kl_true" not in names and "tail_mass_ratio_true" not in names
     assert {"ppl_human_test", "ppl_gen0", "compression_ratio", "tail_mass_ratio"} <= names
+
+    # extending the study past its reserve is refused before any training, with the numbers
+    g = n_fresh // round(n_train / 2) + 2
+    with pytest.raises(ConfigError, match=rf"data.fresh_fraction: needs {(g - 1) * round(n_train / 2)} fresh human "
+                                          rf"sequences over {g} generations \({round(n_train / 2)} per generation\) "
+                                          rf"but the reserve data.fresh_fraction=0.3 holds {n_fresh}"):
+        loop.run(dataclasses.replace(cfg, generations=g), tmp_path / "run")
+    assert not (tmp_path / "run" / "gen_002").exists()
+
+
+def test_fresh_mix_on_text_without_a_reserve_is_refused_before_any_training(tmp_path):
+    cfg = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16),
+                      regime=MixConfig(human_fraction=0.1, fresh=True))
+    n_train = len(loop._load_human(cfg, RunDir(tmp_path / "probe")).train)
+    n_h = round(0.1 * n_train)
+    with pytest.raises(ConfigError) as err:
+        loop.run(cfg, tmp_path / "run")
+    assert str(err.value) == (f"data.fresh_fraction: needs {n_h} fresh human sequences over 2 generations ({n_h} "
+                              "per generation) but the reserve data.fresh_fraction=0.0 holds 0; raise "
+                              "data.fresh_fraction or lower generations")
+    assert not (tmp_path / "run").exists()
+
+
+def human_configs(source, tmp_path, fresh_fraction=0.0):
+    """The same data under mix fresh=false and fresh=true, with 2 and 10 generations (grammar: a vocabulary
+    large enough that two sequences of 16 tokens practically never coincide; text: `fresh_fraction`)."""
+    if source == "grammar":
+        base = tiny_config(data=dataclasses.replace(tiny_config().data, vocab_size=512))
+    else:
+        reserve = {"fresh_fraction": fresh_fraction} if fresh_fraction else {}  # the default: 0
+        base = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16, **reserve))
+    return [dataclasses.replace(base, regime=MixConfig(human_fraction=0.1, fresh=fresh), generations=g)
+            for fresh in (False, True) for g in (2, 10)]
+
+
+@pytest.mark.parametrize("source", ["grammar", "text"])
+def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tmp_path):
+    humans = [loop._load_human(cfg, RunDir(tmp_path / "run")) for cfg in human_configs(source, tmp_path)]
+    for human in humans[1:]:
+        for split in ("train", "valid", "test"):
+            np.testing.assert_array_equal(getattr(human, split), getattr(humans[0], split), err_msg=split)
+
+
+@pytest.mark.parametrize("source", ["grammar", "text"])
+def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
+    """The human rows generation g >= 1 trains on under mix fresh=true are in no split and no other generation."""
+    cfg = human_configs(source, tmp_path, fresh_fraction=0.5)[-1]  # fresh=true, 10 generations
+    human = loop._load_human(cfg, RunDir(tmp_path / "run"))
+    seen = {tuple(row) for split in (human.train, human.valid, human.test) for row in split}
+    assert len(seen) == len(human.train) + len(human.valid) + len(human.test)
+    n_h = regimes.fresh_per_generation(cfg.regime, len(human.train))
+    assert n_h == round(0.1 * len(human.train)) > 0
+    if source == "grammar":
+        assert len(human.fresh) == 9 * n_h  # the rows the study needs, drawn from the truth
+    regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), 0.5)
+    synthetic = np.zeros((len(human.train), 16), np.int32)
+    for g in range(1, 10):
+        ts = regimes.build(cfg.regime, g, human.train, human.fresh, [synthetic] * g, np.random.default_rng(g))
+        rows = {tuple(row) for row in ts.tokens[ts.provenance == -1]}
+        assert len(rows) == n_h and seen.isdisjoint(rows), f"generation {g}"
+        seen |= rows
+
+
+def test_raising_generations_extends_a_fresh_mix_grammar_study(tmp_path):
+    cfg = tiny_config(regime=MixConfig(human_fraction=0.25, fresh=True))
+    path = tmp_path / "run"
+    loop.run(cfg, path)
+    before = {p.relative_to(path): np.load(p) for p in path.glob("gen_00[01]/**/*.npy")}
+    metrics = (path / "metrics.jsonl").read_text()
+    fresh = np.load(path / "human" / "fresh.npy")
+    assert len(fresh) == 16  # 0.25 of 64 for generation 1
+
+    loop.run(dataclasses.replace(cfg, generations=3), path)
+    assert (path / "gen_002" / "score.done").exists()
+    for name, array in before.items():
+        np.testing.assert_array_equal(np.load(path / name), array, err_msg=str(name))
+    assert (path / "metrics.jsonl").read_text().startswith(metrics)
+    grown = np.load(path / "human" / "fresh.npy")
+    assert len(grown) == 32 and np.array_equal(grown[:16], fresh)  # generation 2's rows appended
+    manifest = json.loads((path / "gen_002" / "manifest.json").read_text())
+    assert manifest["replicates"][0]["counts"] == {"human": 16, "gen_1": 48}
+    index = np.load(path / "gen_002" / "rep_00" / "train_index.npy")
+    np.testing.assert_array_equal(index[:16], 64 + np.arange(16, 32))  # rows after train: reserve rows 16..31
+    fixed = loop._load_human(dataclasses.replace(cfg, regime=MixConfig(human_fraction=0.25)), RunDir(tmp_path / "x"))
+    np.testing.assert_array_equal(np.load(path / "human" / "train.npy"), fixed.train)  # as with fresh=false

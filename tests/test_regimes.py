@@ -71,8 +71,10 @@ def test_subsample_is_uniform_over_the_pool():
 
 
 def test_fresh_needed_and_size_checks():
+    assert regimes.fresh_per_generation(MixConfig(human_fraction=0.25, fresh=True), 40) == 10
     assert regimes.fresh_needed(MixConfig(human_fraction=0.25, fresh=True), 5, 40) == 10 * 4
     assert regimes.fresh_needed(MixConfig(human_fraction=0.25), 5, 40) == 0
+    assert regimes.fresh_needed(MixConfig(human_fraction=0.5, size=20, fresh=True), 3, 40) == 10 * 2
     with pytest.raises(ConfigError, match="train.batch_size"):
         regimes.check_sizes(ReplaceConfig(), 3, 100, 20, batch_size=32)
     with pytest.raises(ConfigError, match="regime.size"):
@@ -80,3 +82,32 @@ def test_fresh_needed_and_size_checks():
     with pytest.raises(ConfigError, match="regime.size"):
         regimes.check_sizes(AccumulateSubsampleConfig(size=500), 3, 100, 50, batch_size=8)
     regimes.check_sizes(AccumulateConfig(), 3, 100, 50, batch_size=64)
+
+
+def test_check_fresh_refuses_an_exhausted_reserve_with_the_numbers():
+    regime = MixConfig(human_fraction=0.1, fresh=True)
+    regimes.check_fresh(regime, 5, 1434, 4 * 143, 0.1)  # exactly enough: 143 per generation, 4 generations
+    with pytest.raises(ConfigError) as err:
+        regimes.check_fresh(regime, 10, 1434, 4 * 143, 0.1)
+    assert err.value.key == "data.fresh_fraction"
+    assert str(err.value) == ("data.fresh_fraction: needs 1287 fresh human sequences over 10 generations (143 per "
+                              "generation) but the reserve data.fresh_fraction=0.1 holds 572; raise "
+                              "data.fresh_fraction or lower generations")
+    with pytest.raises(ConfigError, match="needs 143 fresh .* data.fresh_fraction=0.0 holds 0"):
+        regimes.check_fresh(regime, 2, 1434, 0, 0.0)
+    regimes.check_fresh(MixConfig(human_fraction=0.1), 10, 1434, 0, 0.0)  # fresh=false needs no reserve
+    regimes.check_fresh(ReplaceConfig(), 10, 1434, 0, 0.0)
+
+
+def test_fresh_rows_of_each_generation_are_their_own_slice():
+    """Generation g takes reserve rows (g-1)*n_h .. g*n_h: disjoint from train and from other generations."""
+    regime = MixConfig(human_fraction=0.25, fresh=True)
+    n_h = regimes.fresh_per_generation(regime, NH)
+    seen = set()
+    for g in range(1, 5):
+        human, fresh, synthetic = pools(g)
+        ts = regimes.build(regime, g, human, fresh, synthetic, np.random.default_rng(g))
+        rows = ts.index[ts.provenance == -1]
+        np.testing.assert_array_equal(rows, NH + np.arange((g - 1) * n_h, g * n_h))
+        assert seen.isdisjoint(rows.tolist())
+        seen |= set(rows.tolist())

@@ -10,6 +10,7 @@ from collapse.data import tokenizer as tokenizer_lib
 from collapse.data.text import (
     limit_chars,
     read_documents,
+    split_corpus,
     split_documents,
     to_blocks,
     tokenize_splits,
@@ -129,50 +130,72 @@ def chars(docs: list[str]) -> int:
     return sum(map(len, docs))
 
 
+def split(docs, valid, test, rng, fresh=0.0) -> dict[str, list[str]]:
+    return split_documents(docs, {"valid": valid, "test": test, "fresh": fresh}, rng)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_split_fractions_disjoint_deterministic(seed):
     docs = corpus(400, seed=seed)
-    train, valid, test = split_documents(docs, 0.1, 0.2, np.random.default_rng(seed))
+    parts = split(docs, 0.1, 0.2, np.random.default_rng(seed))
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
     total = chars(docs)
     assert chars(valid) / total == pytest.approx(0.1, abs=0.01)
     assert chars(test) / total == pytest.approx(0.2, abs=0.01)
-    assert all(train) and all(valid) and all(test)
+    assert all(train) and all(valid) and all(test) and parts["fresh"] == []
     assert sorted(train + valid + test) == sorted(docs)  # a partition: every document exactly once
-    again = split_documents(docs, 0.1, 0.2, np.random.default_rng(seed))
-    assert again == (train, valid, test)
-    other = split_documents(docs, 0.1, 0.2, np.random.default_rng(seed + 100))
-    assert other != (train, valid, test)
+    assert split(docs, 0.1, 0.2, np.random.default_rng(seed)) == parts
+    assert split(docs, 0.1, 0.2, np.random.default_rng(seed + 100)) != parts
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_split_fresh_reserve_is_a_fourth_disjoint_split(seed):
+    docs = corpus(400, seed=seed)
+    parts = split(docs, 0.1, 0.1, np.random.default_rng(seed), fresh=0.25)
+    assert set(parts) == {"train", "valid", "test", "fresh"}
+    assert chars(parts["fresh"]) / chars(docs) == pytest.approx(0.25, abs=0.01)
+    assert chars(parts["valid"]) / chars(docs) == pytest.approx(0.1, abs=0.01)
+    assert sorted(sum(parts.values(), [])) == sorted(docs)
+    # the valid and test splits are those of a split without a reserve: the reserve comes out of train
+    plain = split(docs, 0.1, 0.1, np.random.default_rng(seed))
+    assert parts["valid"] == plain["valid"] and parts["test"] == plain["test"]
+    assert sorted(parts["train"] + parts["fresh"]) == sorted(plain["train"])
 
 
 def test_split_keeps_original_order_within_splits():
     docs = [f"doc {i:03d}" for i in range(100)]
-    for part in split_documents(docs, 0.2, 0.2, np.random.default_rng(0)):
+    for part in split(docs, 0.2, 0.2, np.random.default_rng(0), fresh=0.2).values():
         assert part == sorted(part)
 
 
 def test_split_falls_back_to_lines():
     docs = ["\n".join(f"line {i} of the only document" for i in range(50))]
-    train, valid, test = split_documents(docs, 0.1, 0.1, np.random.default_rng(0))
-    assert all(len(p) > 0 for p in (train, valid, test))
-    assert sorted(train + valid + test) == sorted(docs[0].split("\n"))
-    assert chars(valid) / chars(train + valid + test) == pytest.approx(0.1, abs=0.03)
+    parts = split(docs, 0.1, 0.1, np.random.default_rng(0), fresh=0.1)
+    assert all(len(p) > 0 for p in parts.values())
+    assert sorted(sum(parts.values(), [])) == sorted(docs[0].split("\n"))
+    assert chars(parts["valid"]) / chars(sum(parts.values(), [])) == pytest.approx(0.1, abs=0.03)
 
 
 def test_split_falls_back_to_characters():
     text = "one single line without any breaks " * 10
-    train, valid, test = split_documents([text], 0.1, 0.2, np.random.default_rng(0))
-    assert valid[0] + test[0] + train[0] == text
-    assert len(valid[0]) == round(0.1 * len(text)) and len(test[0]) == round(0.2 * len(text))
-    with pytest.raises(DataError, match="too small"):
-        split_documents(["ab"], 0.1, 0.1, np.random.default_rng(0))
+    parts = split([text], 0.1, 0.2, np.random.default_rng(0))
+    assert parts["valid"][0] + parts["test"][0] + parts["train"][0] == text and parts["fresh"] == []
+    assert len(parts["valid"][0]) == round(0.1 * len(text)) and len(parts["test"][0]) == round(0.2 * len(text))
+    parts = split([text], 0.1, 0.2, np.random.default_rng(0), fresh=0.3)
+    assert parts["valid"][0] + parts["test"][0] + parts["fresh"][0] + parts["train"][0] == text
+    assert len(parts["fresh"][0]) == round(0.6 * len(text)) - round(0.3 * len(text))
+    with pytest.raises(DataError, match="too small to split into train/valid/test: 2 characters"):
+        split(["ab"], 0.1, 0.1, np.random.default_rng(0))
+    with pytest.raises(DataError, match="too small to split into train/valid/test/fresh: 3 characters"):
+        split(["abc"], 0.1, 0.1, np.random.default_rng(0), fresh=0.1)
 
 
 def test_split_small_fraction_of_few_long_docs_uses_lines():
     # 5 equal documents: a 2% share rounds to no document, so the lines are split instead
     docs = ["\n".join(f"d{d} line {i}" for i in range(20)) for d in range(5)]
-    train, valid, test = split_documents(docs, 0.02, 0.02, np.random.default_rng(0))
-    assert all(len(p) > 0 for p in (train, valid, test))
-    assert all("\n" not in line for line in train + valid + test)
+    parts = split(docs, 0.02, 0.02, np.random.default_rng(0))
+    assert all(len(parts[p]) > 0 for p in ("train", "valid", "test"))
+    assert all("\n" not in line for line in sum(parts.values(), []))
 
 
 # ----------------------------------------------------------------------------------------- blocks
@@ -198,7 +221,8 @@ def test_tokenize_splits_byte(tmp_path):
     docs = corpus(200)
     blocks, tok = tokenize_splits(docs, cfg(), np.random.default_rng(0), tmp_path / "tok.json")
     assert isinstance(tok, ByteTokenizer)
-    assert set(blocks) == {"train", "valid", "test"}
+    assert set(blocks) == {"train", "valid", "test", "fresh"}
+    assert blocks["fresh"].shape == (0, 16)  # data.fresh_fraction 0: an empty reserve
     n_bytes = len("\n\n".join(docs).encode())
     for name, frac in (("train", 0.8), ("valid", 0.1), ("test", 0.1)):
         assert blocks[name].dtype == np.int32 and blocks[name].shape[1] == 16
@@ -218,7 +242,7 @@ def test_tokenize_splits_bpe_trains_on_train_and_reuses_saved(tmp_path, monkeypa
     c = cfg(tokenizer="bpe", bpe_vocab_size=300)
     blocks, tok = tokenize_splits(docs, c, np.random.default_rng(0), path)
     assert isinstance(tok, BPETokenizer) and path.exists()
-    train, _, _ = split_documents(docs, 0.1, 0.1, np.random.default_rng(0))
+    train = split(docs, 0.1, 0.1, np.random.default_rng(0))["train"]
     assert tok.fingerprint() == tokenizer_lib.train_bpe(train, 300).fingerprint()  # train split only
 
     def no_training(*args, **kwargs):
@@ -249,3 +273,27 @@ def test_too_short_for_seq_len():
         tokenize_splits(docs, cfg(seq_len=1000), np.random.default_rng(0), None)
     with pytest.raises(DataError, match=r"data.seq_len=100000: the train split"):
         tokenize_splits(docs, cfg(seq_len=100_000), np.random.default_rng(0), None)
+
+
+def test_tokenize_splits_fresh_reserve(tmp_path):
+    docs = corpus(300)
+    c = cfg(fresh_fraction=0.2, tokenizer="bpe", bpe_vocab_size=300)
+    blocks, tok = tokenize_splits(docs, c, np.random.default_rng(0), None)
+    parts = split(docs, 0.1, 0.1, np.random.default_rng(0), fresh=0.2)
+    assert tok.fingerprint() == tokenizer_lib.train_bpe(parts["train"], 300).fingerprint()  # not the reserve
+    for name in ("train", "fresh"):
+        np.testing.assert_array_equal(blocks[name], to_blocks(tok.encode("\n\n".join(parts[name])), 16))
+    assert len(blocks["fresh"]) > 0
+    with pytest.raises(DataError, match="the fresh split has .* or a larger data.fresh_fraction"):
+        tokenize_splits(docs, cfg(fresh_fraction=0.0005, seq_len=200), np.random.default_rng(0), None)
+
+
+def test_tokenize_given_splits_carves_the_reserve_from_train():
+    given = {"train": corpus(200, seed=1), "valid": corpus(20, seed=2), "test": corpus(20, seed=3)}
+    parts = split_corpus(given, cfg(fresh_fraction=0.3), np.random.default_rng(0))
+    assert parts["valid"] == given["valid"] and parts["test"] == given["test"]
+    assert sorted(parts["train"] + parts["fresh"]) == sorted(given["train"])
+    assert chars(parts["fresh"]) / chars(given["train"]) == pytest.approx(0.3, abs=0.02)
+    blocks, tok = tokenize_splits(given, cfg(), np.random.default_rng(0), None)
+    np.testing.assert_array_equal(blocks["test"], to_blocks(tok.encode("\n\n".join(given["test"])), 16))
+    assert blocks["fresh"].shape == (0, 16)

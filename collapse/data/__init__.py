@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ class HumanData:
     valid: np.ndarray
     test: np.ndarray
     fresh: np.ndarray  # [F, T] never trained on until regime=mix fresh=true draws it (F may be 0)
+    # grammar: generation g's rows are (g-1)*n_h .. g*n_h; text: the data.fresh_fraction split
     vocab_size: int
     tokenizer: Any = None  # text sources: the tokenizer (decode for byte-level metrics); grammar: None
     truth: Any = None  # grammar: the exact language (collapse.data.grammar.Grammar)
@@ -27,12 +29,16 @@ class HumanData:
         return {"train": self.train, "valid": self.valid, "test": self.test, "fresh": self.fresh}
 
 
-def load_human(cfg: Config, n_fresh: int | None = None, tokenizer_path: Path | None = None) -> HumanData:
-    """The human data of a study, derived from `cfg.seed` alone.
+def load_human(cfg: Config, fresh_per_generation: Callable[[int], int] | None = None,
+               tokenizer_path: Path | None = None) -> HumanData:
+    """The human data of a study, derived from `cfg.seed` alone; the train split never depends on the regime
+    or on `cfg.generations`.
 
-    `n_fresh(n_train)` sequences are held out as the fresh reserve: sampled anew for the grammar, carved
-    out of the train split for text. `tokenizer_path` (text sources) is where a BPE tokenizer is saved
-    once and reused on resume. Raises DataError naming the file for unusable input.
+    The fresh reserve (regime=mix fresh=true): for the grammar, generation g = 1..generations-1 gets its own
+    `fresh_per_generation(n_train)` new sequences of the truth (key fold_in(fold_in(human_key, 3), g)), so more
+    generations only append rows; for text, the fixed `data.fresh_fraction` split of the corpus.
+    `tokenizer_path` (text sources) is where a BPE tokenizer is saved once and reused on resume. Raises
+    DataError naming the file for unusable input.
     """
     d = cfg.data
     key = human_key(cfg.seed)
@@ -40,10 +46,13 @@ def load_human(cfg: Config, n_fresh: int | None = None, tokenizer_path: Path | N
         from collapse.data import grammar
 
         truth = grammar.make_grammar(d)
-        f = n_fresh(d.n_train) if n_fresh else 0
-        draw = lambda i, n: np.asarray(grammar.sample(truth, jax.random.fold_in(key, i), n, d.seq_len))  # noqa: E731
-        return HumanData(draw(0, d.n_train), draw(1, d.n_valid), draw(2, d.n_test),
-                         draw(3, f) if f else np.zeros((0, d.seq_len), np.int32), d.vocab_size, truth=truth)
+        draw = lambda k, n: np.asarray(grammar.sample(truth, k, n, d.seq_len))  # noqa: E731
+        n_h = fresh_per_generation(d.n_train) if fresh_per_generation else 0
+        fresh_key = jax.random.fold_in(key, 3)
+        fresh = [draw(jax.random.fold_in(fresh_key, g), n_h) for g in range(1, cfg.generations)] if n_h else []
+        return HumanData(draw(jax.random.fold_in(key, 0), d.n_train), draw(jax.random.fold_in(key, 1), d.n_valid),
+                         draw(jax.random.fold_in(key, 2), d.n_test),
+                         np.concatenate([np.zeros((0, d.seq_len), np.int32), *fresh]), d.vocab_size, truth=truth)
 
     from collapse.data import text
 
@@ -52,12 +61,9 @@ def load_human(cfg: Config, n_fresh: int | None = None, tokenizer_path: Path | N
     elif isinstance(d, HFConfig):
         from collapse.data.hf import read_documents_hf
 
-        docs = read_documents_hf(d)
+        docs = read_documents_hf(d)  # official splits: {"train", "valid", "test"}
     else:
         raise TypeError(f"unknown data source {d!r}")
     splits, tokenizer = text.tokenize_splits(docs, d, numpy_rng(key), tokenizer_path)
-    train = splits["train"]
-    f = n_fresh(len(train)) if n_fresh else 0
-    order = numpy_rng(jax.random.fold_in(key, 1)).permutation(len(train))
-    fresh, train = train[order[:f]], train[np.sort(order[f:])]
-    return HumanData(train, splits["valid"], splits["test"], fresh, tokenizer.vocab_size, tokenizer=tokenizer)
+    return HumanData(splits["train"], splits["valid"], splits["test"], splits["fresh"], tokenizer.vocab_size,
+                     tokenizer=tokenizer)

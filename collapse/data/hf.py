@@ -1,5 +1,10 @@
 """Hugging Face datasets as documents, always offline: a run never downloads.
 
+Rows become documents by `data.documents` (`group_rows`): each row (rows), or wikitext articles (all rows
+from one level-1 heading " = Title = " to the next); auto picks wikitext for a dataset named *wikitext*.
+`data.splits=official` takes train / valid / test from the dataset's own splits instead of splitting
+`data.split` at random.
+
 `data.name` is, in order of precedence:
   1. a local directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` (`load_from_disk`;
      `data.split` picks from a DatasetDict) — any other local directory is read as a folder of data files;
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +31,7 @@ _SAVED_MARKERS = ("dataset_dict.json", "state.json")  # written by DatasetDict /
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 _OFFLINE_FLAGS = (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
                   ("datasets.config", "HF_HUB_OFFLINE"), ("datasets.config", "HF_DATASETS_OFFLINE"))
+_WIKITEXT_HEADING = re.compile(r"^ = [^=].* = \n?$")  # a level-1 heading row of wikitext's raw format
 
 
 def _import_datasets():
@@ -61,16 +68,20 @@ def offline() -> Iterator[None]:
                 os.environ[k] = value
 
 
-def _load(cfg: HFConfig, datasets):
-    """`cfg.name` → one split as a `datasets.Dataset` (see the module docstring for the resolution order)."""
-    name, split = cfg.name, cfg.split
+def _load(cfg: HFConfig, datasets, split: str, key: str):
+    """Split `split` of `cfg.name` as a `datasets.Dataset` (see the module docstring for the resolution order);
+    `key` is the config key naming that split."""
+    name = cfg.name
     path = Path(os.path.expanduser(name))
     if path.is_dir() and any((path / m).exists() for m in _SAVED_MARKERS):
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):
             if split not in loaded:
-                raise DataError(path, f"no split {split!r}; available: {', '.join(loaded)} (set data.split)")
+                raise DataError(path, f"no split {split!r}; available: {', '.join(loaded)} (set {key})")
             return loaded[split]
+        if key != "data.split":
+            raise DataError(path, f"is one dataset without named splits, so it has no split {split!r} "
+                                  "(data.splits=official needs a DatasetDict; use data.splits=random)")
         return loaded
     if path.is_dir():
         return datasets.load_dataset(str(path), split=split)
@@ -88,30 +99,72 @@ def _load(cfg: HFConfig, datasets):
                               f"datasets.load_dataset({name!r}{subset})\"  [{type(e).__name__}: {e}]") from e
 
 
-def read_documents_hf(cfg: HFConfig) -> list[str]:
-    """The non-empty strings of column `cfg.text_field` in dataset order, up to `cfg.max_chars` characters."""
+def document_rule(cfg: HFConfig) -> str:
+    """`data.documents` resolved: auto is wikitext when the dataset's name or subset contains "wikitext"."""
+    if cfg.documents != "auto":
+        return cfg.documents
+    return "wikitext" if "wikitext" in f"{cfg.name} {cfg.subset}".lower() else "rows"
+
+
+def group_rows(rows: list[str], rule: str) -> list[str]:
+    """Rows (in dataset order) → documents.
+
+    rows: each row with text is a document. wikitext: an article is a level-1 heading row (" = Title = \\n";
+    level 2 " = = Section = = \\n" stays inside) and every row up to the next one, concatenated as is (rows
+    are lines ending in a newline, empty rows the blank lines between them); rows before the first heading
+    form one document. Documents without text are dropped.
+    """
+    if rule == "rows":
+        return [row for row in rows if row.strip()]
+    docs, current = [], []
+    for row in rows:
+        if _WIKITEXT_HEADING.match(row) and current:
+            docs.append("".join(current))
+            current = []
+        current.append(row)
+    docs.append("".join(current))
+    return [doc for doc in docs if doc.strip()]
+
+
+def _read_split(cfg: HFConfig, datasets, split: str, key: str, max_chars: int) -> list[str]:
+    """The documents of one split in dataset order, up to `max_chars` characters (0 = all)."""
+    try:
+        ds = _load(cfg, datasets, split, key)
+    except ValueError as e:  # e.g. an unknown split or subset; DataError (a ValueError) passes through
+        if isinstance(e, DataError):
+            raise
+        raise DataError(cfg.name, str(e)) from e
+    field = cfg.text_field
+    if field not in ds.column_names:
+        raise DataError(cfg.name, f"no column {field!r}; available columns: {', '.join(ds.column_names)} "
+                                  "(set data.text_field)")
+    dtype = getattr(ds.features[field], "dtype", None)
+    if dtype not in ("string", "large_string"):
+        raise DataError(cfg.name, f"column {field!r} holds {ds.features[field]}, not text")
+    rows, total = [], 0
+    for batch in ds.select_columns([field]).iter(batch_size=1024):
+        new = [t or "" for t in batch[field]]
+        rows += new
+        total += sum(len(t) for t in new if t.strip())
+        if 0 < max_chars <= total:
+            break
+    docs = group_rows(rows, document_rule(cfg))
+    if not docs:
+        raise DataError(cfg.name, f"empty (no text in column {field!r} of split {split!r})")
+    return limit_chars(docs, max_chars)
+
+
+def read_documents_hf(cfg: HFConfig) -> list[str] | dict[str, list[str]]:
+    """The documents of split `cfg.split` (rows grouped by `data.documents`), up to `cfg.max_chars` characters.
+
+    With `data.splits=official`: {"train", "valid", "test"} from the dataset's splits `data.split`,
+    `data.valid_split` and `data.test_split` (`max_chars` limits train only; valid and test are read whole).
+    """
     datasets = _import_datasets()
     with offline():
-        try:
-            ds = _load(cfg, datasets)
-        except ValueError as e:  # e.g. an unknown split or subset; DataError (a ValueError) passes through
-            if isinstance(e, DataError):
-                raise
-            raise DataError(cfg.name, str(e)) from e
-        field = cfg.text_field
-        if field not in ds.column_names:
-            raise DataError(cfg.name, f"no column {field!r}; available columns: {', '.join(ds.column_names)} "
-                                      "(set data.text_field)")
-        dtype = getattr(ds.features[field], "dtype", None)
-        if dtype not in ("string", "large_string"):
-            raise DataError(cfg.name, f"column {field!r} holds {ds.features[field]}, not text")
-        docs, total = [], 0
-        for batch in ds.select_columns([field]).iter(batch_size=1024):
-            new = [t for t in batch[field] if t and t.strip()]
-            docs += new
-            total += sum(map(len, new))
-            if 0 < cfg.max_chars <= total:
-                break
-    if not docs:
-        raise DataError(cfg.name, f"empty (no text in column {field!r})")
-    return limit_chars(docs, cfg.max_chars)
+        if cfg.splits != "official":
+            return _read_split(cfg, datasets, cfg.split, "data.split", cfg.max_chars)
+        named = (("train", cfg.split, "data.split"), ("valid", cfg.valid_split, "data.valid_split"),
+                 ("test", cfg.test_split, "data.test_split"))
+        return {name: _read_split(cfg, datasets, split, key, cfg.max_chars if name == "train" else 0)
+                for name, split, key in named}

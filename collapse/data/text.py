@@ -4,7 +4,9 @@
     split_documents(docs, ...)   random document-level split by character share
     tokenize_splits(docs, ...)   split, build the tokenizer on train only, encode → {split: [N, T] int32}
 
-`tokenize_splits` takes plain `list[str]`, so every source (`collapse.data.hf` too) shares it.
+The splits are train, valid, test and fresh (the reserve regime=mix fresh=true draws from; empty when
+data.fresh_fraction is 0). `tokenize_splits` takes plain `list[str]` (or given splits), so every source
+(`collapse.data.hf` too) shares it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collapse.config import DataError, TextConfig, TokenizedConfig
 from collapse.data import tokenizer as tokenizer_lib
 from collapse.data.tokenizer import Tokenizer
 
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "fresh")
 DOC_SEPARATOR = "\n\n"
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -132,46 +134,64 @@ def read_documents(cfg: TextConfig) -> list[str]:
 # ----------------------------------------------------------------------------------------- splitting
 
 
-def _split_units(units: list[str], fractions: tuple[float, float], rng: np.random.Generator) -> list[list[str]] | None:
-    """Shuffle `units`; valid, then test, then train take consecutive runs of roughly the requested share
-    of characters (a unit goes to the split whose range holds its middle character). None if a split is
-    empty. Each split keeps its units in their original order."""
-    if len(units) < 3:
+def held_out_shares(cfg: TokenizedConfig) -> dict[str, float]:
+    """Character shares of the held-out splits, in cutting order; train takes the rest."""
+    return {"valid": cfg.valid_fraction, "test": cfg.test_fraction, "fresh": cfg.fresh_fraction}
+
+
+def _split_units(units: list[str], shares: dict[str, float], rng: np.random.Generator) -> dict[str, list[str]] | None:
+    """Shuffle `units`; the held-out splits (in `shares` order), then train take consecutive runs of roughly
+    their share of characters (a unit goes to the split whose range holds its middle character). None if
+    train or a split with a positive share is empty. Each split keeps its units in their original order."""
+    if len(units) < 1 + sum(share > 0 for share in shares.values()):
         return None
+    names = [*shares, "train"]
     order = rng.permutation(len(units))
     lengths = np.array([len(units[i]) for i in order], dtype=np.float64)
     ends = np.cumsum(lengths)
-    cuts = np.cumsum(fractions) * ends[-1]
-    which = np.searchsorted(cuts, ends - lengths / 2)  # 0 valid, 1 test, 2 train
-    parts = [np.sort(order[which == k]) for k in (2, 0, 1)]
-    if any(len(p) == 0 for p in parts):
+    cuts = np.cumsum(list(shares.values())) * ends[-1]
+    which = np.searchsorted(cuts, ends - lengths / 2)  # index into names
+    parts = {name: np.sort(order[which == k]) for k, name in enumerate(names)}
+    if any(len(parts[n]) == 0 for n in names if n == "train" or shares[n] > 0):
         return None
-    return [[units[i] for i in p] for p in parts]
+    return {name: [units[i] for i in parts[name]] for name in SPLITS if name in parts}
 
 
-def split_documents(
-    docs: list[str], valid_fraction: float, test_fraction: float, rng: np.random.Generator
-) -> tuple[list[str], list[str], list[str]]:
-    """Random document-level split (train, valid, test) with about the requested fractions of characters.
-
-    Documents are shuffled with `rng` and cut where the running character count crosses the valid and
-    test shares, so no document is in two splits. If that leaves a split empty (fewer than 3 documents,
-    or documents too long for a small fraction), the documents are broken into their non-blank lines and
-    split the same way; failing that, the text (documents joined by a blank line) is cut into contiguous
-    character ranges: valid first, then test, then train. Deterministic given `rng`'s state.
-    """
-    fractions = (valid_fraction, test_fraction)
-    for units in (docs, [line for doc in docs for line in doc.split("\n") if line.strip()]):
-        parts = _split_units(units, fractions, rng)
-        if parts is not None:
-            return parts[0], parts[1], parts[2]
+def _split_chars(docs: list[str], shares: dict[str, float]) -> dict[str, list[str]]:
+    """The text (documents joined by a blank line) cut into contiguous character ranges: the held-out splits
+    in `shares` order, then train; each split with a positive share gets at least one character."""
     text = DOC_SEPARATOR.join(docs)
     n = len(text)
-    if n < 3:
-        raise DataError("corpus", f"too small to split into train/valid/test: {n} characters")
-    a = min(max(1, round(valid_fraction * n)), n - 2)
-    b = min(max(a + 1, round((valid_fraction + test_fraction) * n)), n - 1)
-    return [text[b:]], [text[:a]], [text[a:b]]
+    positive = [name for name, share in shares.items() if share > 0]
+    if n < len(positive) + 1:
+        raise DataError("corpus", f"too small to split into {'/'.join(['train', *positive])}: {n} characters")
+    out, start, total = {}, 0, 0.0
+    for name, share in shares.items():
+        total += share
+        end = start
+        if share > 0:
+            later = len(positive) - positive.index(name) - 1  # splits after this one that need a character
+            end = min(max(start + 1, round(total * n)), n - later - 1)
+        out[name] = [text[start:end]] if end > start else []
+        start = end
+    return {"train": [text[start:]], **out}
+
+
+def split_documents(docs: list[str], shares: dict[str, float], rng: np.random.Generator) -> dict[str, list[str]]:
+    """Random document-level split: {"train": ..., <held-out split>: ...} with about `shares` of the characters
+    (e.g. {"valid": 0.05, "test": 0.05, "fresh": 0.1}; train takes the rest).
+
+    Documents are shuffled with `rng` and cut where the running character count crosses each share, so no
+    document is in two splits. A split with share 0 is empty. If that leaves train or a split with a positive
+    share empty (too few documents, or documents too long for a small share), the documents are broken into
+    their non-blank lines and split the same way; failing that, the text (documents joined by a blank line)
+    is cut into contiguous character ranges in `shares` order, train last. Deterministic given `rng`'s state.
+    """
+    for units in (docs, [line for doc in docs for line in doc.split("\n") if line.strip()]):
+        parts = _split_units(units, shares, rng)
+        if parts is not None:
+            return parts
+    return _split_chars(docs, shares)
 
 
 def to_blocks(ids: np.ndarray, seq_len: int) -> np.ndarray:
@@ -200,20 +220,32 @@ def _tokenizer_for(cfg: TokenizedConfig, train_docs: list[str], path: Path | Non
     return tok
 
 
+def split_corpus(docs: list[str] | dict[str, list[str]], cfg: TokenizedConfig,
+                 rng: np.random.Generator) -> dict[str, list[str]]:
+    """The documents of each split in `SPLITS`. `docs` is either every document (split at random by the shares
+    of `cfg`) or given splits {"train", "valid", "test"} (a dataset's official ones), whose train split then
+    yields the fresh reserve by `cfg.fresh_fraction` (document level)."""
+    if isinstance(docs, dict):
+        return {**docs, **split_documents(docs["train"], {"fresh": cfg.fresh_fraction}, rng)}
+    return split_documents(docs, held_out_shares(cfg), rng)
+
+
 def tokenize_splits(
-    docs: list[str], cfg: TokenizedConfig, rng: np.random.Generator, tokenizer_path: Path | None
+    docs: list[str] | dict[str, list[str]], cfg: TokenizedConfig, rng: np.random.Generator,
+    tokenizer_path: Path | None
 ) -> tuple[dict[str, np.ndarray], Tokenizer]:
-    """Split `docs`, get the tokenizer (trained on train only, or loaded from `tokenizer_path`), and encode
-    each split — its documents joined by a blank line — into `[N, data.seq_len]` blocks."""
-    train, valid, test = split_documents(docs, cfg.valid_fraction, cfg.test_fraction, rng)
-    tok = _tokenizer_for(cfg, train, tokenizer_path)
+    """Split `docs` (see `split_corpus`), get the tokenizer (trained on train only, or loaded from
+    `tokenizer_path`), and encode each split — its documents joined by a blank line — into
+    `[N, data.seq_len]` blocks. Every split must hold a block, except an unused reserve (fresh_fraction 0)."""
+    parts = split_corpus(docs, cfg, rng)
+    tok = _tokenizer_for(cfg, parts["train"], tokenizer_path)
     blocks = {}
-    for name, part in zip(SPLITS, (train, valid, test)):
-        ids = tok.encode(DOC_SEPARATOR.join(part))
+    for name in SPLITS:
+        ids = tok.encode(DOC_SEPARATOR.join(parts[name]))
         blocks[name] = to_blocks(ids, cfg.seq_len)
-        if len(blocks[name]) == 0:
+        if len(blocks[name]) == 0 and not (name == "fresh" and cfg.fresh_fraction == 0):
             hint = "use more text or a shorter data.seq_len"
-            if name != "train":
+            if name == "fresh" or (name != "train" and not isinstance(docs, dict)):
                 hint += f", or a larger data.{name}_fraction"
             raise DataError("corpus", f"too short for data.seq_len={cfg.seq_len}: the {name} split has "
                                       f"{len(ids)} tokens, needs at least {cfg.seq_len}; {hint}")
