@@ -203,11 +203,11 @@ class SampleConfig:
     mode: str = "unconditional"  # unconditional (from BOS) | continuation (of human prefixes)
     prompt_len: int = 64  # human prefix length in continuation mode
     num_sequences: int = 0  # synthetic sequences per generation (0 = as many as the human train split)
-    temperature: float = 1.0  # 0 = greedy
+    temperature: float = 1.0  # 0 = greedy (continuation mode only)
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     candidates: int = 1024  # top-k / top-p look only at this many most likely tokens
-    beam_size: int = 0  # >= 2: beam search (deterministic; temperature / top-k / top-p unused)
+    beam_size: int = 0  # >= 2: beam search (deterministic, continuation mode only; temperature / top-k / top-p unused)
     batch_size: int = 1024
 
 
@@ -490,6 +490,11 @@ def validate(cfg: Config) -> None:
     _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
     _fraction(s.top_p, "sample.top_p", closed_low=False)
     _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
+    if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
+        for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
+            _check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "
+                   "decode deterministically with sample=continuation (Shumailov et al.'s beam search continues "
+                   "human prefixes), or sample with temperature > 0 and beam_size <= 1")
     if s.mode == "continuation":
         _positive(s, "sample", "prompt_len")
         _check(s.prompt_len <= d.seq_len, "sample.prompt_len",

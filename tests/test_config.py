@@ -102,6 +102,17 @@ def test_continuation_needs_context_for_prompt_and_sequence():
     validate(dataclasses.replace(cfg, model=TransformerConfig(context=128)))
 
 
+@pytest.mark.parametrize("sample,key", [(SampleConfig(temperature=0.0), "sample.temperature"),
+                                        (SampleConfig(beam_size=5), "sample.beam_size")])
+def test_deterministic_decoding_from_bos_is_refused(sample, key):
+    # From BOS alone, greedy or beam decoding writes one sequence N times: only continuations differ.
+    with pytest.raises(ConfigError) as info:
+        validate(Config(sample=sample))
+    assert info.value.key == key and "sample=continuation" in str(info.value)
+    continuation = dataclasses.replace(sample, mode="continuation", prompt_len=8)
+    validate(Config(sample=continuation, data=GrammarConfig(seq_len=16)))
+
+
 def test_defaults_are_valid_and_round_trip():
     validate(Config())
     cfg = Config(regime=MixConfig(fresh=True), data=TextConfig(path="x"))
