@@ -110,6 +110,24 @@ class TransformerConfig(ModelConfig):
     scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
 
 
+# The named sizes, one class each so that config.json records the `model` option chosen (`_option: small`) and
+# reports and `study_id` tell the sizes apart; their sizes live in conf/model/<option>.yaml. A plain
+# `TransformerConfig` (the Python API, and run directories written before the sizes had names) is `transformer`.
+@dataclass(frozen=True)
+class TinyConfig(TransformerConfig):
+    """`model=tiny`: the defaults of TransformerConfig."""
+
+
+@dataclass(frozen=True)
+class SmallConfig(TransformerConfig):
+    """`model=small` (conf/model/small.yaml)."""
+
+
+@dataclass(frozen=True)
+class GPT2SmallConfig(TransformerConfig):
+    """`model=gpt2_small` (conf/model/gpt2_small.yaml)."""
+
+
 @dataclass(frozen=True)
 class AnalyticConfig(ModelConfig):
     """A small model with closed-form behaviour (`collapse.families`): it holds its own ground truth, and
@@ -286,7 +304,7 @@ class Config:
     """One study: `generations` generations of `replicates` independent replicates, all keys from `seed`."""
 
     data: DataConfig = field(default_factory=GrammarConfig)
-    model: ModelConfig = field(default_factory=TransformerConfig)
+    model: ModelConfig = field(default_factory=TinyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     regime: RegimeConfig = field(default_factory=ReplaceConfig)
@@ -304,6 +322,7 @@ class Config:
 
 _GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
 ANALYTIC_MODELS = ("gaussian", "gmm", "categorical", "linreg")  # `model` options of the analytic families
+TRANSFORMER_MODELS = ("tiny", "small", "gpt2_small")  # `model` options of the transformer
 
 # Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
 GROUP_SCHEMAS: list[tuple[str, str, type]] = [
@@ -311,6 +330,7 @@ GROUP_SCHEMAS: list[tuple[str, str, type]] = [
     ("data", "text", TextConfig),
     ("data", "hf", HFConfig),
     ("model", "transformer", TransformerConfig),
+    *[("model", name, cls) for name, cls in zip(TRANSFORMER_MODELS, (TinyConfig, SmallConfig, GPT2SmallConfig))],
     *[("model", name, cls) for name, cls in zip(ANALYTIC_MODELS, (GaussianConfig, GMMConfig, CategoricalConfig,
                                                                   LinRegConfig))],
     ("train", "train", TrainConfig),
@@ -352,7 +372,8 @@ def study_id(cfg: Config) -> str:
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
-    source = values["model" if isinstance(cfg.model, AnalyticConfig) else "data"]["_option"]
+    model = values["model"]["_option"]
+    source = model if isinstance(cfg.model, AnalyticConfig) else f"{values['data']['_option']}-{model}"
     return f"{source}-{values['regime']['_option']}-seed{cfg.seed}-{digest}"
 
 

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, context_needed, from_dict,
-                             batch_sizes, to_dict, validate)
+from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, AnalyticConfig, Config, ConfigError, DataError,
+                             batch_sizes, context_needed, from_dict, to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -97,6 +97,8 @@ def _check_same_study(store: RunDir, cfg: Config) -> None:
     if not path.exists():
         return
     old, new = load_json(path), to_dict(cfg)
+    if old.get("model", {}).get("_option") == "transformer" and new["model"]["_option"] in TRANSFORMER_MODELS:
+        old["model"]["_option"] = new["model"]["_option"]  # written before config.json named the model size
     differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
     if differ:
         raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "

@@ -186,7 +186,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     analytic = bool(cfg) and cfg["model"]["_option"] in ANALYTIC_MODELS
     lines = [f"# collapse run `{store.path.name}`", ""]
     if cfg:
-        source = f"model **{cfg['model']['_option']}**" if analytic else f"data **{cfg['data']['_option']}**"
+        model = f"model **{cfg['model']['_option']}**"
+        source = model if analytic else f"data **{cfg['data']['_option']}**, {model}"
         lines += [f"regime **{cfg['regime']['_option']}**, {source}, "
                   f"{cfg['replicates']} replicate(s), seed {cfg['seed']}, "
                   f"{len(store.finished_generations())}/{cfg['generations']} generations complete.", ""]
