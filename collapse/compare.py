@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from collapse import report
-from collapse.config import DataError
+from collapse.config import RESUMABLE_KEYS, DataError
 from collapse.store import RunDir, atomic_write, load_json
 
 log = logging.getLogger("collapse")
@@ -42,7 +42,8 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-IGNORED = ("seed", "out_dir", "generations", "compilation_cache", "tracking", "wandb_project", "wandb_mode")
+# Never part of a group label: the seed (pooled) and the keys that change no result (config.RESUMABLE_KEYS).
+IGNORED = ("seed", *RESUMABLE_KEYS)
 
 
 def group_runs(configs: dict[Path, dict]) -> dict[str, list[Path]]:

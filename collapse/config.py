@@ -115,6 +115,24 @@ class TransformerConfig(ModelConfig):
     scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
 
 
+# The named sizes, one class each so that config.json records the `model` option chosen (`_option: small`) and
+# reports and `study_id` tell the sizes apart; their sizes live in conf/model/<option>.yaml. A plain
+# `TransformerConfig` (the Python API, and run directories written before the sizes had names) is `transformer`.
+@dataclass(frozen=True)
+class TinyConfig(TransformerConfig):
+    """`model=tiny`: the defaults of TransformerConfig."""
+
+
+@dataclass(frozen=True)
+class SmallConfig(TransformerConfig):
+    """`model=small` (conf/model/small.yaml)."""
+
+
+@dataclass(frozen=True)
+class GPT2SmallConfig(TransformerConfig):
+    """`model=gpt2_small` (conf/model/gpt2_small.yaml)."""
+
+
 @dataclass(frozen=True)
 class AnalyticConfig(ModelConfig):
     """A small model with closed-form behaviour (`collapse.families`): it holds its own ground truth, and
@@ -208,11 +226,11 @@ class SampleConfig:
     mode: str = "unconditional"  # unconditional (from BOS) | continuation (of human prefixes)
     prompt_len: int = 32  # continuation mode: a sequence is a human prefix of this many tokens, then the model's
     num_sequences: int = 0  # synthetic sequences per generation (0 = as many as the human train split)
-    temperature: float = 1.0  # 0 = greedy
+    temperature: float = 1.0  # 0 = greedy (continuation mode only)
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     candidates: int = 1024  # top-k / top-p look only at this many most likely tokens
-    beam_size: int = 0  # >= 2: beam search (deterministic; temperature / top-k / top-p unused)
+    beam_size: int = 0  # >= 2: beam search (deterministic, continuation mode only; temperature / top-k / top-p unused)
     batch_size: int = 1024
 
 
@@ -291,7 +309,7 @@ class Config:
     """One study: `generations` generations of `replicates` independent replicates, all keys from `seed`."""
 
     data: DataConfig = field(default_factory=GrammarConfig)
-    model: ModelConfig = field(default_factory=TransformerConfig)
+    model: ModelConfig = field(default_factory=TinyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     regime: RegimeConfig = field(default_factory=ReplaceConfig)
@@ -309,6 +327,7 @@ class Config:
 
 _GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
 ANALYTIC_MODELS = ("gaussian", "gmm", "categorical", "linreg")  # `model` options of the analytic families
+TRANSFORMER_MODELS = ("tiny", "small", "gpt2_small")  # `model` options of the transformer
 
 # Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
 GROUP_SCHEMAS: list[tuple[str, str, type]] = [
@@ -316,6 +335,7 @@ GROUP_SCHEMAS: list[tuple[str, str, type]] = [
     ("data", "text", TextConfig),
     ("data", "hf", HFConfig),
     ("model", "transformer", TransformerConfig),
+    *[("model", name, cls) for name, cls in zip(TRANSFORMER_MODELS, (TinyConfig, SmallConfig, GPT2SmallConfig))],
     *[("model", name, cls) for name, cls in zip(ANALYTIC_MODELS, (GaussianConfig, GMMConfig, CategoricalConfig,
                                                                   LinRegConfig))],
     ("train", "train", TrainConfig),
@@ -357,7 +377,8 @@ def study_id(cfg: Config) -> str:
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
-    source = values["model" if isinstance(cfg.model, AnalyticConfig) else "data"]["_option"]
+    model = values["model"]["_option"]
+    source = model if isinstance(cfg.model, AnalyticConfig) else f"{values['data']['_option']}-{model}"
     return f"{source}-{values['regime']['_option']}-seed{cfg.seed}-{digest}"
 
 
@@ -507,6 +528,11 @@ def validate(cfg: Config) -> None:
     _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
     _fraction(s.top_p, "sample.top_p", closed_low=False)
     _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
+    if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
+        for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
+            _check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "
+                   "decode deterministically with sample=continuation (Shumailov et al.'s beam search continues "
+                   "human prefixes), or sample with temperature > 0 and beam_size <= 1")
     if s.mode == "continuation":  # prompt and continuation make one sequence of data.seq_len tokens
         _positive(s, "sample", "prompt_len")
         _check(s.prompt_len < d.seq_len, "sample.prompt_len",

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, AnalyticConfig, Config, ConfigError, DataError, TokenizedConfig,
-                             batch_sizes, from_dict, prompt_tokens, to_dict, validate)
+from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, AnalyticConfig, Config, ConfigError, DataError,
+                             TokenizedConfig, batch_sizes, from_dict, prompt_tokens, to_dict, validate)
 from collapse.data import HumanData, load_human
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
@@ -98,14 +98,19 @@ def _check_same_study(store: RunDir, cfg: Config) -> None:
     path = store.path / "config.json"
     if not path.exists():
         return
-    old, new = load_json(path), to_dict(cfg)
+    try:  # through the schemas, so keys added since the run was written compare at their defaults
+        old = to_dict(from_dict(load_json(path)))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(path, f"is not a collapse config ({type(e).__name__}: {e})") from None
+    new = to_dict(cfg)
+    if old["model"]["_option"] == "transformer" and new["model"]["_option"] in TRANSFORMER_MODELS:
+        old["model"]["_option"] = new["model"]["_option"]  # written before config.json named the model size
     differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
     if differ:
         raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "
                           "resume it with its own config or choose a new out_dir")
-    if from_dict(old).generations > cfg.generations:
-        log.info("%s has %d generations configured; running %d", store.path, from_dict(old).generations,
-                 cfg.generations)
+    if old["generations"] > cfg.generations:
+        log.info("%s has %d generations configured; running %d", store.path, old["generations"], cfg.generations)
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:

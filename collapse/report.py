@@ -133,10 +133,10 @@ def _marker(store: RunDir, g: int, phase: str) -> dict:
 
 
 def _rep_arrays(store: RunDir, name: str) -> dict[int, list[np.ndarray]]:
-    """{generation: [rep_XX/<name>.npy per replicate]} for the finished generations that have the file."""
+    """{generation: [rep_XX/<name>.npy per replicate, in order]} for the finished generations that have the file."""
     out = {}
     for g in store.finished_generations():
-        paths = sorted(store.gen(g).glob(f"rep_[0-9][0-9]/{name}.npy"))
+        paths = [p for r in store.replicates(g) if (p := store.rep(g, r) / f"{name}.npy").exists()]
         if paths:
             out[g] = [load_array(p) for p in paths]
     return out
@@ -186,7 +186,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     analytic = bool(cfg) and cfg["model"]["_option"] in ANALYTIC_MODELS
     lines = [f"# collapse run `{store.path.name}`", ""]
     if cfg:
-        source = f"model **{cfg['model']['_option']}**" if analytic else f"data **{cfg['data']['_option']}**"
+        model = f"model **{cfg['model']['_option']}**"
+        source = model if analytic else f"data **{cfg['data']['_option']}**, {model}"
         lines += [f"regime **{cfg['regime']['_option']}**, {source}, "
                   f"{cfg['replicates']} replicate(s), seed {cfg['seed']}, "
                   f"{len(store.finished_generations())}/{cfg['generations']} generations complete.", ""]
@@ -227,8 +228,7 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
                   f"{info['device']}.", ""]
     else:
         lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
-    for gen_dir in sorted(store.path.glob("gen_[0-9][0-9][0-9]")):
-        g = int(gen_dir.name[4:])
+    for g in store.generations():
         info = {p: _marker(store, g, p) for p in PHASES if store.is_done(g, p)}
         cells = [f"{info[p].get('seconds', float('nan')):.1f}s" if p in info else "—" for p in PHASES]
         device = next((i.get("device", "") for i in info.values()), "")

@@ -4,6 +4,7 @@
 Temperature, top-k and top-p are traced scalars, so changing them never recompiles. Top-k and top-p look
 only at the `candidates` most likely tokens (one `lax.top_k` per step instead of a full-vocabulary sort);
 top-k is applied first, then top-p on the renormalised top-k distribution (the order Hugging Face uses).
+top_k = 0 or V and top_p = 1 are off: plain softmax sampling.
 Temperature 0 is greedy decoding. `beam_search` keeps the `K` most likely continuations instead
 (deterministic; Shumailov et al. 2024 generate with 5-way beam search), in the same jitted style.
 """
@@ -40,28 +41,37 @@ def categorical(key: jax.Array, logits_BV: jax.Array) -> jax.Array:
     return group_B * C + jax.random.categorical(token_key, within_BC)
 
 
+def filter_logits(scaled_BV: jax.Array, top_k, top_p, candidates: int) -> tuple[jax.Array, jax.Array]:
+    """The `candidates` most likely tokens `idx_BK` and their logits `vals_BK`, -inf where top-k or top-p cuts
+    them: top-k first, then top-p on the renormalised top-k distribution (kept while the mass before < top_p).
+    top_p >= 1 cuts nothing: a float32 cumulative mass rounds to 1 before the last tokens."""
+    vals_BK, idx_BK = jax.lax.top_k(scaled_BV, candidates)
+    rank_K = jnp.arange(candidates)
+    in_top_k_K = (top_k == 0) | (rank_K < top_k)
+    vals_BK = jnp.where(in_top_k_K, vals_BK, -jnp.inf)
+    # Normalise over the top-k set, or over the whole vocabulary when top-k is off.
+    log_norm_B1 = jnp.where(top_k > 0, jax.nn.logsumexp(vals_BK, axis=-1, keepdims=True),
+                            jax.nn.logsumexp(scaled_BV, axis=-1, keepdims=True))
+    p_BK = jnp.exp(vals_BK - log_norm_B1)
+    mass_before_BK = jnp.cumsum(p_BK, axis=-1) - p_BK  # keep a token if the nucleus is not yet full
+    vals_BK = jnp.where((mass_before_BK < top_p) | (top_p >= 1), vals_BK, -jnp.inf)
+    return vals_BK, idx_BK
+
+
 def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int) -> jax.Array:
     """Draw one token per row from `softmax(logits / temperature)` restricted by top-k and top-p."""
     scaled_BV = logits_BV / jnp.maximum(temperature, 1e-6)
 
     def filtered():
-        vals_BK, idx_BK = jax.lax.top_k(scaled_BV, candidates)
-        rank_K = jnp.arange(candidates)
-        in_top_k_K = (top_k == 0) | (rank_K < top_k)
-        vals_BK = jnp.where(in_top_k_K, vals_BK, -jnp.inf)
-        # Normalise over the top-k set, or over the whole vocabulary when top-k is off.
-        log_norm_B1 = jnp.where(top_k > 0, jax.nn.logsumexp(vals_BK, axis=-1, keepdims=True),
-                                jax.nn.logsumexp(scaled_BV, axis=-1, keepdims=True))
-        p_BK = jnp.exp(vals_BK - log_norm_B1)
-        mass_before_BK = jnp.cumsum(p_BK, axis=-1) - p_BK  # keep a token if the nucleus is not yet full
-        vals_BK = jnp.where(mass_before_BK < top_p, vals_BK, -jnp.inf)
+        vals_BK, idx_BK = filter_logits(scaled_BV, top_k, top_p, candidates)
         pick_B = categorical(key, vals_BK)
         return jnp.take_along_axis(idx_BK, pick_B[:, None], axis=-1)[:, 0]
 
     def plain():
         return categorical(key, scaled_BV)
 
-    sampled_B = jax.lax.cond((top_k > 0) | (top_p < 1), filtered, plain)
+    cuts = ((top_k > 0) & (top_k < logits_BV.shape[-1])) | (top_p < 1)  # top_k = V is top-k off, draw for draw
+    sampled_B = jax.lax.cond(cuts, filtered, plain)
     return jnp.where(temperature > 0, sampled_B, jnp.argmax(logits_BV, axis=-1)).astype(jnp.int32)
 
 

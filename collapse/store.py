@@ -30,6 +30,7 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,27 @@ def load_json(path: Path) -> Any:
         raise DataError(path, f"corrupt JSON ({e})") from None
 
 
+def gen_name(g: int) -> str:
+    """Generation g's directory name: at least 3 digits (gen_003, gen_1000)."""
+    return f"gen_{g:03d}"
+
+
+def rep_name(r: int) -> str:
+    """Replicate r's directory name: at least 2 digits (rep_00, rep_100)."""
+    return f"rep_{r:02d}"
+
+
+def _numbered(parent: Path, name: Callable[[int], str]) -> list[int]:
+    """The indices i, in order, of the subdirectories of `parent` named exactly `name(i)`."""
+    found = []
+    if parent.is_dir():
+        for p in parent.iterdir():
+            digits = p.name.rpartition("_")[2]
+            if digits.isascii() and digits.isdigit() and name(int(digits)) == p.name and p.is_dir():
+                found.append(int(digits))
+    return sorted(found)
+
+
 class RunDir:
     """Paths and atomic reads/writes of one run directory."""
 
@@ -136,10 +158,18 @@ class RunDir:
         return self.path / "human" / "tokenizer.json"
 
     def gen(self, g: int) -> Path:
-        return self.path / f"gen_{g:03d}"
+        return self.path / gen_name(g)
 
     def rep(self, g: int, r: int) -> Path:
-        return self.gen(g) / f"rep_{r:02d}"
+        return self.gen(g) / rep_name(r)
+
+    def generations(self) -> list[int]:
+        """Generations that have a directory, in order (gen_1000 included: names are parsed, not globbed)."""
+        return _numbered(self.path, gen_name)
+
+    def replicates(self, g: int) -> list[int]:
+        """Replicates of generation g that have a directory, in order (rep_100 included)."""
+        return _numbered(self.gen(g), rep_name)
 
     def checkpoint(self, g: int) -> Path:
         return self.gen(g) / "checkpoint"
@@ -178,8 +208,7 @@ class RunDir:
         """Generations whose last phase is marked done, in order."""
         if self.program_marker.exists():
             return list(range(load_json(self.program_marker)["generations"]))
-        gens = sorted(int(p.name[4:]) for p in self.path.glob("gen_[0-9][0-9][0-9]") if p.is_dir())
-        return [g for g in gens if self.is_done(g, PHASES[-1])]
+        return [g for g in self.generations() if self.is_done(g, PHASES[-1])]
 
     # --- one writer at a time
     @contextlib.contextmanager

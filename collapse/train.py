@@ -48,9 +48,24 @@ def learning_rate(step: jax.Array, total: jax.Array, cfg: TrainConfig) -> jax.Ar
     return cfg.lr * jnp.where(step < warmup, (step + 1) / warmup, cosine)
 
 
+DECAYED = ("kernel", "embedding")  # parameter names that get weight decay: Linear kernels and embeddings
+
+
+def decays(path: tuple) -> bool:
+    """Whether the parameter at `path` gets weight decay, decided by its name (the last dict key), not its rank:
+    stacked layers (`scan_layers`) give LayerNorm scales and biases a layer axis, yet they must not decay."""
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey) and isinstance(k.key, str)]
+    return bool(names) and names[-1] in DECAYED
+
+
+def decay_mask(params):
+    """A pytree of bools like `params`: True where the parameter gets weight decay (`decays`)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: decays(path), params)
+
+
 def optimizer(cfg: TrainConfig, total: jax.Array | int = 1) -> optax.GradientTransformation:
-    """Clip, then AdamW; weight decay on matrices only. `total` may be traced: no recompile per generation."""
-    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    """Clip, then AdamW; weight decay on kernels and embeddings only (`decays`). `total` may be traced: no
+    recompile per generation."""
     schedule = lambda count: learning_rate(count, jnp.asarray(total), cfg)  # noqa: E731
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip) if cfg.grad_clip > 0 else optax.identity(),

@@ -1,7 +1,7 @@
 """Gaussian variance under recursive refitting (1-D, M = 100 points a generation, 2000 replicates):
 
-(a) replace, MLE:       E[σ²_g] = ((M-1)/M)^(g+1)                        (Shumailov et al. 2024, Thm 3.1)
-(b) replace, unbiased:  E[σ²_g] = σ²_0 (a martingale) ...
+(a) replace, MLE:       E[σ²_g] = ((M-1)/M)^(g+1)        (each MLE refit is σ² χ²_(M-1)/M: mean factor (M-1)/M)
+(b) replace, unbiased:  E[σ²_g] = σ²_0 (a martingale) ...                  (Shumailov et al. 2024, Thm 3.1)
 (c) ... yet E[log σ²_g] = (g+1)(ψ((M-1)/2) - log(D/2)) → -∞ (D = M or M - 1): σ_g → 0 almost surely, and
     the median follows exp(E[log σ²_g]) while the mean, carried by ever rarer replicates, stays up
 (d) accumulate, MLE:    E[σ²_g] = c Π_(k=2)^(g+1) (1 - 1/(M k²)) → sin(π/√M)/(π/√M) > 0 (Kazdan et al. 2024)

@@ -84,6 +84,28 @@ def test_tail_curve_and_effective_exponent():
     assert float(-categorical.zipf_slope(f, jnp.ones(100, bool))) == pytest.approx(1.7, rel=1e-5)
 
 
+def test_top_k_of_the_whole_vocabulary_and_top_p_one_cut_nothing():
+    # At τ = 0.3 the float32 cumulative mass of Zipf(1.1/0.3) rounds to 1 well before rank 1000; top_p = 1
+    # must still keep every symbol, so top_k = V is top-k off, to the bit.
+    p_1V = jnp.asarray(categorical.zipf(1000, 1.1), jnp.float32)[None]
+    off = categorical.transform(CategoricalConfig(vocab_size=1000, temperature=0.3), p_1V)
+    whole = categorical.transform(CategoricalConfig(vocab_size=1000, temperature=0.3, top_k=1000), p_1V)
+    np.testing.assert_array_equal(whole, off)
+    assert int((off > 0).sum()) == 1000
+    half = categorical.transform(CategoricalConfig(vocab_size=1000, temperature=0.3, top_k=500), p_1V)
+    assert int((half > 0).sum()) == 500
+
+
+def test_tail_curve_keeps_the_top_k_support_under_temperature():
+    # Zipf(β/τ^g) keeps every probability positive, so top-k alone sets the support: k for every g >= 1,
+    # even once the tail's probabilities underflow float32 (τ = 0.5: by g = 7 the exponent is 141).
+    cfg = CategoricalConfig(vocab_size=1000, zipf_exponent=1.1, temperature=0.5, top_k=500)
+    support, _ = categorical.tail_curve(cfg, 10)
+    assert list(support) == [1000] + [500] * 9
+    support, _ = categorical.tail_curve(CategoricalConfig(vocab_size=1000, temperature=0.3), 10)
+    assert list(support) == [1000] * 10
+
+
 def test_bigram_counts_contexts_from_bos():
     cfg = CategoricalConfig(vocab_size=3, order=2, seq_len=3)
     counts = categorical.stats(cfg, jnp.array([[1, 2, 1]]), jnp.ones(1)).counts_CV

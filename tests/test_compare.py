@@ -63,3 +63,13 @@ def test_no_runs_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         compare.main([str(tmp_path)])
     assert info.value.code == 2 and "no run directories" in capsys.readouterr().err
+
+
+def test_keys_that_change_no_number_never_split_a_study():
+    from collapse.config import RESUMABLE_KEYS
+
+    # seeds 0 and 1 of one study, run on different CPU device counts and with different trackers
+    configs = {"a": to_dict(tiny_config(seed=0, cpu_devices=1)),
+               "b": to_dict(tiny_config(seed=1, cpu_devices=2, tracking="tensorboard"))}
+    assert compare.group_runs(configs) == {"all runs": ["a", "b"]}
+    assert set(compare.IGNORED) == {"seed", *RESUMABLE_KEYS}

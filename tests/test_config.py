@@ -125,6 +125,17 @@ def test_continuation_prompt_and_continuation_make_one_sequence():
         validate(dataclasses.replace(cfg, data=GrammarConfig(seq_len=128), model=TransformerConfig(context=127)))
 
 
+@pytest.mark.parametrize("sample,key", [(SampleConfig(temperature=0.0), "sample.temperature"),
+                                        (SampleConfig(beam_size=5), "sample.beam_size")])
+def test_deterministic_decoding_from_bos_is_refused(sample, key):
+    # From BOS alone, greedy or beam decoding writes one sequence N times: only continuations differ.
+    with pytest.raises(ConfigError) as info:
+        validate(Config(sample=sample))
+    assert info.value.key == key and "sample=continuation" in str(info.value)
+    continuation = dataclasses.replace(sample, mode="continuation", prompt_len=8)
+    validate(Config(sample=continuation, data=GrammarConfig(seq_len=16)))
+
+
 def test_defaults_are_valid_and_round_trip():
     validate(Config())
     cfg = Config(regime=MixConfig(fresh=True), data=TextConfig(path="x"))
@@ -150,3 +161,25 @@ def test_analytic_families_compose_and_ignore_the_transformer_groups():
     cfg = Config(model=LinRegConfig(dim=3, samples=20), regime=MixConfig(fresh=True))
     assert from_dict(to_dict(cfg)) == cfg
     assert study_id(cfg).startswith("linreg-mix-seed0-")
+
+
+def test_config_json_records_the_transformer_size_chosen(tmp_path):
+    from collapse import loop
+    from collapse.store import RunDir, save_json
+
+    tiny, small, gpt2 = compose_cfg("model=tiny"), compose_cfg("model=small"), compose_cfg("model=gpt2_small")
+    assert [to_dict(c)["model"]["_option"] for c in (tiny, small, gpt2)] == ["tiny", "small", "gpt2_small"]
+    # same sizes, another name: still told apart, and every size reads back as what it was
+    same = compose_cfg("model=small", "model.d_model=128", "model.n_layers=2", "model.d_ff=512", "model.context=128")
+    assert study_id(tiny).startswith("grammar-tiny-replace-seed0-") and study_id(same).startswith("grammar-small-")
+    assert study_id(same) != study_id(tiny)
+    for cfg in (tiny, small, gpt2, Config(model=TransformerConfig(d_model=64))):
+        assert from_dict(to_dict(cfg)) == cfg
+    # run directories written before the sizes had names read back, and resume under the size's name
+    legacy = to_dict(tiny)
+    legacy["model"]["_option"] = "transformer"
+    assert from_dict(legacy).model == TransformerConfig()
+    save_json(tmp_path / "config.json", legacy)
+    loop._check_same_study(RunDir(tmp_path), tiny)
+    with pytest.raises(ConfigError, match="model.d_model"):
+        loop._check_same_study(RunDir(tmp_path), small)

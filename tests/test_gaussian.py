@@ -1,5 +1,6 @@
-"""The Gaussian family against closed-form theory (Shumailov et al. 2024, Thm 3.1; Alemohammad et al. 2023;
-Kazdan et al. 2024), with tolerances from the number of replicates (see tests/helpers.py: 4 standard errors)."""
+"""The Gaussian family against closed-form theory (the χ² law of the MLE variance; Shumailov et al. 2024, Thm 3.1
+for the unbiased estimator; Alemohammad et al. 2023; Kazdan et al. 2024), with tolerances from the number of
+replicates (see tests/helpers.py: 4 standard errors)."""
 
 import jax
 import jax.numpy as jnp

@@ -120,6 +120,21 @@ def test_choose_draws_the_filtered_distribution(temperature, top_k, top_p, candi
     assert (np.abs(freq - q) <= Z * se + 1e-12).all(), (freq, q)
 
 
+def test_top_k_of_the_whole_vocabulary_and_top_p_one_cut_nothing():
+    # Zipf(1.1) logits at τ = 0.3: the float32 mass ranked before a token rounds to 1 long before rank V,
+    # yet top_p = 1 is no nucleus, so top_k = V must give plain softmax sampling.
+    n, V = 64, 1000
+    scaled_1V = jnp.asarray(-1.1 * np.log(np.arange(1, V + 1)) / 0.3, jnp.float32)[None]
+    vals_1K, idx_1K = sampler.filter_logits(scaled_1V, V, 1.0, V)
+    assert bool(jnp.isfinite(vals_1K).all())
+    kept_V = jnp.zeros(V).at[idx_1K[0]].set(jax.nn.softmax(vals_1K[0]))
+    np.testing.assert_allclose(kept_V, jax.nn.softmax(scaled_1V[0]), rtol=1e-5)
+    logits_BV = jnp.broadcast_to(scaled_1V * 0.3, (n, V))
+    whole = sampler.choose(logits_BV, jax.random.key(5), 0.3, V, 1.0, V)
+    off = sampler.choose(logits_BV, jax.random.key(5), 0.3, 0, 1.0, V)
+    np.testing.assert_array_equal(whole, off)
+
+
 def test_sampling_settings_do_not_recompile(family, params):
     keys = jax.random.split(jax.random.key(7), 1)
     prompts = np.zeros((1, 8, 0), np.int32)

@@ -97,3 +97,18 @@ def test_one_program_marks_every_generation_done(tmp_path):
     assert store.finished_generations() == []
     save_json(store.program_marker, {"generations": 3})
     assert store.finished_generations() == [0, 1, 2]
+
+
+def test_generation_and_replicate_directories_are_listed_past_the_name_width(tmp_path):
+    store = RunDir(tmp_path)
+    for g in (0, 999, 1000):
+        for r in (0, 99, 100):
+            store.rep(g, r).mkdir(parents=True)
+        for phase in ("train", "sample", "score"):
+            store.mark_done(g, phase, {"seconds": 0.0}, [])
+    (tmp_path / "gen_0001").mkdir()  # not a name gen_name makes
+    (tmp_path / "gen_002").write_text("")  # a file, not a generation directory
+    (store.gen(0) / "rep_x").mkdir()
+    assert [store.gen(g).name for g in (3, 1000)] == ["gen_003", "gen_1000"]
+    assert store.generations() == store.finished_generations() == [0, 999, 1000]
+    assert store.replicates(1000) == [0, 99, 100]

@@ -106,3 +106,60 @@ def test_training_reaches_every_position_that_sampling_uses(family):
     assert TINY_MODEL.context > T  # rows T.. exist and get no gradient
     for P in (1, 6, T - 1):
         assert sampler.cache_lengths(P + 1, T - P)[-1] == T
+
+
+def _scan_pair():
+    """Looped and scanned families of TINY_MODEL, and one replicate's looped params with the same weights in
+    the stacked layout (the per-layer blocks stacked on a layer axis after the replicate axis)."""
+    looped = TransformerFamily(TINY_MODEL, V)
+    scanned = TransformerFamily(dataclasses.replace(TINY_MODEL, scan_layers=True), V)
+    params = looped.init(jax.random.split(jax.random.key(5), 1))
+    blocks = [params["blocks"][i] for i in range(TINY_MODEL.n_layers)]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *blocks)
+    stacked_params = scanned.init(jax.random.split(jax.random.key(5), 1))
+    for name in ("tok_embed", "pos_embed", "ln_f", "head"):
+        stacked_params[name] = params[name]
+    stacked_params["blocks"] = stacked
+    return looped, scanned, params, stacked_params
+
+
+def _decayed(params) -> set[str]:
+    """The paths of the decayed leaves, the layer index dropped (the unstacked `blocks/0/...` -> `blocks/...`)."""
+    mask = train.decay_mask(params)
+    paths = set()
+    for path, decays in jax.tree_util.tree_leaves_with_path(mask):
+        names = [str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey) and not isinstance(k.key, int)]
+        if decays:
+            paths.add("/".join(names))
+    return paths
+
+
+def test_weight_decay_by_parameter_kind_whatever_the_layer_stacking():
+    _, _, params, stacked = _scan_pair()
+    one = lambda p: jax.tree.map(lambda x: x[0], p)  # noqa: E731  (the optimizer sees one replicate)
+    assert _decayed(one(params)) == _decayed(one(stacked)) == {
+        "tok_embed/embedding", "pos_embed/embedding", "head/kernel", "blocks/attn/qkv/kernel",
+        "blocks/attn/out/kernel", "blocks/up/kernel", "blocks/down/kernel"}
+
+
+def test_weight_decay_leaves_scales_and_biases_alone():
+    cfg = TrainConfig(lr=0.1, weight_decay=0.5, warmup_fraction=0.0, grad_clip=0.0)
+    _, _, _, stacked = _scan_pair()
+    params = jax.tree.map(lambda x: x[0], stacked)
+    tx = train.optimizer(cfg, total=10)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zero, tx.init(params), params)
+    # a zero gradient leaves only the decay: -lr * wd * p on decayed leaves, nothing elsewhere
+    np.testing.assert_allclose(updates["blocks"]["ln1"]["scale"][...], 0.0)
+    np.testing.assert_allclose(updates["blocks"]["up"]["bias"][...], 0.0)
+    kernel = params["blocks"]["up"]["kernel"][...]
+    np.testing.assert_allclose(updates["blocks"]["up"]["kernel"][...], -0.1 * 0.5 * kernel, rtol=1e-6)
+
+
+def test_scanned_layers_train_like_looped_layers():
+    looped, scanned, params, stacked = _scan_pair()
+    cfg = TrainConfig(batch_size=16, epochs=1, log_every=3, weight_decay=0.5)
+    data = periodic_data()[None]
+    _, la = looped.fit(params, data, [np.random.default_rng(7)], cfg)
+    _, lb = scanned.fit(stacked, data, [np.random.default_rng(7)], cfg)
+    np.testing.assert_allclose(la, lb, rtol=1e-5)

@@ -137,20 +137,31 @@ def probabilities(p: Params) -> jax.Array:
     return jnp.where(total_C1 > 0, p.counts_CV / jnp.maximum(total_C1, 1), frequencies(p))
 
 
-def transform(cfg: CategoricalConfig, probs_CV: jax.Array) -> jax.Array:
-    """The sampling distribution: temperature, then top-k, then top-p (kept while the mass before < top_p)."""
+def filter_logits(cfg: CategoricalConfig, logits_CV: jax.Array) -> jax.Array:
+    """Log-weights of the sampling distribution, up to a constant per row: temperature, then top-k, then top-p
+    (kept while the mass before < top_p); -inf marks a symbol cut. `top_k` >= V and `top_p` = 1 cut nothing:
+    a float32 cumulative mass rounds to 1 before the last symbols, so the nucleus test runs only for top_p < 1."""
+    V = logits_CV.shape[-1]
     if cfg.temperature == 0:
-        return jax.nn.one_hot(jnp.argmax(probs_CV, axis=-1), probs_CV.shape[-1], dtype=probs_CV.dtype)
-    logits_CV = jnp.where(probs_CV > 0, jnp.log(jnp.where(probs_CV > 0, probs_CV, 1)), -jnp.inf) / cfg.temperature
-    if cfg.top_k or cfg.top_p < 1:
+        return jnp.where(jnp.arange(V) == jnp.argmax(logits_CV, axis=-1, keepdims=True), 0.0, -jnp.inf)
+    logits_CV = logits_CV / cfg.temperature
+    top_k = cfg.top_k if cfg.top_k < V else 0
+    if top_k or cfg.top_p < 1:
         order_CV = jnp.argsort(-logits_CV, axis=-1, stable=True)
         sorted_CV = jnp.take_along_axis(logits_CV, order_CV, axis=-1)
-        if cfg.top_k:
-            sorted_CV = jnp.where(jnp.arange(sorted_CV.shape[-1]) < cfg.top_k, sorted_CV, -jnp.inf)
-        p_CV = jax.nn.softmax(sorted_CV, axis=-1)
-        sorted_CV = jnp.where(jnp.cumsum(p_CV, axis=-1) - p_CV < cfg.top_p, sorted_CV, -jnp.inf)
+        if top_k:
+            sorted_CV = jnp.where(jnp.arange(V) < top_k, sorted_CV, -jnp.inf)
+        if cfg.top_p < 1:
+            p_CV = jax.nn.softmax(sorted_CV, axis=-1)
+            sorted_CV = jnp.where(jnp.cumsum(p_CV, axis=-1) - p_CV < cfg.top_p, sorted_CV, -jnp.inf)
         logits_CV = jnp.take_along_axis(sorted_CV, jnp.argsort(order_CV, axis=-1), axis=-1)
-    return jax.nn.softmax(logits_CV, axis=-1)
+    return logits_CV
+
+
+def transform(cfg: CategoricalConfig, probs_CV: jax.Array) -> jax.Array:
+    """The sampling distribution of a next-token table (`filter_logits` of its log-probabilities)."""
+    log_CV = jnp.where(probs_CV > 0, jnp.log(jnp.where(probs_CV > 0, probs_CV, 1)), -jnp.inf)
+    return jax.nn.softmax(filter_logits(cfg, log_CV), axis=-1).astype(probs_CV.dtype)
 
 
 def sample(cfg: CategoricalConfig, p: Params, key: jax.Array, human_NL: jax.Array) -> jax.Array:
@@ -230,12 +241,14 @@ def suresh_bound(p: float, n: int, fits: int) -> np.ndarray:
 def tail_curve(cfg: CategoricalConfig, generations: int) -> tuple[np.ndarray, np.ndarray]:
     """Infinite-sample limit, order 1: (support, Zipf exponent) of generation g = 0..generations-1, whose fit
     is the truth passed g times through the sampling knobs. Temperature τ maps Zipf(β) to Zipf(β/τ); top-k
-    and top-p cut the support and keep the exponent."""
-    q_1V = jnp.asarray(zipf(cfg.vocab_size, cfg.zipf_exponent), jnp.float32)[None]
+    and top-p cut the support and keep the exponent. The support counts symbols of positive probability, so
+    it is tracked in log space (`filter_logits`): at τ < 1 the tail's probabilities soon underflow float32
+    while staying positive in the limit."""
+    logq_1V = jnp.asarray(np.log(zipf(cfg.vocab_size, cfg.zipf_exponent)), jnp.float32)[None]
     support = []
     for _ in range(generations):
-        support.append(int((q_1V > 0).sum()))
-        q_1V = transform(cfg, q_1V)
+        support.append(int(jnp.isfinite(logq_1V).sum()))
+        logq_1V = jax.nn.log_softmax(filter_logits(cfg, logq_1V), axis=-1)
     g = np.arange(generations)
     with np.errstate(divide="ignore"):
         exponent = cfg.zipf_exponent * np.float64(cfg.temperature) ** -g.astype(np.float64)

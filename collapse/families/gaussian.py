@@ -6,7 +6,9 @@ k samples from N(μ_k, λ Σ_k) with λ = `bias` (Alemohammad et al. 2023). Stat
 by many orders of magnitude stay accurate in float32.
 
 Closed forms (generation g is the (g + 1)-th fit; σ² is tr Σ / tr Σ_0; c = (M - 1)/M for the MLE, 1 unbiased):
-    replace:     E[σ²_g] = λ^g c^(g+1)                      (Shumailov et al. 2024, Thm 3.1 for λ = 1)
+    replace:     E[σ²_g] = λ^g c^(g+1)       (a 1-D MLE of M points is σ² χ²_(M-1)/M: each fit scales E[σ²] by c)
+                 unbiased, λ = 1: E[σ²_g] = σ²_0, yet σ²_g → 0 almost surely and E[W2²(fit_g, truth)] → ∞
+                 (Shumailov et al. 2024, Thm 3.1)
                  E[log det Σ_g/det Σ_0] = (g + 1) [Σ_i ψ((M - 1 - i)/2) + d log(2/D)] + g d log λ,  D = M or M - 1
     accumulate:  E[S_(g+1)] = E[S_g] (1 + λ (M - 1/(g + 2)) / D_g),  E[σ²_g] = E[S_g] / (D_g tr Σ_0)
                  with S_g the pooled centred scatter of (g + 1) M points and D_g = (g + 1) M (- 1 if unbiased);
