@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from collapse.config import ConfigError, DataError, from_hydra, register_configs, validate
+from collapse.config import (AnalyticConfig, Config, ConfigError, DataError, batch_sizes, from_hydra, register_configs,
+                             validate)
 
 log = logging.getLogger("collapse")
 
@@ -35,12 +37,29 @@ def _only_hydra_files(path: Path) -> bool:
     return all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir())
 
 
+def set_up_jax(cfg: Config) -> None:
+    """The process-wide JAX settings a study runs under, before JAX's first operation: the CPU host split into
+    one device per core (`cpu_devices`), `jax.distributed` for multi-process launches, and the persistent
+    compilation cache (`compilation_cache`, unless JAX_COMPILATION_CACHE_DIR already names one). The command
+    calls it; a Python caller of `collapse.loop.run` may, to get the same."""
+    import jax
+
+    from collapse import devices
+
+    if not isinstance(cfg.model, AnalyticConfig):
+        devices.use_cpu_devices(cfg.cpu_devices, cfg.replicates, batch_sizes(cfg))
+    devices.initialize()
+    if cfg.compilation_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
+
+
 @hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
 def _main(dcfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = from_hydra(dcfg)
         validate(cfg)  # before importing JAX: a bad value is refused at once
+        set_up_jax(cfg)
         from collapse import loop
 
         loop.run(cfg, out_dir)

@@ -1,210 +1,94 @@
 """The generational loop: the only code that knows about generations, phases and resume.
 
-Each generation runs three phases: train (regime → training set → fit → checkpoint), sample (synthetic
-corpus) and score (metric rows). A phase whose marker exists is loaded instead of recomputed, so
-rerunning a study on its directory continues where it stopped; every key derives from
-(seed, generation, replicate, phase), so the numbers are those of an uninterrupted run.
+    for generation g = 0, 1, ...:
+        training set  = regime(human data, samples of generations < g)     (generation 0: the human train split)
+        model_g       = fit(init, training set)                             -> checkpoint
+        samples_g     = sample(model_g)                                     -> the synthetic corpus
+        metrics_g     = score(model_g, model_0, samples_g, human data)      -> metrics.jsonl, report
+
+Each of fit, sample and score is a phase with a marker: a phase marked done whose outputs are intact is
+loaded instead of recomputed, so rerunning a study on its directory continues where it stopped. Every key
+derives from (seed, generation, replicate, phase), so the numbers are those of an uninterrupted run. A
+model is loaded from its checkpoint (and its digest verified) only when a later phase needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from collapse import devices, regimes, report
-from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, AnalyticConfig, Config, ConfigError, DataError,
-                             TokenizedConfig, batch_sizes, from_dict, prompt_tokens, to_dict, validate)
-from collapse.data import HumanData, load_human, per_replicate
-from collapse.families.transformer import TransformerFamily
+from collapse import regimes, report
+from collapse.config import AnalyticConfig, Config, DataError, prompt_tokens, to_dict, validate
 from collapse.metrics import score, tails
 from collapse.progress import Progress
-from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng, replicate_keys
+from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
+from collapse.study import Study, check_same_study, open_study, save_human
 from collapse.tracking import make_tracker
 from collapse.train import abstract_checkpoint, total_steps
 
 log = logging.getLogger("collapse")
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
 
+Model = Callable[[], object]  # the parameters of all replicates, loaded or trained on first call
+
 
 def run(cfg: Config, run_dir: str | Path) -> RunDir:
-    """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written."""
-    validate(cfg)
-    if not isinstance(cfg.model, AnalyticConfig):
-        devices.use_cpu_devices(cfg.cpu_devices, cfg.replicates, batch_sizes(cfg))
-    devices.initialize()
-    if cfg.compilation_cache:  # repeated sweep jobs reuse compiled programs
-        jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
-    store = RunDir(run_dir)
-    _check_same_study(store, cfg)
-    if isinstance(cfg.model, AnalyticConfig):  # closed-form families: the whole study is one compiled program
-        from collapse.families import analytic
+    """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written.
 
-        return analytic.run(cfg, store)
-    humans = _load_human(cfg, store)  # [R]: each replicate's human data (one shared object for text)
-    human = humans[0]  # sizes and vocabulary are the same for every replicate
-    n_syn = cfg.sample.num_sequences or len(human.train)
-    regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
-    if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
-        regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), cfg.data.fresh_fraction)
-    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
-    refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for _, h in _datasets(cfg, humans)}
-    refs = [refs[id(h)] for h in humans]
+    Process-wide JAX settings (CPU device split, multi-process start, compilation cache) are the caller's:
+    the `collapse` command sets them up (`collapse.cli.set_up_jax`)."""
+    validate(cfg)
+    store = RunDir(run_dir)
+    check_same_study(store, cfg)
+    if isinstance(cfg.model, AnalyticConfig):  # closed-form families: the whole study is one compiled program
+        return _run_analytic(cfg, store)
+    study = open_study(cfg, store)
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
-        _save_human(store, cfg, humans, refs)
-        family = TransformerFamily(cfg.model, human.vocab_size, layout)
-        device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+        save_human(study)
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
-                 store.path, cfg.generations, cfg.replicates, cfg.regime.name, device,
-                 "replicate" if layout.by_replicate or layout.n == 1 else "batch")
-        params0 = params = None
+                 store.path, cfg.generations, cfg.replicates, cfg.regime.name, study.device,
+                 "replicate" if study.family.layout.by_replicate or study.family.layout.n == 1 else "batch")
+        model_0 = model = None
         synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
         for g in range(cfg.generations):
             t0 = time.perf_counter()
-            params = _train_phase(cfg, store, family, humans, synthetic, g, params0, params, device, tracker)
-            params0 = params if g == 0 else params0
-            synthetic.append(_sample_phase(cfg, store, family, humans, g, params, device))
-            rows = _score_phase(cfg, store, family, humans, refs, g, params, params0, synthetic[g], device)
-            tracker.metrics(g, rows)
-            report.print_generation(g, rows, time.perf_counter() - t0)
-            _rebuild_run_summaries(store, cfg)
-            report.write(store)
+            train_sets = _training_sets(study, g, synthetic)
+            model = _fit(study, g, train_sets, model_0, model, tracker)
+            model_0 = model_0 or model
+            synthetic.append(_sample(study, g, model))
+            rows = _score(study, g, model, model_0, synthetic[g])
+            _record(study, g, rows, tracker, time.perf_counter() - t0)
     return store
 
 
-def _done(store: RunDir, g: int, phase: str, load):
-    """`load()` the outputs of a phase marked done, or None if it is not done or any output it recorded is
-    missing, changed or unreadable: then the phase is recomputed, safely, since every phase is a
-    deterministic function of the config and the phases before it."""
-    if not store.is_done(g, phase):
-        return None
-    if store.verify(g, phase):
-        try:
-            return load()
-        except DataError:
-            pass
-    log.warning("%s: outputs missing or damaged; recomputing phase %s of generation %d",
-                store.marker(g, phase), phase, g)
-    return None
-
-
-# --------------------------------------------------------------------------------------------- set-up
-
-
-def _check_same_study(store: RunDir, cfg: Config) -> None:
-    path = store.path / "config.json"
-    if not path.exists():
-        return
-    try:  # through the schemas, so keys added since the run was written compare at their defaults
-        old = to_dict(from_dict(load_json(path)))
-    except (KeyError, TypeError, AttributeError) as e:
-        raise DataError(path, f"is not a collapse config ({type(e).__name__}: {e})") from None
-    new = to_dict(cfg)
-    if old["model"]["_option"] == "transformer" and new["model"]["_option"] in TRANSFORMER_MODELS:
-        old["model"]["_option"] = new["model"]["_option"]  # written before config.json named the model size
-    differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
-    if differ:
-        raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "
-                          "resume it with its own config or choose a new out_dir")
-    if old["generations"] > cfg.generations:
-        log.info("%s has %d generations configured; running %d", store.path, old["generations"], cfg.generations)
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
-    keys = set(a) | set(b)
-    out = set()
-    for k in keys:
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out |= _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.add(f"{prefix}{k}")
-    return out
-
-
-def _datasets(cfg: Config, humans: list[HumanData]) -> list[tuple[int | None, HumanData]]:
-    """(replicate slot in `human/`, data) per distinct human dataset: every replicate's own on the grammar,
-    else the one the replicates share (slot None: `human/` itself)."""
-    return list(enumerate(humans)) if per_replicate(cfg) else [(None, humans[0])]
-
-
-def _load_human(cfg: Config, store: RunDir) -> list[HumanData]:
-    """Every replicate's human data; on resume it must equal what the run directory holds (an unreadable copy
-    there is rewritten by `_save_human`: the human data is a pure function of the config and the corpus).
-    The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
-    of it (the study is being extended) or extend it."""
-    tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
-    load = lambda r: load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path, r)  # noqa: E731
-    humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg) else [load(0)] * cfg.replicates
-    if humans[0].train.shape[1] != cfg.data.seq_len:
-        raise ConfigError("data.seq_len", f"human sequences have {humans[0].train.shape[1]} tokens, "
-                          f"not {cfg.data.seq_len}")
-    for slot, human in _datasets(cfg, humans):
-        for split, array in human.splits().items():
-            path = store.human(split, slot)
-            try:
-                saved = load_array(path) if path.exists() else None
-            except DataError:
-                saved = None
-            if split == "fresh" and human.truth is not None and saved is not None:
-                n = min(len(saved), len(array))
-                saved, array = saved[:n], array[:n]
-            if saved is not None and not np.array_equal(saved, array):
-                culprit = tokenizer_path or path
-                raise DataError(culprit, f"does not match this run: the config now gives different human data "
-                                f"than {path.relative_to(store.path)} holds (corpus or tokenizer changed?)")
-    return humans
-
-
-def _save_human(store: RunDir, cfg: Config, humans: list[HumanData], refs: list[score.Reference]) -> None:
-    save_json(store.path / "config.json", to_dict(cfg))
-    datasets = _datasets(cfg, humans)
-    for slot, human in datasets:
-        ref = refs[slot or 0]
-        # The human train split at the scored positions, as a corpus like the generations' (for the figures).
-        arrays = {**human.splits(), "token_counts": score.token_counts(human.train[:, ref.first:], human.vocab_size),
-                  "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
-        if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
-            arrays.update(unigram_true=ref.true_V,
-                          true_logprob=score.true_logprob(human.truth, human.train, ref.first))
-        for name, array in arrays.items():  # missing, unreadable or resized: (re)write; functions of the config
-            path = store.human(name, slot)
-            try:
-                intact = path.exists() and load_array(path).shape == array.shape
-            except DataError:
-                intact = False
-            if not intact:
-                save_array(path, array)
-    if humans[0].tokenizer is not None and not store.tokenizer.exists():
-        humans[0].tokenizer.save(store.tokenizer)
-    try:
-        rows = load_json(store.human_reference)
-        if not isinstance(rows, list) or len(rows) != len(datasets):
-            raise DataError(store.human_reference, "not one row per human dataset")
-    except DataError:  # one row per human dataset, each with its own subsets
-        save_json(store.human_reference, [
-            score.human_reference(cfg.metrics, human, refs[slot or 0],
-                                  numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))
-            for slot, human in datasets])
-
-
-def _rebuild_run_summaries(store: RunDir, cfg: Config) -> None:
-    """Run-level files derived from the finished generations: metrics.jsonl, and the last generation each
-    token type was sampled in (from the token counts on disk, so a resumed run gets the same)."""
-    store.rebuild_metrics()
-    gens = store.finished_generations()
-    if gens:
-        counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(cfg.replicates)]
-                               for j in range(gens[-1] + 1)])
-        save_array(store.last_seen, tails.last_seen(counts_GRV))
-
-
 # --------------------------------------------------------------------------------------------- phases
+
+
+def _phase(study: Study, g: int, name: str, load: Callable, compute: Callable):
+    """The result of phase `name` of generation g: `load()` if the phase is marked done and its outputs are
+    intact, else `compute() -> (result, output paths, info)`, marked done with the outputs' digests. Every
+    phase is a deterministic function of the config and the phases before it, so recomputing is safe."""
+    store = study.store
+    if store.is_done(g, name):
+        if store.verify(g, name, lazy=("checkpoint",)):
+            try:
+                return load()
+            except DataError:
+                pass
+        log.warning("%s: outputs missing or damaged; recomputing phase %s of generation %d",
+                    store.marker(g, name), name, g)
+    t0 = time.perf_counter()
+    result, outputs, info = compute()
+    store.mark_done(g, name, {"seconds": time.perf_counter() - t0, "device": study.device, **info}, outputs)
+    return result
 
 
 def _save(outputs: list[Path], path: Path, array: np.ndarray) -> None:
@@ -213,36 +97,60 @@ def _save(outputs: list[Path], path: Path, array: np.ndarray) -> None:
     outputs.append(path)
 
 
-def _train_phase(cfg, store, family, humans, synthetic, g, params0, previous, device, tracker):
-    R = cfg.replicates
-    params = _done(store, g, "train", lambda: store.load_params(g, family.abstract(R)))
-    if params is not None:
-        store.drop_train_checkpoints(g)
-        return params
-    t0 = time.perf_counter()
-    sets = [regimes.build(cfg.regime, g, humans[r].train, humans[r].fresh, [s[r] for s in synthetic],
-                          numpy_rng(key_for(cfg.seed, g, r, Phase.REGIME))) for r in range(R)]
-    outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
-    for r, ts in enumerate(sets):
-        _save(outputs, store.rep(g, r) / "train_provenance.npy", ts.provenance)
-        _save(outputs, store.rep(g, r) / "train_index.npy", ts.index)
-    save_json(store.gen(g) / "manifest.json", {
-        "generation": g, "regime": cfg.regime.name,
-        "prompt_tokens": prompt_tokens(cfg),  # the first this many tokens of every synthetic row are human
-        "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()} for r, ts in enumerate(sets)]})
+def _training_sets(study: Study, g: int, synthetic: list[list[np.ndarray]]) -> list[regimes.TrainingSet]:
+    """The regime step: each replicate's training set for generation g, with every example's provenance."""
+    return [regimes.build(study.cfg.regime, g, human.train, human.fresh, [s[r] for s in synthetic],
+                          numpy_rng(key_for(study.cfg.seed, g, r, Phase.REGIME)))
+            for r, human in enumerate(study.humans)]
 
-    if g == 0 or cfg.train.init == "scratch":
-        init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
-    else:
-        init = params0 if cfg.train.init == "gen0" else previous
-    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(R)]
-    data = np.stack([ts.tokens for ts in sets])
-    steps = total_steps(data.shape[1], data.shape[2], cfg.train)
+
+def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None, previous: Model | None,
+         tracker) -> Model:
+    """Generation g's model: trained on `sets` (from scratch, or from generation 0's or the previous model,
+    `train.init`) and checkpointed, or loaded from its checkpoint when a later phase first needs it."""
+    cfg, store, family, R = study.cfg, study.store, study.family, study.replicates
+
+    def load():
+        if not store.verify(g, "train", only=store.checkpoint(g)):
+            raise DataError(store.checkpoint(g), "checkpoint changed since it was written")
+        return store.load_params(g, family.abstract(R))
+
+    def compute():
+        outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
+        for r, ts in enumerate(sets):
+            _save(outputs, store.rep(g, r) / "train_provenance.npy", ts.provenance)
+            _save(outputs, store.rep(g, r) / "train_index.npy", ts.index)
+        save_json(store.gen(g) / "manifest.json", {
+            "generation": g, "regime": cfg.regime.name,
+            "prompt_tokens": prompt_tokens(cfg),  # the first this many tokens of every synthetic row are human
+            "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()}
+                           for r, ts in enumerate(sets)]})
+        if g == 0 or cfg.train.init == "scratch":
+            init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
+        else:
+            init = (model_0 if cfg.train.init == "gen0" else previous)()
+        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker)
+        store.save_params(g, params)
+        save_array(store.gen(g) / "train_loss.npy", losses)
+        store.drop_train_checkpoints(g)
+        return params, outputs, {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+
+    if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
+        store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
+        return functools.cache(lambda: _phase(study, g, "train", load, compute))
+    params = _phase(study, g, "train", load, compute)
+    return lambda: params
+
+
+def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[object, np.ndarray]:
+    """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
+    cfg, store, family = study.cfg, study.store, study.family
+    steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
+    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(study.replicates)]
     checkpoints = None
     if cfg.train.checkpoint_every > 0:
-        checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every,
-                                              abstract_checkpoint(family.abstract(R), cfg.train, steps,
-                                                                  family.layout))
+        abstract = abstract_checkpoint(family.abstract(study.replicates), cfg.train, steps, family.layout)
+        checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every, abstract)
     with Progress(steps, f"gen {g} train", "step") as bar:
         def on_chunk(done, loss_RS):
             if not np.isfinite(loss_RS).all():
@@ -255,60 +163,112 @@ def _train_phase(cfg, store, family, humans, synthetic, g, params0, previous, de
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])
-        params, losses = family.fit(init, data, rngs, cfg.train, on_chunk, checkpoints)
-    store.save_params(g, params)
-    save_array(store.gen(g) / "train_loss.npy", losses)
-    store.mark_done(g, "train", {"seconds": time.perf_counter() - t0, "device": device, "steps": steps,
-                                 "sequences": int(data.shape[1])}, outputs)
-    store.drop_train_checkpoints(g)
-    return params
+        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints)
 
 
-def _sample_phase(cfg, store, family, humans, g, params, device) -> list[np.ndarray]:
-    R, s = cfg.replicates, cfg.sample
-    samples = _done(store, g, "sample", lambda: [load_array(store.rep(g, r) / "samples.npy") for r in range(R)])
-    if samples is not None:
-        return samples
-    t0 = time.perf_counter()
-    n_train = len(humans[0].train)
-    n, P = s.num_sequences or n_train, prompt_tokens(cfg)
-    if P:  # continuation: each sequence is a human train prefix followed by the model's continuation
-        index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(n_train, n, replace=n > n_train)
-                 for r in range(R)]
-        prompts = np.stack([humans[r].train[i, :P] for r, i in enumerate(index)])
-    else:
-        index, prompts = None, np.zeros((R, n, 0), np.int32)
-    with Progress(n, f"gen {g} sample", "seq") as bar:
-        new = family.sample(params, prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
-                            cfg.data.seq_len - P, on_batch=lambda b: bar.update(min(b, n - bar.done)))
-    tokens = np.concatenate([prompts.astype(np.int32), new], axis=2)
-    outputs = []
-    for r in range(R):
-        arrays = {"samples.npy": tokens[r], "provenance.npy": np.full(n, g, np.int32)}
-        if index is not None:
-            arrays["prompt_index.npy"] = index[r]
-        for name, array in arrays.items():
-            _save(outputs, store.rep(g, r) / name, array)
-    store.mark_done(g, "sample", {"seconds": time.perf_counter() - t0, "device": device}, outputs)
-    return list(tokens)
+def _sample(study: Study, g: int, model: Model) -> list[np.ndarray]:
+    """Generation g's synthetic corpus per replicate `[N, T]`: sequences from BOS, or in continuation mode
+    a human train prefix of P tokens followed by the model's continuation of T - P tokens."""
+    cfg, store, R, s = study.cfg, study.store, study.replicates, study.cfg.sample
+
+    def compute():
+        n, P = s.num_sequences or study.n_train, prompt_tokens(cfg)
+        if P:
+            index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(study.n_train, n,
+                                                                              replace=n > study.n_train)
+                     for r in range(R)]
+            prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
+        else:
+            index, prompts = None, np.zeros((R, n, 0), np.int32)
+        with Progress(n, f"gen {g} sample", "seq") as bar:
+            new = study.family.sample(model(), prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
+                                      cfg.data.seq_len - P, on_batch=lambda b: bar.update(min(b, n - bar.done)))
+        tokens = np.concatenate([prompts.astype(np.int32), new], axis=2)
+        outputs = []
+        for r in range(R):
+            arrays = {"samples.npy": tokens[r], "provenance.npy": np.full(n, g, np.int32)}
+            if index is not None:
+                arrays["prompt_index.npy"] = index[r]
+            for name, array in arrays.items():
+                _save(outputs, store.rep(g, r) / name, array)
+        return list(tokens), outputs, {}
+
+    return _phase(study, g, "sample", lambda: [load_array(store.rep(g, r) / "samples.npy") for r in range(R)],
+                  compute)
 
 
-def _score_phase(cfg, store, family, humans, refs, g, params, params0, samples, device) -> list[dict]:
-    R = cfg.replicates
-    rows = _done(store, g, "score", lambda: store.read_metrics(g, required=True))
-    if rows is not None:
-        return rows
-    t0 = time.perf_counter()
-    # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable, so
-    # fixed sizes (not fixed positions) make generations comparable, and the replicate spread includes them.
-    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(R)]
-    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, humans, refs, samples, rngs)
-    outputs = [store.gen(g) / "metrics.jsonl"]
-    for r, named in enumerate(arrays):
-        for name, array in named.items():
-            _save(outputs, store.rep(g, r) / f"{name}.npy", array)
-    rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
-            for r, metrics in enumerate(values) for name, v in metrics.items()]
-    store.write_metrics(g, rows)
-    store.mark_done(g, "score", {"seconds": time.perf_counter() - t0, "device": device}, outputs)
-    return rows
+def _score(study: Study, g: int, model: Model, model_0: Model, samples: list[np.ndarray]) -> list[dict]:
+    """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them."""
+    cfg, store = study.cfg, study.store
+
+    def compute():
+        # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable,
+        # so fixed sizes (not fixed positions) make generations comparable; the replicate spread includes them.
+        rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(study.replicates)]
+        params = model()
+        params_0 = params if model_0 is model else model_0()
+        values, arrays = score.generation_metrics(cfg.metrics, study.family, params, params_0, study.humans,
+                                                  study.refs, samples, rngs)
+        outputs = [store.gen(g) / "metrics.jsonl"]
+        for r, named in enumerate(arrays):
+            for name, array in named.items():
+                _save(outputs, store.rep(g, r) / f"{name}.npy", array)
+        rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
+                for r, metrics in enumerate(values) for name, v in metrics.items()]
+        store.write_metrics(g, rows)
+        return rows, outputs, {}
+
+    return _phase(study, g, "score", lambda: store.read_metrics(g, required=True), compute)
+
+
+def _record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> None:
+    """Generation g's rows to the tracker and the log; the run's metrics.jsonl, last-seen table and report."""
+    tracker.metrics(g, rows)
+    report.print_generation(g, rows, seconds)
+    store = study.store
+    store.rebuild_metrics()
+    last = store.finished_generations()[-1]  # from the files, so a resumed run gets the same
+    counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(study.replicates)]
+                           for j in range(last + 1)])
+    save_array(store.last_seen, tails.last_seen(counts_GRV))
+    report.write(store)
+
+
+# --------------------------------------------------------------------------------------- analytic families
+
+
+def _run_analytic(cfg: Config, store: RunDir) -> RunDir:
+    """Run (or find finished) an analytic study: one compiled program computes every generation
+    (`collapse.families.analytic.simulate`), so one marker covers all of them. A rerun with at most the
+    finished number of generations recomputes nothing; more generations recompute the study (seconds), and
+    the earlier generations come out the same."""
+    import jax
+
+    from collapse.families import analytic
+
+    analytic.check(cfg)
+    if store.program_marker.exists() and load_json(store.program_marker).get("generations", 0) >= cfg.generations:
+        log.info("%s: all %d generations done", store.path, cfg.generations)
+        report.write(store)
+        return store
+    G, R = cfg.generations, cfg.replicates
+    with store.lock():
+        save_json(store.path / "config.json", to_dict(cfg))
+        device = jax.devices()[0].device_kind
+        log.info("run directory %s | %s | %d generations x %d replicates | regime=%s | device %s",
+                 store.path, to_dict(cfg)["model"]["_option"], G, R, cfg.regime.name, device)
+        sim = analytic.simulate(cfg, snapshots=report.shown_generations(list(range(G))))
+        save_array(store.path / "params" / "generation.npy", sim.generations)
+        for name, array in sim.params.items():
+            save_array(store.path / "params" / f"{name}.npy", array)
+        values = {name: v.tolist() for name, v in sim.metrics.items()}
+        defined = lambda x: x if math.isfinite(x) else None  # noqa: E731 (undefined, e.g. a slope of < 2 ranks)
+        rows = [{"generation": g, "replicate": r, "metric": name, "value": defined(v[g][r]), "seed": cfg.seed}
+                for g in range(G) for r in range(R) for name, v in values.items()]
+        store.write_run_metrics(rows)
+        save_json(store.program_marker, {"generations": G, "replicates": R, "seconds": sim.seconds,
+                                         "compile_seconds": sim.compile_seconds, "device": device})
+        report.print_generation(G - 1, [row for row in rows if row["generation"] == G - 1],
+                                sim.seconds + sim.compile_seconds)
+        report.write(store, rows)
+    return store

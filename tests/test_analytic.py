@@ -133,4 +133,7 @@ def test_metric_lines_are_those_the_store_writes(tmp_path):
     rows = [{"generation": 3, "replicate": 1, "metric": "var_ratio", "value": v, "seed": 7}
             for v in (0.1, 1e-30, -2.5, None, 3.0, 12345678.125)]
     RunDir(tmp_path).write_metrics(3, rows)
-    assert analytic.jsonl(rows) == (tmp_path / "gen_003" / "metrics.jsonl").read_bytes()
+    RunDir(tmp_path).write_run_metrics(rows)  # one writer for a generation's rows and a whole study's
+    assert (tmp_path / "metrics.jsonl").read_bytes() == (tmp_path / "gen_003" / "metrics.jsonl").read_bytes()
+    assert [json.loads(line)["value"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == \
+        [0.1, 1e-30, -2.5, None, 3.0, 12345678.125]

@@ -164,7 +164,7 @@ def test_analytic_families_compose_and_ignore_the_transformer_groups():
 
 
 def test_config_json_records_the_transformer_size_chosen(tmp_path):
-    from collapse import loop
+    from collapse import study
     from collapse.store import RunDir, save_json
 
     tiny, small, gpt2 = compose_cfg("model=tiny"), compose_cfg("model=small"), compose_cfg("model=gpt2_small")
@@ -180,6 +180,6 @@ def test_config_json_records_the_transformer_size_chosen(tmp_path):
     legacy["model"]["_option"] = "transformer"
     assert from_dict(legacy).model == TransformerConfig()
     save_json(tmp_path / "config.json", legacy)
-    loop._check_same_study(RunDir(tmp_path), tiny)
+    study.check_same_study(RunDir(tmp_path), tiny)
     with pytest.raises(ConfigError, match="model.d_model"):
-        loop._check_same_study(RunDir(tmp_path), small)
+        study.check_same_study(RunDir(tmp_path), small)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from collapse import loop, regimes
+from collapse import loop, regimes, study
 from collapse.config import AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig, TextConfig
 from collapse.store import PHASES, RunDir
 from tests.helpers import tiny_config
@@ -155,7 +155,7 @@ def test_text_data_with_continuation_and_fresh_mix(tmp_path):
 def test_fresh_mix_on_text_without_a_reserve_is_refused_before_any_training(tmp_path):
     cfg = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16),
                       regime=MixConfig(human_fraction=0.1, fresh=True))
-    n_train = len(loop._load_human(cfg, RunDir(tmp_path / "probe"))[0].train)
+    n_train = len(study.load_humans(cfg, RunDir(tmp_path / "probe"))[0].train)
     n_h = round(0.1 * n_train)
     with pytest.raises(ConfigError) as err:
         loop.run(cfg, tmp_path / "run")
@@ -179,7 +179,7 @@ def human_configs(source, tmp_path, fresh_fraction=0.0):
 
 @pytest.mark.parametrize("source", ["grammar", "text"])
 def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tmp_path):
-    humans = [loop._load_human(cfg, RunDir(tmp_path / "run"))[0] for cfg in human_configs(source, tmp_path)]
+    humans = [study.load_humans(cfg, RunDir(tmp_path / "run"))[0] for cfg in human_configs(source, tmp_path)]
     for human in humans[1:]:
         for split in ("train", "valid", "test"):
             np.testing.assert_array_equal(getattr(human, split), getattr(humans[0], split), err_msg=split)
@@ -189,7 +189,7 @@ def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tm
 def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
     """The human rows generation g >= 1 trains on under mix fresh=true are in no split and no other generation."""
     cfg = human_configs(source, tmp_path, fresh_fraction=0.5)[-1]  # fresh=true, 10 generations
-    human = loop._load_human(cfg, RunDir(tmp_path / "run"))[0]
+    human = study.load_humans(cfg, RunDir(tmp_path / "run"))[0]
     seen = {tuple(row) for split in (human.train, human.valid, human.test) for row in split}
     assert len(seen) == len(human.train) + len(human.valid) + len(human.test)
     n_h = regimes.fresh_per_generation(cfg.regime, len(human.train))
@@ -225,5 +225,5 @@ def test_raising_generations_extends_a_fresh_mix_grammar_study(tmp_path):
     assert manifest["replicates"][0]["counts"] == {"human": 16, "gen_1": 48}
     index = np.load(path / "gen_002" / "rep_00" / "train_index.npy")
     np.testing.assert_array_equal(index[:16], 64 + np.arange(16, 32))  # rows after train: reserve rows 16..31
-    fixed = loop._load_human(dataclasses.replace(cfg, regime=MixConfig(human_fraction=0.25)), RunDir(tmp_path / "x"))
+    fixed = study.load_humans(dataclasses.replace(cfg, regime=MixConfig(human_fraction=0.25)), RunDir(tmp_path / "x"))
     np.testing.assert_array_equal(np.load(path / "human" / "rep_00" / "train.npy"), fixed[0].train)  # as with fresh=false

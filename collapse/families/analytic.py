@@ -28,15 +28,11 @@ replicate has its own); at generation g, key_for(seed, g, r, phase) with REGIME 
 SAMPLE (the synthetic points) and INIT (EM's start at generation 0). Replicate r of a vmapped run equals
 replicate r run alone, and a longer run repeats a shorter one's generations.
 
-`run` writes the run directory: config.json, metrics.jsonl (every generation), params/<field>.npy (the
-fits at the report's generations, [S, R, ...]), the marker generations.done (written last: the one
-program ran every generation), report.md and figures/.
+Computation only: `collapse.loop` writes the run directory of an analytic study.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,15 +42,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse import regimes, report
+from collapse import regimes
 from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, GMMConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig,
-                             to_dict)
+                             GaussianConfig, GMMConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig)
 from collapse.families import categorical, gaussian, gmm, linreg
 from collapse.rng import Phase, human_key, key_for
-from collapse.store import RunDir, atomic_write, load_json, save_array, save_json
-
-log = logging.getLogger("collapse")
 
 FAMILIES: dict[type, ModuleType] = {GaussianConfig: gaussian, GMMConfig: gmm, CategoricalConfig: categorical,
                                     LinRegConfig: linreg}
@@ -214,53 +206,3 @@ def simulate(cfg: Config, replicates: Sequence[int] | None = None, snapshots: Se
     fields = params._asdict() if hasattr(params, "_asdict") else dict(params)
     return Simulation({k: np.asarray(v).T for k, v in metrics.items()},
                       {k: np.swapaxes(np.asarray(v), 0, 1) for k, v in fields.items()}, snaps, t2 - t1, t1 - t0)
-
-
-# ------------------------------------------------------------------------------------------ run dir
-
-def run(cfg: Config, store: RunDir) -> RunDir:
-    """Run (or find finished) the analytic study `cfg` in `store`; called by `collapse.loop.run`.
-
-    One program computes every generation, so the marker covers all of them: a rerun with at most the
-    finished number of generations recomputes nothing; more generations recompute the study (seconds), and
-    the earlier generations come out the same."""
-    check(cfg)
-    marker = store.program_marker
-    if marker.exists() and load_json(marker).get("generations", 0) >= cfg.generations:
-        log.info("%s: all %d generations done", store.path, cfg.generations)
-        report.write(store)
-        return store
-    with store.lock():
-        _write(cfg, store)
-    return store
-
-
-def _write(cfg: Config, store: RunDir) -> None:
-    G, R = cfg.generations, cfg.replicates
-    save_json(store.path / "config.json", to_dict(cfg))
-    device = jax.devices()[0].device_kind
-    option = to_dict(cfg)["model"]["_option"]
-    log.info("run directory %s | %s | %d generations x %d replicates | regime=%s | device %s",
-             store.path, option, G, R, cfg.regime.name, device)
-    sim = simulate(cfg, snapshots=report.shown_generations(list(range(G))))
-    save_array(store.path / "params" / "generation.npy", sim.generations)
-    for name, array in sim.params.items():
-        save_array(store.path / "params" / f"{name}.npy", array)
-    values = {name: v.tolist() for name, v in sim.metrics.items()}
-    defined = lambda x: x if math.isfinite(x) else None  # noqa: E731 (undefined, e.g. a slope of < 2 ranks: null)
-    rows = [{"generation": g, "replicate": r, "metric": name, "value": defined(v[g][r]), "seed": cfg.seed}
-            for g in range(G) for r in range(R) for name, v in values.items()]
-    atomic_write(store.path / "metrics.jsonl", jsonl(rows))
-    save_json(store.program_marker, {"generations": G, "replicates": R, "seconds": sim.seconds,
-                                     "compile_seconds": sim.compile_seconds, "device": device})
-    report.print_generation(G - 1, [row for row in rows if row["generation"] == G - 1],
-                            sim.seconds + sim.compile_seconds)
-    report.write(store, rows)
-
-
-def jsonl(rows: list[dict]) -> bytes:
-    """Metric rows as `collapse.store` writes them (strict JSON, an undefined value is null), one per line,
-    several times faster: a long study has hundreds of thousands of rows."""
-    return "".join(f'{{"generation": {r["generation"]}, "replicate": {r["replicate"]}, "metric": "{r["metric"]}", '
-                   f'"value": {"null" if r["value"] is None else repr(r["value"])}, "seed": {r["seed"]}}}\n'
-                   for r in rows).encode()

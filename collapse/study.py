@@ -1,0 +1,159 @@
+"""A study's fixed context, built once before the generational loop: the config, the run directory, every
+replicate's human data with its references, and the model family.
+
+`open_study` checks everything it can before anything is written (the run directory holds this study or
+none, the human data matches what the directory holds, the regime's sizes fit the data); `save_human`
+then writes config.json and the human data, each file only if it is missing or damaged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from collapse import devices, regimes
+from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, Config, ConfigError, DataError, TokenizedConfig,
+                             batch_sizes, from_dict, prompt_tokens, to_dict)
+from collapse.data import HumanData, load_human, per_replicate
+from collapse.families.transformer import TransformerFamily
+from collapse.metrics import score
+from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng
+from collapse.store import RunDir, load_array, load_json, save_array, save_json
+
+log = logging.getLogger("collapse")
+
+
+@dataclass(frozen=True)
+class Study:
+    cfg: Config
+    store: RunDir
+    humans: list[HumanData]  # [R]: each replicate's human data (on text one object, shared)
+    refs: list[score.Reference]  # [R]: what each replicate's metrics compare with
+    family: TransformerFamily
+    device: str  # "<count> x <kind>", recorded in the phase markers
+
+    @property
+    def replicates(self) -> int:
+        return self.cfg.replicates
+
+    @property
+    def n_train(self) -> int:
+        return len(self.humans[0].train)
+
+    def datasets(self) -> list[tuple[int | None, HumanData]]:
+        """(slot in `human/`, data) per distinct human dataset: every replicate's own on the grammar, else the
+        one the replicates share (slot None: `human/` itself)."""
+        return list(enumerate(self.humans)) if per_replicate(self.cfg) else [(None, self.humans[0])]
+
+
+def check_same_study(store: RunDir, cfg: Config) -> None:
+    """Refuse a run directory that holds a different study (keys that change no number may differ)."""
+    path = store.path / "config.json"
+    if not path.exists():
+        return
+    try:  # through the schemas, so keys added since the run was written compare at their defaults
+        old = to_dict(from_dict(load_json(path)))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(path, f"is not a collapse config ({type(e).__name__}: {e})") from None
+    new = to_dict(cfg)
+    if old["model"]["_option"] == "transformer" and new["model"]["_option"] in TRANSFORMER_MODELS:
+        old["model"]["_option"] = new["model"]["_option"]  # written before config.json named the model size
+    differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
+    if differ:
+        raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "
+                          "resume it with its own config or choose a new out_dir")
+    if old["generations"] > cfg.generations:
+        log.info("%s has %d generations configured; running %d", store.path, old["generations"], cfg.generations)
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    out = set()
+    for k in set(a) | set(b):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out |= _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.add(f"{prefix}{k}")
+    return out
+
+
+def open_study(cfg: Config, store: RunDir) -> Study:
+    """Load and check the human data, the regime's sizes and the device layout; write nothing."""
+    humans = load_humans(cfg, store)
+    n_train = len(humans[0].train)
+    regimes.check_sizes(cfg.regime, cfg.generations, n_train, cfg.sample.num_sequences or n_train,
+                        cfg.train.batch_size)
+    if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
+        regimes.check_fresh(cfg.regime, cfg.generations, n_train, len(humans[0].fresh), cfg.data.fresh_fraction)
+    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
+    refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for h in humans}
+    family = TransformerFamily(cfg.model, humans[0].vocab_size, layout)
+    device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+    return Study(cfg, store, humans, [refs[id(h)] for h in humans], family, device)
+
+
+def load_humans(cfg: Config, store: RunDir) -> list[HumanData]:
+    """Every replicate's human data; on resume it must equal what the run directory holds (an unreadable copy
+    there is rewritten by `save_human`: the human data is a pure function of the config and the corpus).
+    The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
+    of it (the study is being extended) or extend it."""
+    tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
+    load = lambda r: load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path, r)  # noqa: E731
+    humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg) else [load(0)] * cfg.replicates
+    if humans[0].train.shape[1] != cfg.data.seq_len:
+        raise ConfigError("data.seq_len", f"human sequences have {humans[0].train.shape[1]} tokens, "
+                          f"not {cfg.data.seq_len}")
+    slots = range(cfg.replicates) if per_replicate(cfg) else [None]
+    for slot, human in zip(slots, humans):
+        for split, array in human.splits().items():
+            path = store.human(split, slot)
+            try:
+                saved = load_array(path) if path.exists() else None
+            except DataError:
+                saved = None
+            if split == "fresh" and human.truth is not None and saved is not None:
+                n = min(len(saved), len(array))
+                saved, array = saved[:n], array[:n]
+            if saved is not None and not np.array_equal(saved, array):
+                culprit = tokenizer_path or path
+                raise DataError(culprit, f"does not match this run: the config now gives different human data "
+                                f"than {path.relative_to(store.path)} holds (corpus or tokenizer changed?)")
+    return humans
+
+
+def save_human(study: Study) -> None:
+    """config.json, the human data, its references and the human metric rows (`human/reference.json`)."""
+    cfg, store = study.cfg, study.store
+    save_json(store.path / "config.json", to_dict(cfg))
+    datasets = study.datasets()
+    for slot, human in datasets:
+        ref = study.refs[slot or 0]
+        # The human train split at the scored positions, as a corpus like the generations' (for the figures).
+        arrays = {**human.splits(), "token_counts": score.token_counts(human.train[:, ref.first:], human.vocab_size),
+                  "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
+        if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
+            arrays.update(unigram_true=ref.true_V,
+                          true_logprob=score.true_logprob(human.truth, human.train, ref.first))
+        for name, array in arrays.items():  # missing, unreadable or resized: (re)write; functions of the config
+            path = store.human(name, slot)
+            try:
+                intact = path.exists() and load_array(path).shape == array.shape
+            except DataError:
+                intact = False
+            if not intact:
+                save_array(path, array)
+    if study.humans[0].tokenizer is not None and not store.tokenizer.exists():
+        study.humans[0].tokenizer.save(store.tokenizer)
+    try:
+        rows = load_json(store.human_reference)
+        if not isinstance(rows, list) or len(rows) != len(datasets):
+            raise DataError(store.human_reference, "not one row per human dataset")
+    except DataError:  # one row per human dataset, each with its own subsets
+        save_json(store.human_reference, [
+            score.human_reference(cfg.metrics, human, study.refs[slot or 0],
+                                  numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))
+            for slot, human in datasets])
