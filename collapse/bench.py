@@ -3,22 +3,25 @@
     uv run collapse-bench                                  # ours only, unless the reference can run
     uv run collapse-bench --hf-python /path/to/venv/bin/python --text ../shared/data/tinyshakespeare.txt
 
-For each shape (tiny: d_model 128, 2 layers, 4 heads, context 128, batch 64; small: d_model 256, 4 layers,
-4 heads, context 256, batch 32; byte vocabulary) it measures, after compilation:
+For each shape (a transformer `model` option of conf/model/ with its training batch, `BATCH`; byte
+vocabulary) it measures, after compilation:
 - training tokens/s (AdamW steps on batches of context-length sequences),
 - sampling tokens/s (KV-cache decoding of `gen_len` new tokens for `gen_batch` one-token prompts),
 - a generation cycle: seconds to train on `cycle_tokens` tokens and then sample as many,
-and, in the same job, the reference cycle `shared/bench/hf_baseline.py` (eager PyTorch, `model.generate`)
-on the same shapes, alternating runs, reporting ours / reference per figure. It also measures this
-machine's large-matmul FLOP/s and copy bandwidth, and reports training model-FLOP utilisation and
-sampling bytes/s against the bound of reading weights + KV cache once per step; and the throughput of
-R = 1, 8, 32 tiny replicates trained in one vmapped program against R runs one after another.
-Writes `results/benchmark.json` (and prints one table).
+and, in the same job, the reference cycle `--hf-script` (default ../shared/bench/hf_baseline.py from the
+working directory; eager PyTorch, `model.generate`) on the same shapes, alternating runs, reporting ours /
+reference per figure. It also measures this machine's large-matmul FLOP/s and copy bandwidth, and reports
+training model-FLOP utilisation and sampling bytes/s against the bound of reading weights + KV cache once
+per step; and the throughput of R = 1, 8, 32 tiny replicates trained in one vmapped program against R runs
+one after another.
+Writes `--out` (default results/benchmark.json under the working directory) and prints one table. Needs only
+jax, flax and optax (+ PyYAML, a flax dependency): no Hydra, so it runs on a bare device image.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -35,28 +38,62 @@ import numpy as np
 
 from collapse import devices, train
 from collapse import sample as sampler
-from collapse.config import TrainConfig, TransformerConfig
+from collapse.config import GROUP_SCHEMAS, TrainConfig, TransformerConfig
 from collapse.families.transformer import TransformerFamily
 
 V = 256  # byte vocabulary
+BATCH = {"tiny": 64, "small": 32, "gpt2_small": 32}  # training batch per model option (the reference's too)
+
+
+def conf_dir() -> Path:
+    """conf/ beside the package in a checkout, or collapse/conf inside an installed wheel (the search of
+    `collapse.cli`, which imports Hydra)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").exists():
+            return candidate
+    raise FileNotFoundError(f"no Hydra config directory next to {here}")
+
+
+def model_option(name: str) -> TransformerConfig:
+    """The config `collapse model=<name>` composes: conf/model/<name>.yaml over its schema's defaults (read
+    with PyYAML, so the benchmark needs no Hydra)."""
+    import yaml
+
+    schema = {option: cls for group, option, cls in GROUP_SCHEMAS if group == "model"}[name]
+    values = yaml.safe_load((conf_dir() / "model" / f"{name}.yaml").read_text()) or {}
+    values.pop("defaults", None)
+    return dataclasses.replace(schema(), **values)
 
 
 @dataclass(frozen=True)
 class Shape:
     name: str
-    d_model: int
-    layers: int
-    heads: int
-    context: int
+    cfg: TransformerConfig  # the model option
     batch: int
 
+    @property
+    def d_model(self) -> int:
+        return self.cfg.d_model
+
+    @property
+    def layers(self) -> int:
+        return self.cfg.n_layers
+
+    @property
+    def heads(self) -> int:
+        return self.cfg.n_heads
+
+    @property
+    def context(self) -> int:
+        return self.cfg.context
+
     def model(self, dtype: str = "float32") -> TransformerConfig:
-        return TransformerConfig(d_model=self.d_model, n_layers=self.layers, n_heads=self.heads,
-                                 d_ff=4 * self.d_model, context=self.context, dtype=dtype)
+        """The model option at the benchmark's compute dtype."""
+        return dataclasses.replace(self.cfg, dtype=dtype)
 
 
-SHAPES = {"tiny": Shape("tiny", 128, 2, 4, 128, 64), "small": Shape("small", 256, 4, 4, 256, 32),
-          "gpt2_small": Shape("gpt2_small", 768, 12, 12, 1024, 32)}
+SHAPES = {name: Shape(name, model_option(name), batch) for name, batch in BATCH.items()}
 
 
 def corpus(path: str | None, n: int = 1_000_000) -> np.ndarray:
@@ -110,7 +147,7 @@ def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtyp
     chunk()
     compile_train = time.perf_counter() - t0
     train_s = _time(chunk, args.repeats)
-    params = state[0]
+    params = state.params
 
     prompts = layout.put(np.concatenate([np.full((replicates, args.gen_batch, 1), V, np.int32),
                                          rng.integers(0, V, (replicates, args.gen_batch, 1)).astype(np.int32)], 2),
@@ -138,7 +175,7 @@ def measure_ours(shape: Shape, data: np.ndarray, args, replicates: int = 1, dtyp
 
 
 def reference(shape: Shape, args) -> dict | None:
-    """One run of shared/bench/hf_baseline.py in `args.hf_python`, or None if it cannot run."""
+    """One run of the reference script `args.hf_script` in `args.hf_python`, or None if it cannot run."""
     script = Path(args.hf_script)
     if not args.hf_python or not script.exists():
         return None
@@ -180,7 +217,6 @@ def sampling_bytes_per_token(shape: Shape, ours: dict, gen_batch: int, gen_len: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    here = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(prog="collapse-bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default="tiny,small")
@@ -200,13 +236,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hf-python", default=os.environ.get("COLLAPSE_HF_PYTHON", ""),
                     help="a Python with torch + transformers for the reference (default: $COLLAPSE_HF_PYTHON, "
                          "else this one if it has them)")
-    ap.add_argument("--hf-script", default=str(here.parent / "shared" / "bench" / "hf_baseline.py"))
-    ap.add_argument("--out", default=str(here / "results" / "benchmark.json"))
+    ap.add_argument("--hf-script", default="../shared/bench/hf_baseline.py",
+                    help="the reference script (default: relative to the working directory)")
+    ap.add_argument("--out", default="results/benchmark.json",
+                    help="the JSON report (default: relative to the working directory)")
     ap.add_argument("--no-reference", action="store_true",
                     help="ours only (e.g. on a GPU: the reference is CPU-only)")
     args = ap.parse_args(argv)
+    script_found = Path(args.hf_script).is_file()
     if args.no_reference:
         args.hf_python = ""
+    elif args.hf_python and not script_found:  # a reference was asked for: say what is missing
+        ap.error(f"--hf-script {args.hf_script} not found (from {Path.cwd()}): give the reference script's "
+                 "path, or --no-reference")
     elif not args.hf_python:
         try:
             import torch  # noqa: F401
@@ -224,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
               "backend": jax.default_backend(), "devices": jax.device_count(), "cpu_count": os.cpu_count(),
               "platform": platform.platform(), "python": platform.python_version(), "jax": jax.__version__,
               "flax": __import__("flax").__version__, "args": vars(args), "ceilings": ceilings, "shapes": {}}
-    reference_ok = bool(args.hf_python) and Path(args.hf_script).exists()
+    reference_ok = bool(args.hf_python) and script_found
     if not reference_ok:
-        print("reference: PyTorch + transformers not available (--hf-python); reporting ours only")
+        why = (f"script {args.hf_script} not found (--hf-script)" if args.hf_python
+               else "PyTorch + transformers not available (--hf-python)" if not args.no_reference
+               else "turned off (--no-reference)")
+        print(f"reference: {why}; reporting ours only")
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         ours_runs, ref_runs = [], []

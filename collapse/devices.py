@@ -55,7 +55,7 @@ def over_replicates(fn, layout: "Layout", *per_replicate):
 
     `vmap` on accelerators. On CPU devices replicates run one after another (`lax.map`): there a replicate
     axis buys no throughput (the cores are already busy), and XLA's CPU matmuls with it as an extra batch
-    axis ran 25 % (training) to 3-7x (decoding from the KV cache) slower. When the replicates are spread
+    axis run slower, decoding from the KV cache most (results/benchmark.md). When the replicates are spread
     over several CPU devices, each device maps over its own (`shard_map`, no communication). All give the
     same numbers."""
     if jax.default_backend() != "cpu":
@@ -75,9 +75,9 @@ def cpu_device_count(requested: int, replicates: int, batch_sizes: dict[str, int
     """How many XLA devices to split a CPU host into: `requested`, or for 0 the most (one per core, at most
     `MAX_AUTO_CPU_DEVICES`) over which the replicates or else every batch in `batch_sizes` split evenly.
 
-    Each CPU device runs its share on its own core, with data parallelism across them: on 2 cores this
-    trained 15-30 % and sampled 40-70 % faster than one device using both cores (results/benchmark.md),
-    since XLA's CPU runtime keeps two cores busy on one program's small operations only part of the time."""
+    Each CPU device runs its share on its own core, with data parallelism across them: XLA's CPU runtime
+    keeps several cores busy on one program's small operations only part of the time, so one device per
+    core trains and samples faster than one device using every core (results/benchmark.md)."""
     if requested:
         return requested
     cores = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
@@ -157,13 +157,11 @@ def make_layout(replicates: int, batch_sizes: dict[str, int]) -> Layout:
     devices = jax.devices()
     mesh = Mesh(np.array(devices), ("devices",))
     n = len(devices)
-    if n == 1 or replicates % n == 0:
-        return Layout(mesh, by_replicate=True)
-    for key, size in batch_sizes.items():
-        if size % n:
-            raise ConfigError(key, f"{size} does not split over the {n} devices: make it a multiple of {n}, "
-                              f"or make replicates ({replicates}) a multiple of {n}")
-    return Layout(mesh, by_replicate=False)
+    if not splits_evenly(n, replicates, batch_sizes):
+        key, size = next((k, s) for k, s in batch_sizes.items() if s % n)
+        raise ConfigError(key, f"{size} does not split over the {n} devices: make it a multiple of {n}, "
+                          f"or make replicates ({replicates}) a multiple of {n}")
+    return Layout(mesh, by_replicate=replicates % n == 0)
 
 
 def to_host(x) -> np.ndarray:

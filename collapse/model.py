@@ -1,7 +1,8 @@
 """Decoder-only pre-norm transformer in Flax NNX, with a KV-cache decode path for sampling.
 
 Token ids 0..V-1 are data; id V is BOS, which the model reads but never predicts: the input embedding has
-V + 1 rows and the output head V columns. Positions are learned (GPT-2 style).
+V + 1 rows and the output head V columns. Positions are learned (GPT-2 style). The attention math, with
+and without a KV cache, is `collapse.attention`'s.
 
 Shape suffixes: B batch, T query positions, S cached positions, D model width, F MLP width,
 N heads, H head width, V output vocabulary, X = B * N.
@@ -15,10 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from collapse.attention import causal_attention
+from collapse.attention import KV, cached_attention, self_attention, update_cache
 from collapse.config import TransformerConfig
-
-KV = tuple[jax.Array, jax.Array]  # (k_XSH, v_XSH) of one layer, X = B * N
 
 
 def _init(std: float) -> nnx.Initializer:
@@ -37,23 +36,11 @@ class Attention(nnx.Module):
         B, T, D = x_BTD.shape
         N, H = self.n_heads, D // self.n_heads
         q_BTNH, k_BTNH, v_BTNH = jnp.split(self.qkv(x_BTD).reshape(B, T, 3 * N, H), 3, axis=2)
-        if kv is None:  # training / scoring: plain causal attention over the T positions
-            y_BTNH = causal_attention(q_BTNH, k_BTNH, v_BTNH)
+        if kv is None:  # training / scoring: causal attention over the T positions
+            y_BTNH = self_attention(q_BTNH, k_BTNH, v_BTNH)
         else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
-            # The cache is [X = B * N, S, H]: the layout both attention matmuls read with a single batch
-            # axis and no transpose (XLA's CPU backend copies a [B, S, N, H] cache whole at every step, and
-            # runs matmuls with several batch axes, as under the replicate vmap, several times slower).
-            to_XTH = lambda a_BTNH: a_BTNH.transpose(0, 2, 1, 3).reshape(B * N, T, H)  # noqa: E731
-            k_XSH = jax.lax.dynamic_update_slice(kv[0], to_XTH(k_BTNH).astype(kv[0].dtype), (0, pos, 0))
-            v_XSH = jax.lax.dynamic_update_slice(kv[1], to_XTH(v_BTNH).astype(kv[1].dtype), (0, pos, 0))
-            q_XTH = to_XTH(q_BTNH)
-            S = k_XSH.shape[1]
-            mask_TS = jnp.arange(S)[None, :] <= pos + jnp.arange(T)[:, None]
-            scores_XTS = jnp.einsum("xth,xsh->xts", q_XTH, k_XSH) / jnp.sqrt(H).astype(q_XTH.dtype)
-            scores_XTS = jnp.where(mask_TS, scores_XTS.astype(jnp.float32), -jnp.inf)
-            probs_XTS = jax.nn.softmax(scores_XTS, axis=-1).astype(v_XSH.dtype)
-            y_BTNH = jnp.einsum("xts,xsh->xth", probs_XTS, v_XSH).reshape(B, N, T, H).transpose(0, 2, 1, 3)
-            kv = (k_XSH, v_XSH)
+            kv = update_cache(kv, k_BTNH, v_BTNH, pos)
+            y_BTNH = cached_attention(q_BTNH, *kv, pos)
         return self.out(y_BTNH.reshape(B, T, D)), kv
 
 

@@ -1,6 +1,6 @@
 """Training: AdamW with warmup + cosine decay, one jitted chunk of steps at a time for all replicates at once.
 
-The state `(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
+The `TrainState(params, opt_state)` has a leading replicate axis R; clipping and Adam statistics stay per
 replicate because the optimizer runs inside the map over replicates (`over_replicates`: vmap, or lax.map
 on CPU devices). A chunk of `log_every` steps is one `lax.scan` in one compiled call with the state
 donated, so the host only sees losses once per chunk. Batches are gathered by a separate small program, so
@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,11 @@ from collapse.config import TrainConfig
 from collapse.devices import Layout, abstract, over_replicates, single, to_host
 from collapse.model import with_bos
 
-State = tuple[nnx.State, optax.OptState]  # (params, optimizer state)
+class TrainState(NamedTuple):
+    """What one training step reads and writes (a pytree: vmapped, donated and checkpointed whole)."""
+
+    params: nnx.State
+    opt_state: optax.OptState
 
 
 def steps_per_epoch(n_sequences: int, batch_size: int) -> int:
@@ -73,9 +78,9 @@ def optimizer(cfg: TrainConfig, total: jax.Array | int = 1) -> optax.GradientTra
     )
 
 
-def init_state(params: nnx.State, cfg: TrainConfig) -> State:
+def init_state(params: nnx.State, cfg: TrainConfig) -> TrainState:
     """A fresh optimizer state around a copy of `params` (the state is donated, the caller keeps `params`)."""
-    return jax.tree.map(jnp.copy, params), optimizer(cfg).init(params)
+    return TrainState(jax.tree.map(jnp.copy, params), optimizer(cfg).init(params))
 
 
 def lm_loss(graphdef: nnx.GraphDef, params: nnx.State, tokens_BT: jax.Array) -> jax.Array:
@@ -85,23 +90,22 @@ def lm_loss(graphdef: nnx.GraphDef, params: nnx.State, tokens_BT: jax.Array) -> 
     return optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT).mean()
 
 
-def _chunk(graphdef, cfg: TrainConfig, state: State, batches_SBT, active_S, total):
+def _chunk(graphdef, cfg: TrainConfig, state: TrainState, batches_SBT, active_S, total):
     """`S` steps of one replicate; inactive steps (padding of the last chunk) leave the state unchanged."""
     tx = optimizer(cfg, total)
 
-    def step(state, inputs):
+    def step(state: TrainState, inputs):
         tokens_BT, active = inputs
-        params, opt_state = state
-        loss, grads = jax.value_and_grad(lm_loss, argnums=1)(graphdef, params, tokens_BT)
-        updates, new_opt_state = tx.update(grads, opt_state, params)
-        new = (optax.apply_updates(params, updates), new_opt_state)
+        loss, grads = jax.value_and_grad(lm_loss, argnums=1)(graphdef, state.params, tokens_BT)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new = TrainState(optax.apply_updates(state.params, updates), opt_state)
         return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), loss
 
     return jax.lax.scan(step, state, (batches_SBT, active_S))
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3,))
-def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: State, batches_RSBT, active_S, total):
+def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: TrainState, batches_RSBT, active_S, total):
     """Run S steps for all R replicates: returns the new state and the losses `[R, S]`."""
     state, loss_RS = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_S, total), layout, state,
                                     batches_RSBT)
@@ -183,7 +187,7 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
             pending = None
             checkpoints.save(end, {"state": state, "losses": losses_RX})
     _finish(pending, losses_RX, on_chunk)
-    return state[0], losses_RX
+    return state.params, losses_RX
 
 
 def _finish(pending, losses_RX: np.ndarray, on_chunk) -> None:

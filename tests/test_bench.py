@@ -1,5 +1,6 @@
 """The benchmark's bookkeeping: parameter and FLOP counts in closed form, and a tiny end-to-end run."""
 
+import dataclasses
 import json
 import sys
 
@@ -40,3 +41,51 @@ def test_a_tiny_run_writes_the_report_and_says_the_reference_is_missing(tmp_path
     assert ours["cycle_s"] == 1024 / ours["train_tokens_per_s"] + 1024 / ours["sample_tokens_per_s"]
     assert set(report["replicate_scaling"]) == {"1", "2"}
     assert report["replicate_scaling"]["1"]["train_speedup_vs_sequential"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "gpt2_small"])
+def test_shapes_are_the_model_options_collapse_composes(name):
+    from tests.test_config import compose_cfg
+
+    model = compose_cfg(f"model={name}").model
+    assert bench.model_option(name) == model
+    shape = bench.SHAPES[name]
+    assert shape.cfg == model and shape.batch == bench.BATCH[name]
+    assert (shape.d_model, shape.layers, shape.heads, shape.context) == (model.d_model, model.n_layers,
+                                                                        model.n_heads, model.context)
+    assert shape.model("float32") == dataclasses.replace(model, dtype="float32")
+
+
+TINY_RUN = ["--shapes", "tiny", "--steps", "2", "--gen-batch", "4", "--gen-len", "4", "--repeats", "1",
+            "--rounds", "1", "--cycle-tokens", "1024", "--replicates", ""]
+
+
+def test_default_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """The report goes to results/ and the reference script is ../shared/bench/hf_baseline.py, both from the
+    working directory (here a stand-in script that records its arguments: the shape's model option)."""
+    work, script = tmp_path / "repo", tmp_path / "shared" / "bench" / "hf_baseline.py"
+    work.mkdir()
+    script.parent.mkdir(parents=True)
+    script.write_text(f"import json, sys\nopen({str(tmp_path / 'argv.json')!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+                      "print(json.dumps({'train_tokens_per_s': 1e3, 'sample_tokens_per_s': 2e3, 'torch': 'stand-in', "
+                      "'threads': 1}))\n")
+    monkeypatch.chdir(work)
+    bench.main([*TINY_RUN, "--hf-python", sys.executable])
+    report = json.loads((work / "results" / "benchmark.json").read_text())
+    assert report["shapes"]["tiny"]["reference"]["torch"] == "stand-in"
+    argv = json.loads((tmp_path / "argv.json").read_text())
+    tiny = bench.model_option("tiny")
+    for flag, value in (("--d-model", tiny.d_model), ("--layers", tiny.n_layers), ("--heads", tiny.n_heads),
+                        ("--seq-len", tiny.context), ("--batch", bench.BATCH["tiny"])):
+        assert argv[argv.index(flag) + 1] == str(value)
+
+
+def test_a_reference_asked_for_without_its_script_is_an_error(tmp_path, monkeypatch, capsys):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(SystemExit):
+        bench.main([*TINY_RUN, "--hf-python", sys.executable])
+    err = capsys.readouterr().err
+    assert "../shared/bench/hf_baseline.py not found" in err and "--no-reference" in err
+    assert not (work / "results").exists()

@@ -55,6 +55,26 @@ def test_batches_that_do_not_split_over_the_devices_are_refused(monkeypatch):
         devices.make_layout(1, {"train.batch_size": 8, "sample.batch_size": 62})
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_layout_follows_the_config_rule_splits_evenly(monkeypatch, n):
+    """make_layout accepts exactly what validation (`config.splits_evenly`) accepts, sharding replicates
+    whenever they divide evenly."""
+    from collapse.config import splits_evenly
+
+    class Mesh:
+        size = n
+
+    monkeypatch.setattr(devices.jax, "devices", lambda: [object()] * n)
+    monkeypatch.setattr(devices, "Mesh", lambda *a, **k: Mesh())
+    for replicates in range(1, 9):
+        for batches in ({"train.batch_size": 12}, {"train.batch_size": 8, "sample.batch_size": 6}, {}):
+            if not splits_evenly(n, replicates, batches):
+                with pytest.raises(ConfigError, match="does not split over"):
+                    devices.make_layout(replicates, batches)
+                continue
+            assert devices.make_layout(replicates, batches).by_replicate == (replicates % n == 0)
+
+
 def test_two_processes_run_the_study_of_one(tmp_path):
     """Replicates sharded over two processes (one device each): the numbers of one process."""
     overrides = [*TINY, "replicates=2", "generations=1"]

@@ -163,3 +163,30 @@ def test_scanned_layers_train_like_looped_layers():
     _, la = looped.fit(params, data, [np.random.default_rng(7)], cfg)
     _, lb = scanned.fit(stacked, data, [np.random.default_rng(7)], cfg)
     np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def test_train_state_is_a_named_pytree(family):
+    params = family.init(jax.random.split(jax.random.key(6), 2))
+    state = jax.vmap(lambda p: train.init_state(p, TrainConfig()))(params)
+    assert isinstance(state, train.TrainState) and state._fields == ("params", "opt_state")
+    assert jax.tree.structure(state.params) == jax.tree.structure(params)
+    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_mid_generation_checkpoint_restores_the_train_state(family, tmp_path):
+    """The state saved by `Checkpoints.save` comes back as a `TrainState` with the same leaves."""
+    from collapse.store import RunDir
+
+    cfg = TrainConfig(batch_size=16, epochs=1)
+    params = family.init(jax.random.split(jax.random.key(7), 2))
+    state = jax.vmap(lambda p: train.init_state(p, cfg))(params)
+    losses = np.arange(12, dtype=np.float32).reshape(2, 6)
+    abstract = train.abstract_checkpoint(family.abstract(2), cfg, 6, family.layout)
+    RunDir(tmp_path).train_checkpoints(0, 4, abstract).save(4, {"state": state, "losses": losses})
+    step, saved = RunDir(tmp_path).train_checkpoints(0, 4, abstract).restored
+    assert step == 4 and isinstance(saved["state"], train.TrainState)
+    assert jax.tree.structure(saved["state"]) == jax.tree.structure(state)
+    for x, y in zip(jax.tree.leaves(saved["state"]), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(saved["losses"], losses)

@@ -1,4 +1,5 @@
 """The categorical family: a unigram (or n-gram) over a Zipf vocabulary, refitted by maximum likelihood.
+A `collapse.families.protocols.AnalyticFamily`: a module of pure functions of one replicate.
 
 Truth: order 1, p(i) ∝ (i + 1)^-β over V symbols; order n ≥ 2, every context of the previous n - 1 tokens
 (BOS-padded) has its own random permutation of those weights (from `truth_seed`). A data set is

@@ -1,4 +1,5 @@
 """The d-dimensional Gaussian family: refit mean and covariance, sample `samples` points, repeat.
+A `collapse.families.protocols.AnalyticFamily`: a module of pure functions of one replicate.
 
 Truth N(0, std² I). The fit is the MLE (divide by n) or the unbiased estimator (divide by n - 1); generation
 k samples from N(μ_k, λ Σ_k) with λ = `bias` (Alemohammad et al. 2023). Statistics are kept centred

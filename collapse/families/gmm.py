@@ -1,4 +1,5 @@
 """The Gaussian-mixture family: K full-covariance components fitted by EM, refitted every generation.
+A `collapse.families.protocols.AnalyticFamily`: a module of pure functions of one replicate.
 
 Truth: equal weights, identity covariances, means `separation` apart along the first axis (Shumailov et
 al. 2024's two-component example by default: 1000 samples a generation). EM runs `em_steps` iterations;

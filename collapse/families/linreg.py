@@ -1,4 +1,5 @@
 """The linear-regression family (Gerstgrasser et al. 2024; Dey & Donoho 2024): a fixed design, refitted labels.
+A `collapse.families.protocols.AnalyticFamily`: a module of pure functions of one replicate.
 
 Truth y = x·w* + N(0, σ²), w* ~ N(0, I/d) from `truth_seed`. Each replicate's human data is a design X
 (T × d, T = `samples`, standard normal entries: drawn once per replicate) with labels from the truth;

@@ -1,4 +1,5 @@
-"""The transformer family: init / fit / sample / score for R replicates at once (leading axis R everywhere).
+"""The transformer family: init / fit / sample / score for R replicates at once (leading axis R everywhere);
+a `collapse.families.protocols.ModelFamily`.
 
 Parameters are an `nnx.State` pytree; the static `graphdef` is split off once, so every jitted program
 sees plain arrays and merges the module inside (no per-call graph traversal).
