@@ -31,6 +31,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
 
@@ -291,11 +292,11 @@ class RunDir:
     # --- metrics
     def write_metrics(self, g: int, rows: list[dict[str, Any]]) -> None:
         """Write generation g's rows, then rebuild the run's metrics.jsonl from all finished generations."""
-        atomic_write(self.gen(g) / "metrics.jsonl", _jsonl(rows))
+        atomic_write(self.gen(g) / "metrics.jsonl", jsonl(rows))
 
     def rebuild_metrics(self) -> None:
         rows = [row for g in self.finished_generations() for row in self.read_metrics(g)]
-        atomic_write(self.path / "metrics.jsonl", _jsonl(rows))
+        atomic_write(self.path / "metrics.jsonl", jsonl(rows))
 
     def read_metrics(self, g: int | None = None, required: bool = False) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl" if g is None else self.gen(g) / "metrics.jsonl"
@@ -312,7 +313,30 @@ class RunDir:
         return rows
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    """One strict-JSON object per line: an undefined value (NaN, ±inf; e.g. survival in an empty bucket) is null."""
-    clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
-    return "".join(json.dumps({k: clean(v) for k, v in row.items()}, allow_nan=False) + "\n" for row in rows).encode()
+METRIC_FIELDS = ("generation", "replicate", "metric", "value", "seed")  # of a metric row, in order
+
+
+def jsonl(rows: list[dict[str, Any]]) -> bytes:
+    """Rows as strict JSON, one object per line as `json.dumps` writes it, an undefined value (None, NaN, ±inf;
+    e.g. survival in an empty bucket) as null: the one writer of metrics.jsonl. Metric rows (`METRIC_FIELDS`)
+    are formatted directly, several times faster than `json.dumps`: a long analytic study has hundreds of
+    thousands of rows."""
+    return "".join([_metric_line(r) if tuple(r) == METRIC_FIELDS else _line(r) for r in rows]).encode()
+
+
+def _metric_line(r: dict[str, Any]) -> str:
+    return (f'{{"generation": {r["generation"]}, "replicate": {r["replicate"]}, "metric": {_json_string(r["metric"])}, '
+            f'"value": {_json_value(r["value"])}, "seed": {r["seed"]}}}\n')
+
+
+def _json_value(v: Any) -> str:
+    if type(v) is float:  # the common case first
+        return repr(v) if math.isfinite(v) else "null"
+    if v is None or isinstance(v, float) and not math.isfinite(v):
+        return "null"
+    return json.dumps(v)
+
+
+def _line(row: dict[str, Any]) -> str:
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
