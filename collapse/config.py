@@ -346,9 +346,16 @@ _BY_SCHEMA = {o.schema: o for o in OPTIONS}
 _BY_NAME = {(o.group, o.name): o for o in OPTIONS}
 
 
+def schemas(group: str, base: type = object) -> dict[str, type]:
+    """{name: schema} of the options of `group` a user chooses by name whose schema is a `base`, in registry
+    order (`schemas("model", AnalyticConfig)`: the analytic families, each implemented by
+    collapse.families.<name>)."""
+    return {o.name: o.schema for o in OPTIONS if o.group == group and o.choice and issubclass(o.schema, base)}
+
+
 def choices(group: str, base: type = object) -> tuple[str, ...]:
-    """The options of `group` a user chooses by name, those whose schema is a `base`, in registry order."""
-    return tuple(o.name for o in OPTIONS if o.group == group and o.choice and issubclass(o.schema, base))
+    """The names of `schemas(group, base)`."""
+    return tuple(schemas(group, base))
 
 
 def option_name(obj: object) -> str:
