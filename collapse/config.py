@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from collapse.errors import ConfigError, DataError  # noqa: F401  (re-exported: their home until the split)
+from collapse.errors import ConfigError, DataError  # noqa: F401  (re-exported for existing imports)
 
 # ----------------------------------------------------------------------------------------------- data
 
