@@ -4,7 +4,8 @@
     uv run collapse-report runs/sweep --out runs/sweep   # every run below runs/sweep, plus comparison.md
 
 Runs are grouped by the config values that differ between them, seeds pooled: a group's value at a
-generation is the mean over all its seeds' replicates with a 95 % t-interval. Runs still in progress
+generation is the mean over its independent units with a 95 % t-interval (`pooled_rows`: seeds × replicates
+where every replicate drew its own human data; seeds where replicates share a corpus split). Runs still in progress
 contribute their finished generations; directories without a readable config.json are skipped with a note.
 """
 
@@ -15,8 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from collapse import report
-from collapse.config import RESUMABLE_KEYS, flatten
+from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, flatten
 from collapse.errors import DataError
 from collapse.stats import aggregate, mean_ci
 from collapse.store import RunDir, atomic_write, load_json
@@ -52,6 +55,33 @@ def group_runs(configs: dict[Path, dict]) -> dict[str, list[Path]]:
     return groups
 
 
+def shared_human_data(cfg: dict) -> bool:
+    """Whether a run's replicates share their human data (one text corpus split once per seed), or each drew
+    its own (the grammar and the analytic families)."""
+    return cfg.get("data", {}).get("_option") in ("text", "hf") and cfg["model"]["_option"] not in ANALYTIC_MODELS
+
+
+def pooled_rows(rows_by_run: dict[Path, list[dict]], shared: bool) -> tuple[list[dict], str]:
+    """The rows of a group's runs (its seeds) with one value per independent unit, and the units in words.
+
+    Where every replicate drew its own human data, each (seed, replicate) is a unit. Where a seed's
+    replicates share one corpus split, they are not independent draws of the data: with two or more seeds,
+    a seed's replicates are averaged and the seeds are the units (so the interval includes the split's
+    noise); with one seed the replicates are the units, and the interval is conditional on its split."""
+    if not shared or len(rows_by_run) < 2:
+        rows = [{**row, "replicate": (i, row["replicate"])}
+                for i, run_rows in enumerate(rows_by_run.values()) for row in run_rows]
+        n = len({row["replicate"] for row in rows})
+        what = "replicates of one corpus split" if shared else "seeds × replicates, each with its own human data"
+        return rows, f"{n} units: {what}"
+    rows = []
+    for i, run_rows in enumerate(rows_by_run.values()):
+        agg = aggregate(run_rows)
+        rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
+                 for name, by_gen in agg.items() for g, values in by_gen.items()]
+    return rows, f"{len(rows_by_run)} units: seeds (each the mean of its replicates, which share its corpus split)"
+
+
 def compare(runs: list[Path], out: Path) -> Path:
     """Write `out/comparison.md` and `out/figures/comparison.png` for `runs`."""
     from collapse import plots
@@ -63,22 +93,21 @@ def compare(runs: list[Path], out: Path) -> Path:
         except DataError as e:
             log.warning("skipping %s", e)
     groups = group_runs(configs)
+    units = {}
     for label, members in groups.items():
-        rows = []
-        for i, run in enumerate(members):  # pool seeds: every (run, replicate) is one sample
-            for row in RunDir(run).read_metrics():
-                rows.append({**row, "replicate": (i, row["replicate"])})
-        rows_by_group[label] = rows
+        rows_by_group[label], units[label] = pooled_rows({run: RunDir(run).read_metrics() for run in members},
+                                                         shared_human_data(configs[members[0]]))
     names = sorted({row["metric"] for rows in rows_by_group.values() for row in rows}, key=report.sort_key)
     lines = [f"# Comparison of {len(configs)} runs", "",
-             "Mean ± 95 % t-interval over all seeds and replicates of a group, per generation.", ""]
+             "Mean ± 95 % t-interval over the independent units of a group, per generation (see Runs for the "
+             "units of each group).", ""]
     aggs = {label: aggregate(rows) for label, rows in rows_by_group.items()}  # {label: {metric: {g: values}}}
     for name in names:
         lines += [f"## {name}", "", _group_table(rows_by_group, aggs, name), ""]
     if names:
         figure = plots.group_curves(aggs, names, out / "figures" / "comparison.png")
         lines += [f"![comparison]({figure.relative_to(out)})", ""]
-    lines += ["## Runs", ""] + [f"- `{label}`: " + ", ".join(f"`{r}`" for r in members)
+    lines += ["## Runs", ""] + [f"- `{label}` ({units[label]}): " + ", ".join(f"`{r}`" for r in members)
                                 for label, members in groups.items()]
     path = out / "comparison.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode())

@@ -19,7 +19,7 @@ import numpy as np
 from collapse import devices, regimes, report
 from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, AnalyticConfig, Config, ConfigError, DataError,
                              TokenizedConfig, batch_sizes, from_dict, prompt_tokens, to_dict, validate)
-from collapse.data import HumanData, load_human
+from collapse.data import HumanData, load_human, per_replicate
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score, tails
 from collapse.progress import Progress
@@ -46,15 +46,17 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         from collapse.families import analytic
 
         return analytic.run(cfg, store)
-    human = _load_human(cfg, store)
+    humans = _load_human(cfg, store)  # [R]: each replicate's human data (one shared object for text)
+    human = humans[0]  # sizes and vocabulary are the same for every replicate
     n_syn = cfg.sample.num_sequences or len(human.train)
     regimes.check_sizes(cfg.regime, cfg.generations, len(human.train), n_syn, cfg.train.batch_size)
     if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
         regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), cfg.data.fresh_fraction)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
-    ref = score.reference(human, cfg.metrics, prompt_tokens(cfg))
+    refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for _, h in _datasets(cfg, humans)}
+    refs = [refs[id(h)] for h in humans]
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
-        _save_human(store, cfg, human, ref)
+        _save_human(store, cfg, humans, refs)
         family = TransformerFamily(cfg.model, human.vocab_size, layout)
         device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
@@ -64,10 +66,10 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
         for g in range(cfg.generations):
             t0 = time.perf_counter()
-            params = _train_phase(cfg, store, family, human, synthetic, g, params0, params, device, tracker)
+            params = _train_phase(cfg, store, family, humans, synthetic, g, params0, params, device, tracker)
             params0 = params if g == 0 else params0
-            synthetic.append(_sample_phase(cfg, store, family, human, g, params, device))
-            rows = _score_phase(cfg, store, family, human, ref, g, params, params0, synthetic[g], device)
+            synthetic.append(_sample_phase(cfg, store, family, humans, g, params, device))
+            rows = _score_phase(cfg, store, family, humans, refs, g, params, params0, synthetic[g], device)
             tracker.metrics(g, rows)
             report.print_generation(g, rows, time.perf_counter() - t0)
             _rebuild_run_summaries(store, cfg)
@@ -125,52 +127,70 @@ def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
     return out
 
 
-def _load_human(cfg: Config, store: RunDir) -> HumanData:
-    """The study's human data; on resume it must equal what the run directory holds (an unreadable copy
+def _datasets(cfg: Config, humans: list[HumanData]) -> list[tuple[int | None, HumanData]]:
+    """(replicate slot in `human/`, data) per distinct human dataset: every replicate's own on the grammar,
+    else the one the replicates share (slot None: `human/` itself)."""
+    return list(enumerate(humans)) if per_replicate(cfg) else [(None, humans[0])]
+
+
+def _load_human(cfg: Config, store: RunDir) -> list[HumanData]:
+    """Every replicate's human data; on resume it must equal what the run directory holds (an unreadable copy
     there is rewritten by `_save_human`: the human data is a pure function of the config and the corpus).
     The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
     of it (the study is being extended) or extend it."""
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
-    human = load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path)
-    if human.train.shape[1] != cfg.data.seq_len:
-        raise ConfigError("data.seq_len", f"human sequences have {human.train.shape[1]} tokens, not {cfg.data.seq_len}")
-    for split, array in human.splits().items():
-        path = store.human(split)
-        try:
-            saved = load_array(path) if path.exists() else None
-        except DataError:
-            saved = None
-        if split == "fresh" and human.truth is not None and saved is not None:
-            n = min(len(saved), len(array))
-            saved, array = saved[:n], array[:n]
-        if saved is not None and not np.array_equal(saved, array):
-            culprit = tokenizer_path or path
-            raise DataError(culprit, f"does not match this run: the config now gives different human data than "
-                            f"{path.name} holds (corpus or tokenizer changed?)")
-    return human
+    load = lambda r: load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path, r)  # noqa: E731
+    humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg) else [load(0)] * cfg.replicates
+    if humans[0].train.shape[1] != cfg.data.seq_len:
+        raise ConfigError("data.seq_len", f"human sequences have {humans[0].train.shape[1]} tokens, "
+                          f"not {cfg.data.seq_len}")
+    for slot, human in _datasets(cfg, humans):
+        for split, array in human.splits().items():
+            path = store.human(split, slot)
+            try:
+                saved = load_array(path) if path.exists() else None
+            except DataError:
+                saved = None
+            if split == "fresh" and human.truth is not None and saved is not None:
+                n = min(len(saved), len(array))
+                saved, array = saved[:n], array[:n]
+            if saved is not None and not np.array_equal(saved, array):
+                culprit = tokenizer_path or path
+                raise DataError(culprit, f"does not match this run: the config now gives different human data "
+                                f"than {path.relative_to(store.path)} holds (corpus or tokenizer changed?)")
+    return humans
 
 
-def _save_human(store: RunDir, cfg: Config, human: HumanData, ref: score.Reference) -> None:
+def _save_human(store: RunDir, cfg: Config, humans: list[HumanData], refs: list[score.Reference]) -> None:
     save_json(store.path / "config.json", to_dict(cfg))
-    # The human train split at the scored positions, as a corpus like the generations' (for the figures).
-    arrays = {**human.splits(), "token_counts": score.token_counts(human.train[:, ref.first:], human.vocab_size),
-              "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
-    if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
-        arrays.update(unigram_true=ref.true_V, true_logprob=score.true_logprob(human.truth, human.train, ref.first))
-    for name, array in arrays.items():  # missing, unreadable or resized: (re)write; all are functions of the config
-        try:
-            intact = store.human(name).exists() and load_array(store.human(name)).shape == array.shape
-        except DataError:
-            intact = False
-        if not intact:
-            save_array(store.human(name), array)
-    if human.tokenizer is not None and not store.tokenizer.exists():
-        human.tokenizer.save(store.tokenizer)
+    datasets = _datasets(cfg, humans)
+    for slot, human in datasets:
+        ref = refs[slot or 0]
+        # The human train split at the scored positions, as a corpus like the generations' (for the figures).
+        arrays = {**human.splits(), "token_counts": score.token_counts(human.train[:, ref.first:], human.vocab_size),
+                  "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
+        if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
+            arrays.update(unigram_true=ref.true_V,
+                          true_logprob=score.true_logprob(human.truth, human.train, ref.first))
+        for name, array in arrays.items():  # missing, unreadable or resized: (re)write; functions of the config
+            path = store.human(name, slot)
+            try:
+                intact = path.exists() and load_array(path).shape == array.shape
+            except DataError:
+                intact = False
+            if not intact:
+                save_array(path, array)
+    if humans[0].tokenizer is not None and not store.tokenizer.exists():
+        humans[0].tokenizer.save(store.tokenizer)
     try:
-        load_json(store.human_reference)
-    except DataError:
-        rng = numpy_rng(key_for(cfg.seed, HUMAN_STREAM, 0, Phase.SCORE))
-        save_json(store.human_reference, score.human_reference(cfg.metrics, human, ref, rng))
+        rows = load_json(store.human_reference)
+        if not isinstance(rows, list) or len(rows) != len(datasets):
+            raise DataError(store.human_reference, "not one row per human dataset")
+    except DataError:  # one row per human dataset, each with its own subsets
+        save_json(store.human_reference, [
+            score.human_reference(cfg.metrics, human, refs[slot or 0],
+                                  numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))
+            for slot, human in datasets])
 
 
 def _rebuild_run_summaries(store: RunDir, cfg: Config) -> None:
@@ -193,14 +213,14 @@ def _save(outputs: list[Path], path: Path, array: np.ndarray) -> None:
     outputs.append(path)
 
 
-def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, device, tracker):
+def _train_phase(cfg, store, family, humans, synthetic, g, params0, previous, device, tracker):
     R = cfg.replicates
     params = _done(store, g, "train", lambda: store.load_params(g, family.abstract(R)))
     if params is not None:
         store.drop_train_checkpoints(g)
         return params
     t0 = time.perf_counter()
-    sets = [regimes.build(cfg.regime, g, human.train, human.fresh, [s[r] for s in synthetic],
+    sets = [regimes.build(cfg.regime, g, humans[r].train, humans[r].fresh, [s[r] for s in synthetic],
                           numpy_rng(key_for(cfg.seed, g, r, Phase.REGIME))) for r in range(R)]
     outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
     for r, ts in enumerate(sets):
@@ -244,17 +264,18 @@ def _train_phase(cfg, store, family, human, synthetic, g, params0, previous, dev
     return params
 
 
-def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarray]:
+def _sample_phase(cfg, store, family, humans, g, params, device) -> list[np.ndarray]:
     R, s = cfg.replicates, cfg.sample
     samples = _done(store, g, "sample", lambda: [load_array(store.rep(g, r) / "samples.npy") for r in range(R)])
     if samples is not None:
         return samples
     t0 = time.perf_counter()
-    n, P = s.num_sequences or len(human.train), prompt_tokens(cfg)
+    n_train = len(humans[0].train)
+    n, P = s.num_sequences or n_train, prompt_tokens(cfg)
     if P:  # continuation: each sequence is a human train prefix followed by the model's continuation
-        index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(
-            len(human.train), n, replace=n > len(human.train)) for r in range(R)]
-        prompts = np.stack([human.train[i, :P] for i in index])
+        index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(n_train, n, replace=n > n_train)
+                 for r in range(R)]
+        prompts = np.stack([humans[r].train[i, :P] for r, i in enumerate(index)])
     else:
         index, prompts = None, np.zeros((R, n, 0), np.int32)
     with Progress(n, f"gen {g} sample", "seq") as bar:
@@ -272,7 +293,7 @@ def _sample_phase(cfg, store, family, human, g, params, device) -> list[np.ndarr
     return list(tokens)
 
 
-def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, device) -> list[dict]:
+def _score_phase(cfg, store, family, humans, refs, g, params, params0, samples, device) -> list[dict]:
     R = cfg.replicates
     rows = _done(store, g, "score", lambda: store.read_metrics(g, required=True))
     if rows is not None:
@@ -281,7 +302,7 @@ def _score_phase(cfg, store, family, human, ref, g, params, params0, samples, de
     # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable, so
     # fixed sizes (not fixed positions) make generations comparable, and the replicate spread includes them.
     rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(R)]
-    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, human, ref, samples, rngs)
+    values, arrays = score.generation_metrics(cfg.metrics, family, params, params0, humans, refs, samples, rngs)
     outputs = [store.gen(g) / "metrics.jsonl"]
     for r, named in enumerate(arrays):
         for name, array in named.items():

@@ -72,12 +72,15 @@ def shown_generations(generations: list[int], most: int = 25) -> list[int]:
     return [generations[i] for i in index]
 
 
-def table(rows: list[dict], names: list[str], reference: dict[str, float] | None = None, most: int = 25) -> str:
+def table(rows: list[dict], names: list[str], reference: list[dict[str, float]] | None = None, most: int = 25) -> str:
     """Markdown table: mean ± 95 % CI across replicates for (at most `most`, see `shown_generations`)
-    generations; first the human reference."""
+    generations; first the human reference (mean ± 95 % CI over its rows: one per human dataset)."""
     agg = aggregate(rows)
     gens = shown_generations(sorted({row["generation"] for row in rows}), most)
-    body = [["human", *(f"{reference[n]:.4g}" if n in reference else "" for n in names)]] if reference else []
+    body = []
+    if reference:
+        values = {n: [row[n] for row in reference if row.get(n) is not None] for n in names}
+        body.append(["human", *(ci_cell(*mean_ci(values[n])) if values[n] else "" for n in names)])
     body += [[str(g), *(ci_cell(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names)] for g in gens]
     return markdown_table(["generation", *names], body)
 
@@ -99,6 +102,23 @@ def _rep_arrays(store: RunDir, name: str) -> dict[int, list[np.ndarray]]:
     return out
 
 
+def _interval_note(cfg: dict) -> str:
+    """What the replicate interval varies over (docs/metrics.md)."""
+    if cfg.get("data", {}).get("_option") == "grammar":
+        return ("Each replicate draws its own human data from the truth, so the interval includes the sampling "
+                "noise of the human data as well as that of training, sampling and scoring.")
+    return ("The replicates share one human corpus and its split (fixed by the seed), so the interval covers "
+            "training, sampling and scoring randomness, not the draw of the human data; seeds vary the split.")
+
+
+def _human_arrays(store: RunDir, name: str) -> list[np.ndarray]:
+    """`human/rep_XX/<name>.npy` of every replicate that has its own human data, else `[human/<name>.npy]`
+    (or [] if absent)."""
+    own = [store.human(name, r) for r in store.human_replicates()]
+    paths = [p for p in own if p.exists()] or [p for p in [store.human(name)] if p.exists()]
+    return [load_array(p) for p in paths]
+
+
 def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     """Per-sequence histograms, rank-frequency curves and bucket masses; markdown image lines."""
     from collapse import plots
@@ -113,21 +133,22 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
                                      "per-sequence perplexity of the samples under generation 0 (log scale)",
                                      None if test0 is None else ("gen 0 on human test", np.concatenate(test0)),
                                      log_x=True))
-    true_lp = _rep_arrays(store, "true_logprob")
-    if true_lp and store.human("true_logprob").exists():
+    true_lp, human_lp = _rep_arrays(store, "true_logprob"), _human_arrays(store, "true_logprob")
+    if true_lp and human_lp:
         made.append(plots.histograms({g: -np.concatenate(x) / seq_len for g, x in true_lp.items()},
                                      figures / "true_nll_hist.png", "true NLL per token of each sample (nats)",
-                                     ("human train", -load_array(store.human("true_logprob")) / seq_len)))
-    counts = _rep_arrays(store, "token_counts")
-    if counts and store.human("token_counts").exists():
-        human_V = load_array(store.human("token_counts"))
-        truth_V = load_array(store.human("unigram_true")) if store.human("unigram_true").exists() else None
+                                     ("human train", -np.concatenate(human_lp) / seq_len)))
+    counts, human_counts = _rep_arrays(store, "token_counts"), _human_arrays(store, "token_counts")
+    buckets = _human_arrays(store, "buckets")  # per human dataset; replicate r uses r's, or the shared one
+    if counts and human_counts and len(buckets) == len(human_counts):
+        human_V = np.sum(human_counts, axis=0)
+        truth = _human_arrays(store, "unigram_true")
         last_seen = load_array(store.last_seen) if store.last_seen.exists() else None
         pooled = {g: np.sum(c, axis=0) for g, c in counts.items()}
-        made.append(plots.rank_frequency(pooled, human_V, figures / "rank_frequency.png", truth_V, last_seen))
-        buckets_V = load_array(store.human("buckets"))
-        masses = {"human": bucket_mass(human_V, buckets_V)} | {
-            f"gen {g}": np.mean([bucket_mass(c_V, buckets_V) for c_V in c], axis=0) for g, c in counts.items()}
+        made.append(plots.rank_frequency(pooled, human_V, figures / "rank_frequency.png", truth[0] if truth else None,
+                                         last_seen))
+        share = lambda c: np.mean([bucket_mass(c_V, buckets[r % len(buckets)]) for r, c_V in enumerate(c)], axis=0)  # noqa: E731
+        masses = {"human": share(human_counts)} | {f"gen {g}": share(c) for g, c in counts.items()}
         made.append(plots.bucket_bars(masses, BUCKETS, figures / "bucket_mass.png"))
     return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
 
@@ -159,12 +180,15 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
                   f"{cfg['replicates']} replicate(s), seed {cfg['seed']}, "
                   f"{len(store.finished_generations())}/{cfg['generations']} generations complete.", ""]
     reference = load_json(store.human_reference) if store.human_reference.exists() else None
+    if isinstance(reference, dict):  # written before one row per human dataset
+        reference = [reference]
     if analytic:
         lines += ["Mean ± 95 % t-interval across replicates. Definitions: the family's module in "
                   "collapse/families/.", ""]
     else:
         lines += ["Mean ± 95 % t-interval across replicates. The `human` row measures the human train split (and, "
-                  "for", "the grammar, the true language as the model). Definitions: docs/metrics.md.", ""]
+                  "for", "the grammar, the true language as the model). Definitions: docs/metrics.md.", "",
+                  _interval_note(cfg), ""]
     gens = sorted({row["generation"] for row in rows})
     n_shown = len(shown_generations(gens))
     if n_shown < len(gens):

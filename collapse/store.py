@@ -1,8 +1,12 @@
 """The run directory: every file written atomically (temporary file, then rename), completion markers last.
 
     <run>/config.json                 the resolved config (checked on resume)
-    <run>/human/{train,valid,test,fresh}.npy, tokenizer.json, reference.json (metrics of the human data)
-    <run>/human/token_counts.npy, buckets.npy (+ grammar: unigram_true.npy, true_logprob.npy)  tail references
+    <run>/human/{train,valid,test,fresh}.npy, tokenizer.json   the human data (text: shared by the replicates)
+    <run>/human/rep_00/{train,valid,test,fresh}.npy             grammar: each replicate's own human data
+    <run>/human/[rep_00/]token_counts.npy, buckets.npy, reference_counts.npy (+ grammar: unigram_true.npy,
+                                      true_logprob.npy)  tail references
+    <run>/human/reference.json        metrics of the human data: one row per human dataset (per replicate
+                                      on the grammar)
     <run>/gen_003/checkpoint/         model parameters of all replicates (orbax)
     <run>/gen_003/train_state/        mid-generation training state (train.checkpoint_every > 0; removed when done)
     <run>/gen_003/rep_00/train_provenance.npy, train_index.npy   who trained generation 3 (see regimes.py)
@@ -143,8 +147,10 @@ class RunDir:
         self.path = Path(path).absolute()
 
     # --- layout
-    def human(self, split: str) -> Path:
-        return self.path / "human" / f"{split}.npy"
+    def human(self, split: str, replicate: int | None = None) -> Path:
+        """`human/<split>.npy`, or `human/rep_XX/<split>.npy` where every replicate has its own human data."""
+        folder = self.path / "human"
+        return (folder if replicate is None else folder / rep_name(replicate)) / f"{split}.npy"
 
     @property
     def human_reference(self) -> Path:
@@ -167,6 +173,10 @@ class RunDir:
     def generations(self) -> list[int]:
         """Generations that have a directory, in order (gen_1000 included: names are parsed, not globbed)."""
         return _numbered(self.path, gen_name)
+
+    def human_replicates(self) -> list[int]:
+        """Replicates with their own human data (`human/rep_XX`; the grammar), in order."""
+        return _numbered(self.path / "human", rep_name)
 
     def replicates(self, g: int) -> list[int]:
         """Replicates of generation g that have a directory, in order (rep_100 included)."""

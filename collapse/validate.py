@@ -144,7 +144,7 @@ def validate(cfg: Config) -> None:
            f"sample.batch_size ({s.batch_size}) evenly")
 
     if isinstance(m, TransformerConfig):
-        _check(d.seq_len <= m.context, "data.seq_len", f"{d.seq_len} exceeds model.context = {m.context}")
+        _check(d.seq_len <= m.context, "data.seq_len", f"data.seq_len = {d.seq_len} exceeds model.context = {m.context}")
 
     _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
     _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")

@@ -43,7 +43,7 @@ class UniformFamily:
         R, N, T = tokens_RNT.shape
         return np.full((R, N), -(T - skip) * np.log(self.V))
 
-    def next_token_mass(self, params_R, tokens_RNT, batch=256):
+    def next_token_mass(self, params_R, tokens_RNT, batch=256, first=0):
         return np.full((len(tokens_RNT), self.V), 1 / self.V)
 
 
@@ -53,8 +53,8 @@ def bench(human: HumanData, samples_NT: np.ndarray, repeats: int = 3) -> tuple[f
     cfg = MetricsConfig()
     ref = score.reference(human, cfg)
     family, params, params0 = UniformFamily(human.vocab_size), object(), object()  # two distinct "models"
-    run = lambda: score.generation_metrics(cfg, family, params, params0, human, ref,  # noqa: E731
-                                           [samples_NT], None, [np.random.default_rng(0)])
+    run = lambda: score.generation_metrics(cfg, family, params, params0, [human], [ref],  # noqa: E731
+                                           [samples_NT], [np.random.default_rng(0)])
     run()  # compiles the exact log-probability scan for this shape
     wall, cpu = [], []
     for _ in range(repeats):

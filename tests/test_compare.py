@@ -73,3 +73,26 @@ def test_keys_that_change_no_number_never_split_a_study():
                "b": to_dict(tiny_config(seed=1, cpu_devices=2, tracking="tensorboard"))}
     assert compare.group_runs(configs) == {"all runs": ["a", "b"]}
     assert set(compare.IGNORED) == {"seed", *RESUMABLE_KEYS}
+
+
+def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_path):
+    """Text runs: a seed's replicates share its corpus split, so with two seeds the units are the seeds
+    (each the mean of its replicates); grammar runs pool every (seed, replicate), each with its own data."""
+    from collapse.config import TextConfig
+
+    text = TextConfig(path="corpus.txt", seq_len=16)
+    rows = {}
+    for seed, vals in ((0, [[0.1, 0.3]]), (1, [[0.5, 0.7]])):
+        fake_run(tmp_path / f"text{seed}", tiny_config(data=text, seed=seed, replicates=2), vals, finished=1)
+        rows[seed] = compare.RunDir(tmp_path / f"text{seed}").read_metrics()
+    pooled, units = compare.pooled_rows({k: v for k, v in rows.items()}, shared=True)
+    assert sorted(r["value"] for r in pooled) == pytest.approx([0.2, 0.6]) and units.startswith("2 units: seeds")
+    pooled, units = compare.pooled_rows({0: rows[0]}, shared=True)  # one seed: its replicates, conditional on it
+    assert len(pooled) == 2 and units == "2 units: replicates of one corpus split"
+    pooled, units = compare.pooled_rows(rows, shared=False)
+    assert len(pooled) == 4 and units.startswith("4 units: seeds × replicates")
+    assert compare.shared_human_data(json.loads((tmp_path / "text0" / "config.json").read_text()))
+    assert not compare.shared_human_data(to_dict(tiny_config()))
+    compare.main([str(tmp_path)])
+    text_md = (tmp_path / "comparison.md").read_text()
+    assert "| all runs | 0.4 ± 2.5 |" in text_md  # t(1) = 12.706 over the seed means 0.2 and 0.6: 12.706 * 0.2

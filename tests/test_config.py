@@ -114,7 +114,7 @@ def test_continuation_prompt_and_continuation_make_one_sequence():
     with pytest.raises(ConfigError, match="sample.prompt_len: must leave tokens to generate"):
         validate(cfg)
     validate(dataclasses.replace(cfg, data=GrammarConfig(seq_len=128)))
-    with pytest.raises(ConfigError, match="data.seq_len: 128 exceeds model.context = 127"):
+    with pytest.raises(ConfigError, match="data.seq_len = 128 exceeds model.context = 127"):
         validate(dataclasses.replace(cfg, data=GrammarConfig(seq_len=128), model=TransformerConfig(context=127)))
 
 

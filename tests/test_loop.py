@@ -24,8 +24,9 @@ def test_run_directory_layout(finished):
     cfg, path = finished
     d = cfg.data
     assert json.loads((path / "config.json").read_text())["regime"]["_option"] == "accumulate"
-    for split, n in (("train", d.n_train), ("valid", d.n_valid), ("test", d.n_test)):
-        assert np.load(path / "human" / f"{split}.npy").shape == (n, d.seq_len)
+    for split, n in (("train", d.n_train), ("valid", d.n_valid), ("test", d.n_test)):  # each replicate its own
+        own = [np.load(path / "human" / f"rep_{r:02d}" / f"{split}.npy") for r in range(2)]
+        assert own[0].shape == own[1].shape == (n, d.seq_len) and not np.array_equal(own[0], own[1])
     for g in range(2):
         gen = path / f"gen_{g:03d}"
         assert all((gen / f"{p}.done").exists() for p in PHASES)
@@ -48,8 +49,8 @@ def test_run_directory_layout(finished):
             "tail_mass_ratio", "tail_mass_ratio_model", "survival_tail", "kl_unigram", "zipf_exponent",
             "tail_mass_ratio_true", "kl_unigram_true"} <= names
     assert all(np.isfinite(r["value"]) for r in rows)
-    reference = json.loads((path / "human" / "reference.json").read_text())
-    assert np.isfinite(reference["tail_mass_ratio"]) and "self_bleu4" in reference
+    reference = json.loads((path / "human" / "reference.json").read_text())  # one row per human dataset
+    assert len(reference) == 2 and all(np.isfinite(row["tail_mass_ratio"]) and "self_bleu4" in row for row in reference)
     for g in range(2):  # the score phase's arrays
         rep = path / f"gen_{g:03d}" / "rep_01"
         assert np.load(rep / "ppl_gen0.npy").shape == (d.n_train,) and np.load(rep / "ppl_gen0.npy").dtype == np.float32
@@ -154,7 +155,7 @@ def test_text_data_with_continuation_and_fresh_mix(tmp_path):
 def test_fresh_mix_on_text_without_a_reserve_is_refused_before_any_training(tmp_path):
     cfg = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16),
                       regime=MixConfig(human_fraction=0.1, fresh=True))
-    n_train = len(loop._load_human(cfg, RunDir(tmp_path / "probe")).train)
+    n_train = len(loop._load_human(cfg, RunDir(tmp_path / "probe"))[0].train)
     n_h = round(0.1 * n_train)
     with pytest.raises(ConfigError) as err:
         loop.run(cfg, tmp_path / "run")
@@ -178,7 +179,7 @@ def human_configs(source, tmp_path, fresh_fraction=0.0):
 
 @pytest.mark.parametrize("source", ["grammar", "text"])
 def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tmp_path):
-    humans = [loop._load_human(cfg, RunDir(tmp_path / "run")) for cfg in human_configs(source, tmp_path)]
+    humans = [loop._load_human(cfg, RunDir(tmp_path / "run"))[0] for cfg in human_configs(source, tmp_path)]
     for human in humans[1:]:
         for split in ("train", "valid", "test"):
             np.testing.assert_array_equal(getattr(human, split), getattr(humans[0], split), err_msg=split)
@@ -188,7 +189,7 @@ def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tm
 def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
     """The human rows generation g >= 1 trains on under mix fresh=true are in no split and no other generation."""
     cfg = human_configs(source, tmp_path, fresh_fraction=0.5)[-1]  # fresh=true, 10 generations
-    human = loop._load_human(cfg, RunDir(tmp_path / "run"))
+    human = loop._load_human(cfg, RunDir(tmp_path / "run"))[0]
     seen = {tuple(row) for split in (human.train, human.valid, human.test) for row in split}
     assert len(seen) == len(human.train) + len(human.valid) + len(human.test)
     n_h = regimes.fresh_per_generation(cfg.regime, len(human.train))
@@ -210,7 +211,7 @@ def test_raising_generations_extends_a_fresh_mix_grammar_study(tmp_path):
     loop.run(cfg, path)
     before = {p.relative_to(path): np.load(p) for p in path.glob("gen_00[01]/**/*.npy")}
     metrics = (path / "metrics.jsonl").read_text()
-    fresh = np.load(path / "human" / "fresh.npy")
+    fresh = np.load(path / "human" / "rep_00" / "fresh.npy")
     assert len(fresh) == 16  # 0.25 of 64 for generation 1
 
     loop.run(dataclasses.replace(cfg, generations=3), path)
@@ -218,11 +219,11 @@ def test_raising_generations_extends_a_fresh_mix_grammar_study(tmp_path):
     for name, array in before.items():
         np.testing.assert_array_equal(np.load(path / name), array, err_msg=str(name))
     assert (path / "metrics.jsonl").read_text().startswith(metrics)
-    grown = np.load(path / "human" / "fresh.npy")
+    grown = np.load(path / "human" / "rep_00" / "fresh.npy")
     assert len(grown) == 32 and np.array_equal(grown[:16], fresh)  # generation 2's rows appended
     manifest = json.loads((path / "gen_002" / "manifest.json").read_text())
     assert manifest["replicates"][0]["counts"] == {"human": 16, "gen_1": 48}
     index = np.load(path / "gen_002" / "rep_00" / "train_index.npy")
     np.testing.assert_array_equal(index[:16], 64 + np.arange(16, 32))  # rows after train: reserve rows 16..31
     fixed = loop._load_human(dataclasses.replace(cfg, regime=MixConfig(human_fraction=0.25)), RunDir(tmp_path / "x"))
-    np.testing.assert_array_equal(np.load(path / "human" / "train.npy"), fixed.train)  # as with fresh=false
+    np.testing.assert_array_equal(np.load(path / "human" / "rep_00" / "train.npy"), fixed[0].train)  # as with fresh=false

@@ -36,15 +36,18 @@ def unigram_params(V, R, seed):
 
 
 def test_generation_metrics_in_closed_form(human):
+    """Every replicate is scored against its own human data (the grammar's replicates each draw theirs)."""
     V, T, R = human.vocab_size, human.train.shape[1], 2
     params, params0 = unigram_params(V, R, 1), unigram_params(V, R, 2)
     rng = np.random.default_rng(3)
     samples = [rng.integers(0, V, (40, T)) for _ in range(R)]
-    ref = score.reference(human, CFG)
-    values, arrays = score.generation_metrics(CFG, UnigramFamily(), params, params0, human, ref, samples,
+    humans = [human, load_human(tiny_config(), replicate=1)]
+    assert not np.array_equal(humans[0].test, humans[1].test)
+    refs = [score.reference(h, CFG) for h in humans]
+    values, arrays = score.generation_metrics(CFG, UnigramFamily(), params, params0, humans, refs, samples,
                                               [np.random.default_rng(r) for r in range(R)])
     for r in range(R):
-        m, a = values[r], arrays[r]
+        m, a, human, ref = values[r], arrays[r], humans[r], refs[r]
         assert m["ppl_human_test"] == pytest.approx(math.exp(-params[r][human.test].mean()))
         assert m["ppl_gen0"] == pytest.approx(math.exp(-params0[r][samples[r]].mean()))
         assert m["ppl_self"] == pytest.approx(math.exp(-params[r][samples[r]].mean()))
@@ -71,8 +74,8 @@ def test_generation_zero_is_scored_once(human):
     V, T = human.vocab_size, human.train.shape[1]
     params = unigram_params(V, 1, 4)
     samples = [np.random.default_rng(5).integers(0, V, (20, T))]
-    values, _ = score.generation_metrics(CFG, UnigramFamily(), params, params, human, score.reference(human, CFG),
-                                         samples, [np.random.default_rng(0)])
+    values, _ = score.generation_metrics(CFG, UnigramFamily(), params, params, [human],
+                                         [score.reference(human, CFG)], samples, [np.random.default_rng(0)])
     assert values[0]["ppl_self_ratio"] == 1.0
 
 
@@ -83,7 +86,7 @@ def test_continuations_are_scored_given_their_prompts(human):
     params, params0 = unigram_params(V, 1, 6), unigram_params(V, 1, 7)
     samples = [np.concatenate([human.train[:len(human.valid), :P], human.valid[:, P:]], axis=1)]
     ref = score.reference(human, CFG, first=P)
-    values, arrays = score.generation_metrics(CFG, UnigramFamily(), params, params0, human, ref, samples,
+    values, arrays = score.generation_metrics(CFG, UnigramFamily(), params, params0, [human], [ref], samples,
                                               [np.random.default_rng(0)])
     assert values[0]["ppl_gen0"] == pytest.approx(math.exp(-params0[0][samples[0][:, P:]].mean()))
     joint = np.asarray(grammar.log_prob(human.truth, samples[0]), np.float64)
@@ -159,7 +162,7 @@ def test_a_perfect_continuation_generator_reads_no_drift(human):
         ref = score.reference(h, CFG, first=P)
         row = score.human_reference(CFG, h, ref, np.random.default_rng(k))
         values, _ = score.generation_metrics(CFG, UnigramFamily(), unigram_params(h.vocab_size, 1, k),
-                                             unigram_params(h.vocab_size, 1, k + 1), h, ref, [blocks],
+                                             unigram_params(h.vocab_size, 1, k + 1), [h], [ref], [blocks],
                                              [np.random.default_rng(k)])
         nll_gap.append(values[0]["true_nll_samples"] - row["true_nll_samples"])
         ratio_true.append([values[0][f"{b}_mass_ratio_true"] for b in tails.BUCKETS])

@@ -29,21 +29,31 @@ class HumanData:
         return {"train": self.train, "valid": self.valid, "test": self.test, "fresh": self.fresh}
 
 
+def per_replicate(cfg: Config) -> bool:
+    """Whether every replicate draws its own human data: on the grammar (whose truth is unlimited) it does,
+    so the replicate spread includes the sampling noise of the human data, as in the analytic families; a
+    text corpus is one sample, split once per seed and shared by the seed's replicates."""
+    return isinstance(cfg.data, GrammarConfig)
+
+
 def load_human(cfg: Config, fresh_per_generation: Callable[[int], int] | None = None,
-               tokenizer_path: Path | None = None) -> HumanData:
-    """The human data of a study, derived from `cfg.seed` alone; the train split never depends on the regime
-    or on `cfg.generations`.
+               tokenizer_path: Path | None = None, replicate: int = 0) -> HumanData:
+    """The human data of a study (of replicate `replicate` where `per_replicate(cfg)`), derived from
+    `cfg.seed` alone; the train split never depends on the regime or on `cfg.generations`.
 
     The fresh reserve (regime=mix fresh=true): for the grammar, generation g = 1..generations-1 gets its own
     `fresh_per_generation(n_train)` new sequences of the truth (key fold_in(fold_in(human_key, 3), g)), so more
     generations only append rows; for text, the fixed `data.fresh_fraction` split of the corpus.
-    `tokenizer_path` (text sources) is where a BPE tokenizer is saved once and reused on resume. Raises
+    The grammar's replicate r draws from key fold_in(human_key(seed), r). `tokenizer_path` (text sources) is
+    where a BPE tokenizer is saved once and reused on resume. Raises
     DataError naming the file for unusable input.
     """
     d = cfg.data
     key = human_key(cfg.seed)
     if isinstance(d, GrammarConfig):
         from collapse.data import grammar
+
+        key = jax.random.fold_in(key, replicate)  # replicate r's own sample of the truth
 
         truth = grammar.make_grammar(d)
         draw = lambda k, n: np.asarray(grammar.sample(truth, k, n, d.seq_len))  # noqa: E731

@@ -110,38 +110,38 @@ def true_logprob(truth, tokens_NT: np.ndarray, first: int = 0) -> np.ndarray:
     return joint_N - np.asarray(grammar.log_prob(truth, tokens_NT[:, :first]), np.float64)
 
 
-def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, human, ref: Reference,
+def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: list, refs: list[Reference],
                        samples: list[np.ndarray], rngs: list[np.random.Generator]
                        ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]]]:
-    """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]` `[N, T]`), the
-    samples also scored by the same replicate's generation-0 model (`params0_R`); and per replicate the arrays
-    to keep: per-sequence perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the
-    corpus' `token_counts` `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32).
+    """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]` `[N, T]`), against
+    that replicate's human data and references (`humans[r]`, `refs[r]`), the samples also scored by the same
+    replicate's generation-0 model (`params0_R`); and per replicate the arrays to keep: per-sequence
+    perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the corpus' `token_counts`
+    `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32).
 
-    Everything about the samples, and every reference, is taken at positions `ref.first`..T-1: in
-    continuation mode a sample is its human prompt followed by the model's continuation, and only the
+    Everything about the samples, and every reference, is taken at positions `first`..T-1 (`refs[r].first`):
+    in continuation mode a sample is its human prompt followed by the model's continuation, and only the
     continuation is scored (given its prompt)."""
-    R, (n_test, T), first = len(samples), human.test.shape, ref.first
+    (n_test, T), first, truth = humans[0].test.shape, refs[0].first, humans[0].truth
     n = T - first  # scored tokens per sequence
-    test_RNT = np.broadcast_to(human.test, (R, n_test, T))
+    test_RNT = np.stack([h.test for h in humans])
     test_lp_RN = family.logprob(params_R, test_RNT)
     mass_RV = family.next_token_mass(params_R, test_RNT, first=first)
     samples_RNT = np.stack(samples)
     self_lp_RN = family.logprob(params_R, samples_RNT, skip=first)
     gen0_lp_RN = self_lp_RN if params0_R is params_R else family.logprob(params0_R, samples_RNT, skip=first)
-    if human.truth is not None:  # KL(true || model) of the scored positions given the ones before
-        true_test_N = true_logprob(human.truth, human.test, first)
+    if truth is not None:  # KL(true || model) of the scored positions given the ones before
         test_cond_lp_RN = test_lp_RN if first == 0 else family.logprob(params_R, test_RNT, skip=first)
 
     values, arrays = [], []
-    for r, samples_NT in enumerate(samples):
+    for r, (samples_NT, human, ref) in enumerate(zip(samples, humans, refs)):
         m = {"ppl_human_test": perplexity.perplexity(test_lp_RN[r], T)}
         a = {name: perplexity.sequence_perplexity(lp_N, length).astype(np.float32)
              for name, lp_N, length in (("ppl_gen0", gen0_lp_RN[r], n), ("ppl_self", self_lp_RN[r], n),
                                         ("ppl_test", test_lp_RN[r], T))}
-        if human.truth is not None:
-            true_N = true_logprob(human.truth, samples_NT, first)
-            m["kl_true"] = perplexity.kl_true_to_model(true_test_N, test_cond_lp_RN[r], n)
+        if truth is not None:
+            true_N = true_logprob(truth, samples_NT, first)
+            m["kl_true"] = perplexity.kl_true_to_model(true_logprob(truth, human.test, first), test_cond_lp_RN[r], n)
             m["true_nll_samples"] = perplexity.nll_per_token(true_N, n)
             a["true_logprob"] = true_N.astype(np.float32)
         m.update(perplexity.perplexity_summary(gen0_lp_RN[r], n, "ppl_gen0"))
