@@ -3,6 +3,7 @@
     uv run collapse                                   # the default study
     uv run collapse data=text data.path=corpus.txt regime=accumulate generations=8
     uv run collapse -m regime=replace,accumulate seed=0,1,2
+    uv run collapse --help                            # the options and keys (conf/hydra/help/collapse.yaml)
 """
 
 from __future__ import annotations
@@ -17,19 +18,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from collapse.config import (AnalyticConfig, Config, ConfigError, DataError, batch_sizes, from_hydra, register_configs,
-                             validate)
+from collapse.config import AnalyticConfig, Config
+from collapse.errors import ConfigError, DataError
+from collapse.hydra_config import conf_dir, from_hydra, register_configs
+from collapse.validate import batch_sizes, validate
 
 log = logging.getLogger("collapse")
-
-
-def _conf_dir() -> str:
-    """conf/ beside the package in a checkout, or collapse/conf inside an installed wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").exists():
-            return str(candidate)
-    raise FileNotFoundError(f"no Hydra config directory next to {here}")
 
 
 def _only_hydra_files(path: Path) -> bool:
@@ -53,7 +47,7 @@ def set_up_jax(cfg: Config) -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path(cfg.compilation_cache).expanduser()))
 
 
-@hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
+@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="config")
 def _main(dcfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

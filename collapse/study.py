@@ -15,8 +15,10 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes
-from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, Config, ConfigError, DataError, TokenizedConfig,
-                             batch_sizes, from_dict, prompt_tokens, to_dict)
+from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, Config, TokenizedConfig, diff_keys, from_dict,
+                             prompt_tokens, to_dict)
+from collapse.errors import ConfigError, DataError
+from collapse.validate import batch_sizes
 from collapse.data import HumanData, load_human, per_replicate
 from collapse.families.transformer import TransformerFamily
 from collapse.metrics import score
@@ -61,24 +63,12 @@ def check_same_study(store: RunDir, cfg: Config) -> None:
     new = to_dict(cfg)
     if old["model"]["_option"] == "transformer" and new["model"]["_option"] in TRANSFORMER_MODELS:
         old["model"]["_option"] = new["model"]["_option"]  # written before config.json named the model size
-    differ = sorted(_diff(old, new) - set(RESUMABLE_KEYS))
+    differ = sorted(diff_keys(old, new) - set(RESUMABLE_KEYS))
     if differ:
         raise ConfigError(differ[0], f"{store.path} holds a different study (changed: {', '.join(differ)}); "
                           "resume it with its own config or choose a new out_dir")
     if old["generations"] > cfg.generations:
         log.info("%s has %d generations configured; running %d", store.path, old["generations"], cfg.generations)
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = set()
-    for k in set(a) | set(b):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out |= _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.add(f"{prefix}{k}")
-    return out
 
 
 def open_study(cfg: Config, store: RunDir) -> Study:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import Config, ConfigError
+from collapse.config import Config, study_id, to_dict
+from collapse.errors import ConfigError
 
 
 class Tracker:
@@ -64,8 +65,6 @@ class WandbTracker(Tracker):
             import wandb
         except ImportError:
             raise ConfigError("tracking", "tracking=wandb needs the extra: uv sync --extra wandb") from None
-        from collapse.config import study_id, to_dict
-
         self.run = wandb.init(project=cfg.wandb_project, name=run_dir.name, id=study_id(cfg), resume="allow",
                               dir=str(run_dir), mode=cfg.wandb_mode, config=to_dict(cfg))
         self.run.define_metric("generation")

@@ -8,10 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from collapse.config import Config, ReplaceConfig  # noqa: E402
-from collapse.report import t975  # noqa: E402
+from collapse.stats import mean_ci  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -23,9 +22,7 @@ def study(model, regime=ReplaceConfig(), generations: int = 100, replicates: int
 
 def band(ax, x, values_GR, label: str, color: str) -> None:
     """Mean over replicates (axis 1) with its 95 % t-interval."""
-    v = np.asarray(values_GR, np.float64)
-    mean = v.mean(1)
-    half = t975(v.shape[1] - 1) * v.std(1, ddof=1) / np.sqrt(v.shape[1])
+    mean, half = mean_ci(values_GR, axis=1)
     ax.plot(x, mean, color=color, lw=1.5, label=label)
     ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.25, lw=0)
 

@@ -1,6 +1,10 @@
-"""Tiny configurations shared by the tests (d_model 32, 2 layers, context 32)."""
+"""Shared by the tests: tiny configurations (d_model 32, 2 layers, context 32) for the Python API and the
+command line, run-directory comparison, and the statistical check of a mean."""
+
+import os
 
 from collapse.config import Config, GrammarConfig, SampleConfig, TrainConfig, TransformerConfig
+from collapse.hydra_config import compose as compose_cfg  # noqa: F401  (the config `collapse <overrides>` runs)
 
 TINY_MODEL = TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, context=32)
 
@@ -16,6 +20,31 @@ def tiny_config(**overrides) -> Config:
     )
     base.update(overrides)
     return Config(**base)
+
+
+# The same tiny study as command-line overrides, compiling into the test processes' shared XLA cache.
+XLA_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]  # tests/conftest.py: shared by all test processes
+TINY = ["data.vocab_size=16", "data.n_states=4", "data.n_train=64", "data.n_valid=16", "data.n_test=32",
+        "data.seq_len=16", "model.d_model=32", "model.d_ff=64", "model.context=32", "train.batch_size=16",
+        "train.epochs=2", "sample.batch_size=64", f"compilation_cache={XLA_CACHE}"]
+
+
+def outputs(path):
+    """What an uninterrupted and a resumed run must agree on, bit for bit."""
+    import numpy as np
+
+    files = sorted(p.relative_to(path) for p in path.rglob("*.npy"))
+    return (path / "metrics.jsonl").read_text(), {f: np.load(path / f) for f in files}
+
+
+def assert_same(a, b):
+    """Two `outputs` are identical."""
+    import numpy as np
+
+    assert a[0] == b[0]
+    assert a[1].keys() == b[1].keys()
+    for f in a[1]:
+        np.testing.assert_array_equal(a[1][f], b[1][f], err_msg=str(f))
 
 
 # Statistical checks compare a mean over many independent replicates with its expectation. Z = 4 standard

@@ -7,10 +7,8 @@ import sys
 
 import pytest
 
-XLA_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]  # tests/conftest.py: shared by all test processes
-TINY = ["data.vocab_size=16", "data.n_states=4", "data.n_train=64", "data.n_valid=16", "data.n_test=32",
-        "data.seq_len=16", "model.d_model=32", "model.d_ff=64", "model.context=32", "train.batch_size=16",
-        "train.epochs=2", "sample.batch_size=64", f"compilation_cache={XLA_CACHE}"]
+from tests.helpers import TINY, compose_cfg
+
 
 
 def collapse(*args, cwd):
@@ -40,7 +38,6 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, args, mes
 def test_tiny_study_in_a_directory_derived_from_it(tmp_path):
     """out_dir=auto: the run directory is a function of the study, so a relaunch finds (and resumes) it."""
     from collapse.config import study_id
-    from tests.test_config import compose_cfg
 
     result = collapse(*TINY, "generations=2", "out_dir=auto", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

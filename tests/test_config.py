@@ -1,18 +1,11 @@
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from collapse.cli import _conf_dir
 from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
                              HFConfig, LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
-                             TransformerConfig, from_dict, from_hydra, register_configs, study_id, to_dict, validate)
-
-
-def compose_cfg(*overrides: str) -> Config:
-    register_configs()
-    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
-        return from_hydra(compose("config", overrides=list(overrides)))
+                             TransformerConfig, from_dict, study_id, to_dict, validate)
+from tests.helpers import compose_cfg
 
 
 def test_composed_default_equals_dataclass_defaults():
@@ -183,3 +176,23 @@ def test_config_json_records_the_transformer_size_chosen(tmp_path):
     study.check_same_study(RunDir(tmp_path), tiny)
     with pytest.raises(ConfigError, match="model.d_model"):
         study.check_same_study(RunDir(tmp_path), small)
+
+
+def test_one_registry_of_options():
+    from collapse.config import ANALYTIC_MODELS, GROUP_SCHEMAS, OPTIONS, TRANSFORMER_MODELS, option_name
+
+    assert ANALYTIC_MODELS == ("gaussian", "gmm", "categorical", "linreg")
+    assert TRANSFORMER_MODELS == ("tiny", "small", "gpt2_small")
+    assert GROUP_SCHEMAS == [(o.group, o.name, o.schema) for o in OPTIONS]
+    assert len({o.schema for o in OPTIONS}) == len(OPTIONS)  # a schema names its option: `_option` in config.json
+    assert MixConfig().name == option_name(MixConfig()) == "mix"
+    assert option_name(TransformerConfig()) == "transformer"
+
+
+def test_diff_keys_name_the_changed_leaves():
+    from collapse.config import diff_keys, flatten
+
+    a, b = to_dict(Config()), to_dict(Config(regime=MixConfig(), train=TrainConfig(lr=1e-3)))
+    assert flatten({"x": {"y": 1, "z": {"w": 2}}, "v": 3}) == {"x.y": 1, "x.z.w": 2, "v": 3}
+    assert diff_keys(a, b) == {"regime._option", "regime.human_fraction", "regime.fresh", "regime.size", "train.lr"}
+    assert diff_keys(a, a) == set()

@@ -13,8 +13,7 @@ import pytest
 
 from collapse import devices, loop
 from collapse.config import ConfigError
-from tests.test_cli import TINY
-from tests.test_config import compose_cfg
+from tests.helpers import TINY, compose_cfg
 
 
 def test_one_device_layout_and_guarded_initialize(monkeypatch):

@@ -11,23 +11,9 @@ import pytest
 
 from collapse import loop, train
 from collapse.config import DataError
-from tests.helpers import tiny_config
-from tests.test_cli import TINY
+from tests.helpers import TINY, assert_same, outputs, tiny_config
 
 CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_every=4)  # 16 steps, 4 chunks
-
-
-def outputs(path):
-    """What an uninterrupted and a resumed run must agree on, bit for bit."""
-    files = sorted(p.relative_to(path) for p in path.rglob("*.npy"))
-    return (path / "metrics.jsonl").read_text(), {f: np.load(path / f) for f in files}
-
-
-def assert_same(a, b):
-    assert a[0] == b[0]
-    assert a[1].keys() == b[1].keys()
-    for f in a[1]:
-        np.testing.assert_array_equal(a[1][f], b[1][f], err_msg=str(f))
 
 
 @pytest.fixture(scope="module")

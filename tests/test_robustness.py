@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from collapse import loop
 from collapse.config import (GROUP_SCHEMAS, Config, ConfigError, DataError, TransformerConfig, to_dict, validate)
-from tests.helpers import tiny_config
-from tests.test_resume import assert_same, outputs
+from tests.helpers import assert_same, outputs, tiny_config
 
 OPTIONS = {}
 for group, _, cls in GROUP_SCHEMAS:

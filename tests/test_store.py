@@ -112,3 +112,22 @@ def test_generation_and_replicate_directories_are_listed_past_the_name_width(tmp
     assert [store.gen(g).name for g in (3, 1000)] == ["gen_003", "gen_1000"]
     assert store.generations() == store.finished_generations() == [0, 999, 1000]
     assert store.replicates(1000) == [0, 99, 100]
+
+
+def test_jsonl_writes_rows_as_json_dumps_does_with_undefined_values_null():
+    import json
+    import math
+
+    from collapse.store import jsonl
+
+    def reference(rows):  # the generic writer: json.dumps per row, non-finite floats as null
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
+        return "".join(json.dumps({k: clean(v) for k, v in r.items()}, allow_nan=False) + "\n" for r in rows).encode()
+
+    values = [0.1, 1 / 3, 1e-300, 1e300, -0.0, 2.5, 3, None, float("nan"), float("inf"), -float("inf"),
+              np.float64(0.25), True]
+    rows = [{"generation": 1000, "replicate": 100, "metric": name, "value": v, "seed": 7}
+            for v in values for name in ("kl_true", 'odd "name" é')]
+    other = [{"generation": 0, "value": float("nan"), "metric": "x"}, {"a": [1.5, 2], "b": "é"}]  # not metric rows
+    assert jsonl(rows + other) == reference(rows + other)
+    assert [json.loads(line) for line in jsonl(rows).decode().splitlines()][16]["value"] is None  # nan

