@@ -38,32 +38,16 @@ import numpy as np
 
 from collapse import devices, train
 from collapse import sample as sampler
-from collapse.config import GROUP_SCHEMAS, TrainConfig, TransformerConfig
+from collapse.config import TrainConfig, TransformerConfig, schemas
 from collapse.families.transformer import TransformerFamily
 
 V = 256  # byte vocabulary
 BATCH = {"tiny": 64, "small": 32, "gpt2_small": 32}  # training batch per model option (the reference's too)
 
 
-def conf_dir() -> Path:
-    """conf/ beside the package in a checkout, or collapse/conf inside an installed wheel (the search of
-    `collapse.cli`, which imports Hydra)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").exists():
-            return candidate
-    raise FileNotFoundError(f"no Hydra config directory next to {here}")
-
-
 def model_option(name: str) -> TransformerConfig:
-    """The config `collapse model=<name>` composes: conf/model/<name>.yaml over its schema's defaults (read
-    with PyYAML, so the benchmark needs no Hydra)."""
-    import yaml
-
-    schema = {option: cls for group, option, cls in GROUP_SCHEMAS if group == "model"}[name]
-    values = yaml.safe_load((conf_dir() / "model" / f"{name}.yaml").read_text()) or {}
-    values.pop("defaults", None)
-    return dataclasses.replace(schema(), **values)
+    """The config `collapse model=<name>` composes: the option's schema, whose defaults are the model's shape."""
+    return schemas("model", TransformerConfig)[name]()
 
 
 @dataclass(frozen=True)

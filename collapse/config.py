@@ -110,12 +110,25 @@ class TinyConfig(TransformerConfig):
 
 @dataclass(frozen=True)
 class SmallConfig(TransformerConfig):
-    """`model=small` (conf/model/small.yaml)."""
+    """`model=small`: 3.2 M parameters (with a 256-token vocabulary)."""
+
+    d_model: int = 256
+    n_layers: int = 4
+    d_ff: int = 1024
+    context: int = 256
 
 
 @dataclass(frozen=True)
 class GPT2SmallConfig(TransformerConfig):
-    """`model=gpt2_small` (conf/model/gpt2_small.yaml)."""
+    """`model=gpt2_small`: GPT-2 small's shape (124 M parameters with a 50k vocabulary), meant for a GPU."""
+
+    d_model: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    d_ff: int = 3072
+    context: int = 1024
+    dtype: str = "bfloat16"
+    scan_layers: bool = True  # one compiled layer for all 12: faster compiles (results/benchmark.md)
 
 
 @dataclass(frozen=True)

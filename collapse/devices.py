@@ -22,7 +22,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from collapse.config import ConfigError, splits_evenly
+from collapse.errors import ConfigError
+from collapse.validate import splits_evenly
 
 log = logging.getLogger("collapse")
 

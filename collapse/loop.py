@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from collapse import regimes, report
-from collapse.config import AnalyticConfig, Config, DataError, prompt_tokens, to_dict, validate
+from collapse.config import AnalyticConfig, Config, prompt_tokens, to_dict
+from collapse.errors import DataError
+from collapse.validate import validate
 from collapse.metrics import score, tails
 from collapse.progress import Progress
 from collapse.rng import Phase, key_for, numpy_rng, replicate_keys

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, ConfigError, MixConfig,
-                             RegimeConfig, ReplaceConfig)
+from collapse.config import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, RegimeConfig, ReplaceConfig
+from collapse.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from collapse.config import DataError
+from collapse.errors import DataError
 
 PHASES = ("train", "sample", "score")
 log = logging.getLogger("collapse")

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from collapse.config import ConfigError, DataError, HFConfig
+from collapse.config import HFConfig
+from collapse.errors import ConfigError, DataError
 from collapse.data.text import limit_chars
 
 _BUILDERS = {".txt": "text", ".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}

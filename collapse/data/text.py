@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import DataError, TextConfig, TokenizedConfig
+from collapse.config import TextConfig, TokenizedConfig
+from collapse.errors import DataError
 from collapse.data import tokenizer as tokenizer_lib
 from collapse.data.tokenizer import Tokenizer
 

@@ -26,7 +26,8 @@ import numpy as np
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from collapse.config import DataError
+from collapse.errors import DataError
+from collapse.store import atomic_write
 
 BPE_FORMAT_VERSION = 1
 _INVALID_BYTE = 0xFF  # never valid in UTF-8: decodes to U+FFFD
@@ -35,18 +36,6 @@ _INVALID_BYTE = 0xFF  # never valid in UTF-8: decodes to U+FFFD
 def _hash(obj: object) -> str:
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file and `os.replace`, so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ byte
@@ -67,7 +56,7 @@ class ByteTokenizer:
         return ids.astype(np.uint8).tobytes().decode("utf-8", errors="replace")
 
     def save(self, path: str | os.PathLike) -> None:
-        _write_atomic(path, json.dumps({"type": self.kind}) + "\n")
+        atomic_write(Path(path), (json.dumps({"type": self.kind}) + "\n").encode())
 
     def fingerprint(self) -> str:
         return _hash({"type": self.kind})
@@ -120,7 +109,7 @@ class BPETokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         obj = {"type": self.kind, "version": BPE_FORMAT_VERSION, "tokenizer": json.loads(self.tok.to_str())}
-        _write_atomic(path, json.dumps(obj, ensure_ascii=False) + "\n")
+        atomic_write(Path(path), (json.dumps(obj, ensure_ascii=False) + "\n").encode())
 
     def fingerprint(self) -> str:
         model = json.loads(self.tok.to_str())["model"]

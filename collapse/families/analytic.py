@@ -1,7 +1,8 @@
 """Analytic families: all replicates and all generations of a study in one compiled program.
 
 `jax.vmap` over replicates, `lax.scan` over generations. A family is a module of pure functions of one
-replicate (`cfg` is its model config; data, statistics and parameters are pytrees of arrays):
+replicate (`cfg` is its model config; data, statistics and parameters are pytrees of arrays), the contract
+`collapse.families.protocols.AnalyticFamily`:
 
     truth(cfg) -> truth                      the ground truth, shared by every replicate and seed
     human(cfg, truth, key, n) -> data        n points of human data (leading axis n on every leaf)
@@ -33,29 +34,31 @@ Computation only: `collapse.loop` writes the run directory of an analytic study.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from collapse import regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, GMMConfig, LinRegConfig, MixConfig, ModelConfig, ReplaceConfig)
-from collapse.families import categorical, gaussian, gmm, linreg
+from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, AnalyticConfig, Config, MixConfig,
+                             ModelConfig, ReplaceConfig, schemas)
+from collapse.errors import ConfigError
+from collapse.families.protocols import AnalyticFamily
 from collapse.rng import Phase, human_key, key_for
 
-FAMILIES: dict[type, ModuleType] = {GaussianConfig: gaussian, GMMConfig: gmm, CategoricalConfig: categorical,
-                                    LinRegConfig: linreg}
+# Each analytic `model` option of the registry is implemented by the module collapse.families.<name>.
+FAMILIES: dict[type, AnalyticFamily] = {cls: importlib.import_module(f"collapse.families.{name}")
+                                        for name, cls in schemas("model", AnalyticConfig).items()}
 
 # Largest buffer of accumulated points (all replicates) that accumulate_subsample / GMM accumulate may hold.
 MAX_BUFFER = 2**28
 
 
-def family(model: ModelConfig) -> ModuleType:
+def family(model: ModelConfig) -> AnalyticFamily:
     return FAMILIES[type(model)]
 
 

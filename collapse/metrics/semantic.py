@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from collapse.config import ConfigError
+from collapse.errors import ConfigError
 
 
 def _unit_rows(emb_ND: np.ndarray) -> np.ndarray:
