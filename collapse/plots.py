@@ -52,6 +52,8 @@ def metric_curves(rows: list[dict], panels: dict[str, list[str]], path: Path) ->
     for ax, (title, names) in zip(axes, panels.items()):
         for i, name in enumerate(names):
             gens = sorted(agg[name])
+            if not gens:  # undefined in every generation (e.g. zipf_exponent of a one-type corpus)
+                continue
             stats = np.array([mean_ci(agg[name][g]) for g in gens])
             if len(names) == 1:
                 by_rep = {}

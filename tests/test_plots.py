@@ -58,3 +58,10 @@ def test_rank_frequency_bucket_bars_and_group_curves(tmp_path):
     assert plots.bucket_bars(masses, ("head", "torso", "tail"), tmp_path / "b.png").exists()
     aggs = {"regime=replace": {"kl": {0: [0.1, 0.2], 1: [0.3]}}, "regime=mix": {"kl": {0: [0.1, 0.1]}}}
     assert plots.group_curves(aggs, ["kl", "missing"], tmp_path / "g.png").exists()
+
+
+def test_metric_curves_draw_a_metric_undefined_everywhere_as_an_empty_panel(tmp_path):
+    rows = [{"generation": g, "replicate": 0, "metric": m, "value": None if m == "zipf_exponent" else 1.0 + g}
+            for g in range(3) for m in ("zipf_exponent", "kl_true")]
+    path = plots.metric_curves(rows, {"zipf_exponent": ["zipf_exponent"], "kl_true": ["kl_true"]}, tmp_path / "m.png")
+    assert path.exists()
