@@ -62,3 +62,13 @@ def assert_mean(values, expected, sd, what: str, z: float = Z) -> None:
     bound = z * sd / np.sqrt(len(values))
     assert abs(values.mean() - expected) <= bound, (
         f"{what}: mean {values.mean():.6g} vs theory {expected:.6g}, allowed ± {bound:.3g} ({z} standard errors)")
+
+
+def write_corpus(path, n_paragraphs=120, words=None):
+    """Paragraphs of 30 random words; by default words w0..w9999, so no two 16-byte blocks coincide."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    words = words or [f"w{i}" for i in range(10_000)]
+    path.write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(n_paragraphs)))
+    return str(path)

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from collapse import loop, regimes, study
+from collapse import loop, study
 from collapse.config import AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig, TextConfig
 from collapse.store import PHASES, RunDir
-from tests.helpers import tiny_config
+from tests.helpers import tiny_config, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +119,6 @@ def test_bad_input_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def write_corpus(path, n_paragraphs=120, words=None):
-    """Paragraphs of 30 random words; by default words w0..w9999, so no two 16-byte blocks coincide."""
-    rng = np.random.default_rng(0)
-    words = words or [f"w{i}" for i in range(10_000)]
-    path.write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(n_paragraphs)))
-    return str(path)
-
-
 def test_text_data_with_continuation_and_fresh_mix(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", words=["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"])
     cfg = tiny_config(data=TextConfig(path=corpus, seq_len=16, fresh_fraction=0.3),
@@ -163,46 +155,6 @@ def test_fresh_mix_on_text_without_a_reserve_is_refused_before_any_training(tmp_
                               "per generation) but the reserve data.fresh_fraction=0.0 holds 0; raise "
                               "data.fresh_fraction or lower generations")
     assert not (tmp_path / "run").exists()
-
-
-def human_configs(source, tmp_path, fresh_fraction=0.0):
-    """The same data under mix fresh=false and fresh=true, with 2 and 10 generations (grammar: a vocabulary
-    large enough that two sequences of 16 tokens practically never coincide; text: `fresh_fraction`)."""
-    if source == "grammar":
-        base = tiny_config(data=dataclasses.replace(tiny_config().data, vocab_size=512))
-    else:
-        reserve = {"fresh_fraction": fresh_fraction} if fresh_fraction else {}  # the default: 0
-        base = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16, **reserve))
-    return [dataclasses.replace(base, regime=MixConfig(human_fraction=0.1, fresh=fresh), generations=g)
-            for fresh in (False, True) for g in (2, 10)]
-
-
-@pytest.mark.parametrize("source", ["grammar", "text"])
-def test_human_train_split_is_the_same_for_any_regime_and_generations(source, tmp_path):
-    humans = [study.load_humans(cfg, RunDir(tmp_path / "run"))[0] for cfg in human_configs(source, tmp_path)]
-    for human in humans[1:]:
-        for split in ("train", "valid", "test"):
-            np.testing.assert_array_equal(getattr(human, split), getattr(humans[0], split), err_msg=split)
-
-
-@pytest.mark.parametrize("source", ["grammar", "text"])
-def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
-    """The human rows generation g >= 1 trains on under mix fresh=true are in no split and no other generation."""
-    cfg = human_configs(source, tmp_path, fresh_fraction=0.5)[-1]  # fresh=true, 10 generations
-    human = study.load_humans(cfg, RunDir(tmp_path / "run"))[0]
-    seen = {tuple(row) for split in (human.train, human.valid, human.test) for row in split}
-    assert len(seen) == len(human.train) + len(human.valid) + len(human.test)
-    n_h = regimes.fresh_per_generation(cfg.regime, len(human.train))
-    assert n_h == round(0.1 * len(human.train)) > 0
-    if source == "grammar":
-        assert len(human.fresh) == 9 * n_h  # the rows the study needs, drawn from the truth
-    regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), 0.5)
-    synthetic = np.zeros((len(human.train), 16), np.int32)
-    for g in range(1, 10):
-        ts = regimes.build(cfg.regime, g, human.train, human.fresh, [synthetic] * g, np.random.default_rng(g))
-        rows = {tuple(row) for row in ts.tokens[ts.provenance == -1]}
-        assert len(rows) == n_h and seen.isdisjoint(rows), f"generation {g}"
-        seen |= rows
 
 
 def test_raising_generations_extends_a_fresh_mix_grammar_study(tmp_path):

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from collapse.config import GrammarConfig, MetricsConfig
+from collapse.config import MetricsConfig
 from collapse.data import HumanData, grammar, load_human
 from collapse.data.tokenizer import ByteTokenizer
 from collapse.metrics import score, tails

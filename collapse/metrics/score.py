@@ -122,7 +122,7 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
     Everything about the samples, and every reference, is taken at positions `first`..T-1 (`refs[r].first`):
     in continuation mode a sample is its human prompt followed by the model's continuation, and only the
     continuation is scored (given its prompt)."""
-    (n_test, T), first, truth = humans[0].test.shape, refs[0].first, humans[0].truth
+    T, first, truth = humans[0].test.shape[1], refs[0].first, humans[0].truth
     n = T - first  # scored tokens per sequence
     test_RNT = np.stack([h.test for h in humans])
     test_lp_RN = family.logprob(params_R, test_RNT)
