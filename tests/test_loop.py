@@ -102,6 +102,28 @@ def test_resume_recomputes_nothing_and_extends(finished, tmp_path):
     assert rows[: len(rows) * 2 // 3] == [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_resume_reads_only_the_checkpoints_it_needs(finished, tmp_path, monkeypatch):
+    """A finished study reads no checkpoint; extending it (train.init=scratch) reads generation 0's, the judge
+    of the new generation's samples, and no other; a damaged checkpoint is retrained when it is needed."""
+    import shutil
+
+    cfg, path = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    loaded, real = [], RunDir.load_params
+    monkeypatch.setattr(RunDir, "load_params", lambda self, g, abstract: loaded.append(g) or real(self, g, abstract))
+    loop.run(cfg, copy)
+    assert loaded == []
+    victim = next(p for p in sorted((copy / "gen_000" / "checkpoint").rglob("*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes() + b"damage")
+    loop.run(dataclasses.replace(cfg, generations=3), copy)
+    assert loaded == []  # the damaged judge was retrained, not read
+    rows = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert rows[: len(rows) * 2 // 3] == [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    loop.run(dataclasses.replace(cfg, generations=4), copy)
+    assert loaded == [0]  # intact now: read once, as the judge of generation 3
+
+
 def test_a_different_study_in_the_same_directory_is_refused(finished):
     cfg, path = finished
     with pytest.raises(ConfigError, match="regime"):
