@@ -66,9 +66,9 @@ def validate(cfg: Config) -> None:
     _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
     _validate_regime(r)
     if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
+        _validate_analytic(m)
         _check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
                f"model={option_name(m)} has one model: drop model_schedule")
-        _validate_analytic(m)
         return
 
     _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", _choose("data"))
