@@ -313,6 +313,10 @@ class Config:
     tracking: str = "none"  # none | tensorboard | wandb (optional extras; see collapse/tracking.py)
     wandb_project: str = "collapse"
     wandb_mode: str = "offline"  # offline | online
+    # `model` options per generation (generation g: entry g, the last repeating; empty: the `model` group for
+    # every generation). An entry is its option's sizes; the entry naming the `model` group's option is that
+    # group as configured (`model=tiny model.d_model=64 model_schedule=[small,tiny]`). See `generation_model`.
+    model_schedule: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -435,6 +439,22 @@ def study_id(cfg: Config) -> str:
     model = values["model"]["_option"]
     source = model if isinstance(cfg.model, AnalyticConfig) else f"{values['data']['_option']}-{model}"
     return f"{source}-{values['regime']['_option']}-seed{cfg.seed}-{digest}"
+
+
+def schedule_name(cfg: Config, g: int) -> str:
+    """The `model` option that trains generation g (`model_schedule`, the last entry repeating)."""
+    if not cfg.model_schedule:
+        return option_name(cfg.model)
+    return cfg.model_schedule[min(g, len(cfg.model_schedule) - 1)]
+
+
+def generation_model(cfg: Config, g: int) -> ModelConfig:
+    """Generation g's model config: the `model` group, or the `model_schedule` entry's option (the `model` group
+    itself where the entry names its option, so its overrides apply)."""
+    name = schedule_name(cfg, g)
+    if name == option_name(cfg.model):
+        return cfg.model
+    return _BY_NAME[("model", name)].schema()
 
 
 def prompt_tokens(cfg: Config) -> int:

@@ -35,7 +35,9 @@ def _root_schema(missing: Any) -> type:
     """`Config` for Hydra: groups untyped and unset (the defaults list picks an option, whose own schema
     types it; OmegaConf would make a node typed by a frozen dataclass read-only)."""
     hints = typing.get_type_hints(Config)
-    fields = [(f.name, Any, field(default=missing)) if f.name in GROUPS else (f.name, hints[f.name], f.default)
+    fields = [(f.name, Any, field(default=missing)) if f.name in GROUPS
+              else (f.name, hints[f.name], field(default_factory=f.default_factory))
+              if f.default is dataclasses.MISSING else (f.name, hints[f.name], f.default)
               for f in dataclasses.fields(Config)]
     return dataclasses.make_dataclass("ConfigSchema", fields)
 

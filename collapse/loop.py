@@ -2,7 +2,8 @@
 
     for generation g = 0, 1, ...:
         training set  = regime(human data, samples of generations < g)     (generation 0: the human train split)
-        model_g       = fit(init, training set)                             -> checkpoint
+        depth_g       = mean synthetic depth of the training set            (human 0, a sample of j: 1 + depth_j)
+        model_g       = fit(init, training set)                             -> checkpoint, provenance.json
         samples_g     = sample(model_g)                                     -> the synthetic corpus
         metrics_g     = score(model_g, model_0, samples_g, human data)      -> metrics.jsonl, report
 
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse import regimes, report
-from collapse.config import AnalyticConfig, Config, prompt_tokens, to_dict
+from collapse import provenance, regimes, report
+from collapse.config import AnalyticConfig, Config, prompt_tokens, schedule_name, to_dict
 from collapse.errors import DataError
 from collapse.validate import validate
 from collapse.metrics import score, tails
@@ -57,13 +58,15 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
         save_human(study)
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
                  store.path, cfg.generations, cfg.replicates, cfg.regime.name, study.device,
-                 "replicate" if study.family.layout.by_replicate or study.family.layout.n == 1 else "batch")
+                 "replicate" if study.layout.by_replicate or study.layout.n == 1 else "batch")
         model_0 = model = None
         synthetic: list[list[np.ndarray]] = []  # [generation][replicate] -> samples [N, T]
+        depths: list[np.ndarray] = []  # [generation] -> [R] mean synthetic depth of its training set
         for g in range(cfg.generations):
             t0 = time.perf_counter()
             train_sets = _training_sets(study, g, synthetic)
-            model = _fit(study, g, train_sets, model_0, model, tracker)
+            depths.append(provenance.mean_depths([ts.provenance for ts in train_sets], depths))
+            model = _fit(study, g, train_sets, depths[g], model_0, model, tracker)
             model_0 = model_0 or model
             synthetic.append(_sample(study, g, model))
             rows = _score(study, g, model, model_0, synthetic[g])
@@ -106,11 +109,12 @@ def _training_sets(study: Study, g: int, synthetic: list[list[np.ndarray]]) -> l
             for r, human in enumerate(study.humans)]
 
 
-def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None, previous: Model | None,
-         tracker) -> Model:
+def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R: np.ndarray, model_0: Model | None,
+         previous: Model | None, tracker) -> Model:
     """Generation g's model: trained on `sets` (from scratch, or from generation 0's or the previous model,
-    `train.init`) and checkpointed, or loaded from its checkpoint when a later phase first needs it."""
-    cfg, store, family, R = study.cfg, study.store, study.family, study.replicates
+    `train.init`) and checkpointed, with the training sets' provenance (`_provenance`), or loaded from its
+    checkpoint when a later phase first needs it."""
+    cfg, store, family, R = study.cfg, study.store, study.family(g), study.replicates
 
     def load():
         if not store.verify(g, "train", only=store.checkpoint(g)):
@@ -118,12 +122,14 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model |
         return store.load_params(g, family.abstract(R))
 
     def compute():
-        outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g)]
+        outputs = [store.gen(g) / "manifest.json", store.gen(g) / "train_loss.npy", store.checkpoint(g),
+                   store.gen(g) / "provenance.json"]
         for r, ts in enumerate(sets):
             _save(outputs, store.rep(g, r) / "train_provenance.npy", ts.provenance)
             _save(outputs, store.rep(g, r) / "train_index.npy", ts.index)
         save_json(store.gen(g) / "manifest.json", {
-            "generation": g, "regime": cfg.regime.name,
+            "generation": g, "regime": cfg.regime.name, "model": schedule_name(cfg, g),
+            "parameters": family.parameter_count(),
             "prompt_tokens": prompt_tokens(cfg),  # the first this many tokens of every synthetic row are human
             "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()}
                            for r, ts in enumerate(sets)]})
@@ -135,6 +141,7 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model |
         store.save_params(g, params)
         save_array(store.gen(g) / "train_loss.npy", losses)
         store.drop_train_checkpoints(g)
+        _provenance(study, g, sets, depths_R, params if g == 0 else model_0(), outputs)
         return params, outputs, {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
 
     if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
@@ -144,9 +151,31 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model |
     return lambda: params
 
 
+def _provenance(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R: np.ndarray, params0_R,
+                outputs: list[Path]) -> None:
+    """Generation g's training sets' lineage (`collapse.provenance`): each example's label source and, in
+    continuation mode, the human row its prefix comes from; `provenance.json`, whose per-origin scores take one
+    forward pass of generation 0's model over the training set (and, on the grammar, the exact truth)."""
+    cfg, store, P = study.cfg, study.store, prompt_tokens(study.cfg)
+    labels = [provenance.label_sources(cfg, g, ts.provenance) for ts in sets]
+    for r, ts in enumerate(sets):
+        _save(outputs, store.rep(g, r) / "train_label_source.npy", labels[r])
+        if P:
+            _save(outputs, store.rep(g, r) / "train_prompt_row.npy",
+                  provenance.prompt_rows(ts.provenance, ts.index, lambda j: _prompt_index(study, j, r)))
+    tokens_RNT = np.stack([ts.tokens for ts in sets])
+    n = tokens_RNT.shape[2] - P  # scored tokens per example, as in the metrics
+    ppl0_RN = np.exp(-study.family(0).logprob(params0_R, tokens_RNT, skip=P).astype(np.float64) / n)
+    truths = [human.truth for human in study.humans]
+    true_nll = None if truths[0] is None else [-score.true_logprob(t, ts.tokens, P) / n for t, ts in zip(truths, sets)]
+    save_json(store.gen(g) / "provenance.json", provenance.generation_record(
+        g, schedule_name(cfg, g), study.family(g).parameter_count(), P, [ts.provenance for ts in sets], labels,
+        depths_R, list(ppl0_RN), true_nll))
+
+
 def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[object, np.ndarray]:
     """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
-    cfg, store, family = study.cfg, study.store, study.family
+    cfg, store, family = study.cfg, study.store, study.family(g)
     steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
     rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(study.replicates)]
     checkpoints = None
@@ -168,6 +197,12 @@ def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[o
         return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints)
 
 
+def _prompt_index(study: Study, g: int, r: int) -> np.ndarray:
+    """Continuation mode: the human train rows whose prefixes generation g's samples of replicate r continue."""
+    n = study.cfg.sample.num_sequences or study.n_train
+    return numpy_rng(key_for(study.cfg.seed, g, r, Phase.SAMPLE)).choice(study.n_train, n, replace=n > study.n_train)
+
+
 def _sample(study: Study, g: int, model: Model) -> list[np.ndarray]:
     """Generation g's synthetic corpus per replicate `[N, T]`: sequences from BOS, or in continuation mode
     a human train prefix of P tokens followed by the model's continuation of T - P tokens."""
@@ -176,14 +211,12 @@ def _sample(study: Study, g: int, model: Model) -> list[np.ndarray]:
     def compute():
         n, P = s.num_sequences or study.n_train, prompt_tokens(cfg)
         if P:
-            index = [numpy_rng(key_for(cfg.seed, g, r, Phase.SAMPLE)).choice(study.n_train, n,
-                                                                              replace=n > study.n_train)
-                     for r in range(R)]
+            index = [_prompt_index(study, g, r) for r in range(R)]
             prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
         else:
             index, prompts = None, np.zeros((R, n, 0), np.int32)
         with Progress(n, f"gen {g} sample", "seq") as bar:
-            new = study.family.sample(model(), prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
+            new = study.family(g).sample(model(), prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
                                       cfg.data.seq_len - P, on_batch=lambda b: bar.update(min(b, n - bar.done)))
         tokens = np.concatenate([prompts.astype(np.int32), new], axis=2)
         outputs = []
@@ -209,8 +242,8 @@ def _score(study: Study, g: int, model: Model, model_0: Model, samples: list[np.
         rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.SCORE)) for r in range(study.replicates)]
         params = model()
         params_0 = params if model_0 is model else model_0()
-        values, arrays = score.generation_metrics(cfg.metrics, study.family, params, params_0, study.humans,
-                                                  study.refs, samples, rngs)
+        values, arrays = score.generation_metrics(cfg.metrics, study.family(g), params, params_0, study.humans,
+                                                  study.refs, samples, rngs, family0=study.family(0))
         outputs = [store.gen(g) / "metrics.jsonl"]
         for r, named in enumerate(arrays):
             for name, array in named.items():

@@ -170,3 +170,27 @@ def group_curves(aggs: dict[str, dict], names: list[str], path: Path) -> Path:
                bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(labels) / 3)))
     fig.tight_layout()
     return save(fig, path)
+
+
+def provenance(shares: dict[int, dict[str, float]], depths: dict[int, float], path: Path) -> Path:
+    """Left: the training set's composition by origin per generation (stacked shares: human, then the samples of
+    each generation). Right: the mean synthetic depth of each generation's training set."""
+    gens = sorted(shares)
+    origins = sorted({o for s in shares.values() for o in s}, key=lambda o: -1 if o == "human" else int(o[4:]))
+    last = max([int(o[4:]) for o in origins if o != "human"], default=0)
+    cmap = plt.get_cmap("viridis")
+    colors = ["0.55" if o == "human" else cmap(int(o[4:]) / max(last, 1)) for o in origins]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    stack = np.array([[shares[g].get(o, 0.0) for g in gens] for o in origins])
+    ax.stackplot(gens, stack, labels=[o.replace("_", " ") for o in origins], colors=colors, step=None)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("share of the training set")
+    ax.set_ylim(0, 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1), ncol=1 + len(origins) // 16)
+    ax2.plot(gens, [depths[g] for g in gens], marker="o" if len(gens) <= 50 else None, ms=3, color="C3")
+    ax2.set_xlabel("generation")
+    ax2.set_ylabel("mean synthetic depth")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return save(fig, path)

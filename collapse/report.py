@@ -163,6 +163,36 @@ def _phases_table(store: RunDir) -> str:
     return markdown_table(["generation", *PHASES, "device"], body)
 
 
+def _provenance_section(store: RunDir) -> list[str]:
+    """The model of each generation, its training set's composition by origin (mean share over replicates) and
+    mean synthetic depth (`provenance.json`), as a table and `figures/provenance.png`; [] if none is written."""
+    from collapse import plots
+
+    records = {}
+    for g in store.generations():
+        path = store.gen(g) / "provenance.json"
+        if path.exists() and store.is_done(g, "train"):
+            try:
+                records[g] = load_json(path)
+            except DataError:
+                continue
+    if not records:
+        return []
+    shares = {g: {o: float(np.mean([rep["by_origin"].get(o, 0) / rep["size"] for rep in rec["replicates"]]))
+                  for o in {o for rep in rec["replicates"] for o in rep["by_origin"]}} for g, rec in records.items()}
+    depths = {g: rec["mean_depth"] for g, rec in records.items()}
+    figure = plots.provenance(shares, depths, store.path / "figures" / "provenance.png")
+    body = [[str(g), rec["model"], f"{rec['parameters']:,}", f"{shares[g].get('human', 0.0):.3g}", f"{depths[g]:.4g}",
+             ", ".join(f"{o} {s:.3g}" for o, s in sorted(shares[g].items(), key=lambda x: -x[1])[:4])]
+            for g, rec in records.items()]
+    return ["## Provenance", "", "Each generation's model and training set: the share of human data and of each "
+            "generation's samples (mean over replicates; largest four listed) and the mean synthetic depth (human "
+            "data 0, a sample of generation j: 1 + the mean depth of generation j's training set). Per-origin "
+            "scores: gen_XXX/provenance.json.", "",
+            markdown_table(["generation", "model", "parameters", "human share", "mean depth", "composition"], body),
+            "", f"![provenance]({figure.relative_to(store.path)})", ""]
+
+
 def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     """(Re)write `report.md` and `figures/` from what the run directory holds now (`rows`: its metrics.jsonl,
     when the caller has them at hand)."""
@@ -218,7 +248,7 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
                   f"compiled program: {info['seconds']:.2f} s (+ {info['compile_seconds']:.2f} s compilation) on "
                   f"{info['device']}.", ""]
     else:
-        lines += ["## Phases", "", _phases_table(store)]
+        lines += [*_provenance_section(store), "## Phases", "", _phases_table(store)]
     path = store.path / "report.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode())
     return path

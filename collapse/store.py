@@ -13,7 +13,9 @@
     <run>/gen_003/rep_00/samples.npy, provenance.npy             its synthetic corpus [N, T] and [N] (= 3)
     <run>/gen_003/rep_00/ppl_gen0.npy, ppl_self.npy, ppl_test.npy, token_counts.npy, true_logprob.npy
                                       per-sequence / per-type arrays of the score phase
-    <run>/gen_003/manifest.json       training-set composition per replicate
+    <run>/gen_003/rep_00/train_label_source.npy, train_prompt_row.npy   label sources; continuation: prompt rows
+    <run>/gen_003/manifest.json       training-set composition per replicate, the model option and its parameters
+    <run>/gen_003/provenance.json     the training set's lineage (collapse.provenance)
     <run>/gen_003/metrics.jsonl       this generation's metric rows
     <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device, digests of the outputs)
     <run>/metrics.jsonl               all finished generations' rows, rebuilt atomically after each one

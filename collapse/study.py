@@ -16,7 +16,7 @@ import numpy as np
 
 from collapse import devices, regimes
 from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, Config, TokenizedConfig, diff_keys, from_dict,
-                             prompt_tokens, to_dict)
+                             generation_model, prompt_tokens, schedule_name, to_dict)
 from collapse.errors import ConfigError, DataError
 from collapse.validate import batch_sizes
 from collapse.data import HumanData, load_human, per_replicate
@@ -34,8 +34,16 @@ class Study:
     store: RunDir
     humans: list[HumanData]  # [R]: each replicate's human data (on text one object, shared)
     refs: list[score.Reference]  # [R]: what each replicate's metrics compare with
-    family: TransformerFamily
+    families: dict[str, TransformerFamily]  # one per `model` option the study trains (`model_schedule`)
     device: str  # "<count> x <kind>", recorded in the phase markers
+
+    def family(self, g: int) -> TransformerFamily:
+        """The family of generation g's model (its graph and parameter shapes)."""
+        return self.families[schedule_name(self.cfg, g)]
+
+    @property
+    def layout(self) -> devices.Layout:
+        return self.family(0).layout
 
     @property
     def replicates(self) -> int:
@@ -81,9 +89,12 @@ def open_study(cfg: Config, store: RunDir) -> Study:
         regimes.check_fresh(cfg.regime, cfg.generations, n_train, len(humans[0].fresh), cfg.data.fresh_fraction)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for h in humans}
-    family = TransformerFamily(cfg.model, humans[0].vocab_size, layout)
+    families: dict[str, TransformerFamily] = {}
+    for g in range(max(len(cfg.model_schedule), 1)):  # the last entry repeats
+        if schedule_name(cfg, g) not in families:
+            families[schedule_name(cfg, g)] = TransformerFamily(generation_model(cfg, g), humans[0].vocab_size, layout)
     device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
-    return Study(cfg, store, humans, [refs[id(h)] for h in humans], family, device)
+    return Study(cfg, store, humans, [refs[id(h)] for h in humans], families, device)
 
 
 def load_humans(cfg: Config, store: RunDir) -> list[HumanData]:

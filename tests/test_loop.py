@@ -124,6 +124,25 @@ def test_resume_reads_only_the_checkpoints_it_needs(finished, tmp_path, monkeypa
     assert loaded == [0]  # intact now: read once, as the judge of generation 3
 
 
+def test_a_model_schedule_trains_each_generation_at_its_size(tmp_path):
+    """A large teacher, then smaller students: each generation's model and parameter count in its manifest and
+    the report; the samples of a small student judged by the (larger) generation-0 model."""
+    cfg = tiny_config(model_schedule=["tiny", "transformer"], generations=3)  # tiny at its sizes, then TINY_MODEL
+    loop.run(cfg, tmp_path)
+    manifests = [json.loads((tmp_path / f"gen_{g:03d}" / "manifest.json").read_text()) for g in range(3)]
+    assert [(m["model"], m["parameters"]) for m in manifests] == [("tiny", 417408), ("transformer", 19232),
+                                                                   ("transformer", 19232)]
+    judged = json.loads((tmp_path / "gen_001" / "provenance.json").read_text())["replicates"][0]["scores"]["gen_0"]
+    ppl0 = np.load(tmp_path / "gen_000" / "rep_00" / "ppl_gen0.npy")  # generation 0's samples by generation 0
+    assert judged["ppl_gen0"] == pytest.approx(ppl0.astype(np.float64).mean(), rel=1e-5)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {r["generation"] for r in rows} == {0, 1, 2} and all(np.isfinite(r["value"]) for r in rows)
+    assert "| 0 | tiny | 417,408 |" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ConfigError, match="train.init=previous starts generation 1 \\(transformer\\)"):
+        loop.run(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init="previous")), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_different_study_in_the_same_directory_is_refused(finished):
     cfg, path = finished
     with pytest.raises(ConfigError, match="regime"):

@@ -45,9 +45,11 @@ def test_mid_generation_checkpoint_resumes_exactly(reference, tmp_path, monkeypa
     assert_same(outputs(tmp_path), outputs(ref))
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path):
-    """Kill the command at random moments (seeded), rerun it each time: the same numbers and samples."""
-    overrides = [*TINY, "train.epochs=4", "train.checkpoint_every=4", "generations=3"]
+@pytest.mark.parametrize("schedule", [[], ["model=small", "model_schedule=[tiny,small]"]], ids=["one_size", "schedule"])
+def test_sigkill_at_random_points_then_resume(tmp_path, schedule):
+    """Kill the command at random moments (seeded), rerun it each time: the same numbers and samples. With a
+    schedule: generation 0 is `tiny` at its sizes (0.4 M parameters), later ones `small` cut to the TINY shape."""
+    overrides = [*TINY, "train.epochs=4", "train.checkpoint_every=4", "generations=3", *schedule]
     ref, run = tmp_path / "ref", tmp_path / "killed"
     cmd = [sys.executable, "-m", "collapse.cli", *overrides, f"out_dir={run}"]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -67,6 +69,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         break
     assert kills >= 2  # the test exercised resumption
     assert_same(outputs(run), outputs(ref))
+    if schedule:
+        import json
+
+        models = [json.loads((run / f"gen_{g:03d}" / "manifest.json").read_text())["model"] for g in range(3)]
+        assert models == ["tiny", "small", "small"]
 
 
 def test_two_processes_never_share_a_run_directory(reference):

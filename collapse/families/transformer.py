@@ -79,6 +79,11 @@ class TransformerFamily:
         """Fresh parameters, one set per key."""
         return self.layout.put(jax.jit(jax.vmap(self._make))(keys_R), self.layout.params())
 
+    def parameter_count(self) -> int:
+        """Parameters of one replicate's model."""
+        shapes = jax.eval_shape(self._make, jax.random.key(0))
+        return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+
     def abstract(self, replicates: int) -> nnx.State:
         """Shapes, dtypes and shardings of `init`'s output, for restoring checkpoints."""
         shapes = jax.eval_shape(jax.vmap(self._make), jax.random.split(jax.random.key(0), replicates))

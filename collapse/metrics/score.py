@@ -111,11 +111,12 @@ def true_logprob(truth, tokens_NT: np.ndarray, first: int = 0) -> np.ndarray:
 
 
 def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: list, refs: list[Reference],
-                       samples: list[np.ndarray], rngs: list[np.random.Generator]
+                       samples: list[np.ndarray], rngs: list[np.random.Generator], family0=None
                        ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]]]:
     """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]` `[N, T]`), against
     that replicate's human data and references (`humans[r]`, `refs[r]`), the samples also scored by the same
-    replicate's generation-0 model (`params0_R`); and per replicate the arrays to keep: per-sequence
+    replicate's generation-0 model (`params0_R`, of `family0`: the family of generation 0's model, when a
+    `model_schedule` gives it another size; default `family`); and per replicate the arrays to keep: per-sequence
     perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the corpus' `token_counts`
     `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32).
 
@@ -129,7 +130,8 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
     mass_RV = family.next_token_mass(params_R, test_RNT, first=first)
     samples_RNT = np.stack(samples)
     self_lp_RN = family.logprob(params_R, samples_RNT, skip=first)
-    gen0_lp_RN = self_lp_RN if params0_R is params_R else family.logprob(params0_R, samples_RNT, skip=first)
+    gen0_lp_RN = self_lp_RN if params0_R is params_R else (family0 or family).logprob(params0_R, samples_RNT,
+                                                                                        skip=first)
     if truth is not None:  # KL(true || model) of the scored positions given the ones before
         test_cond_lp_RN = test_lp_RN if first == 0 else family.logprob(params_R, test_RNT, skip=first)
 

@@ -1,0 +1,112 @@
+"""`collapse-lineage RUN_DIR GENERATION ROW [--replicate R]`: the chain behind one training example.
+
+Prints where row ROW of generation GENERATION's training set came from (a human train row, a fresh-reserve
+row, or a sample row of generation j, with, in continuation mode, the human train row whose prefix it
+continues), its label source, and for each generation up the chain the model and what it was trained on,
+down to human data. Reads only the run directory: `gen_XXX/rep_XX/train_provenance.npy`, `train_index.npy`,
+`train_label_source.npy`, `prompt_index.npy`, and each generation's `provenance.json` (or, for runs written
+before it, `manifest.json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from collapse.errors import DataError
+from collapse.provenance import label_name
+from collapse.store import RunDir, load_array, load_json
+
+
+def _record(store: RunDir, g: int) -> dict:
+    """Generation g's provenance.json, else its manifest.json (composition under "counts")."""
+    path = store.gen(g) / "provenance.json"
+    if path.exists():
+        return load_json(path)
+    manifest = load_json(store.gen(g) / "manifest.json")  # DataError naming the file if missing
+    return {**manifest, "replicates": [{**rep, "by_origin": rep["counts"]} for rep in manifest["replicates"]]}
+
+
+def _array(store: RunDir, g: int, r: int, name: str) -> np.ndarray:
+    return load_array(store.rep(g, r) / f"{name}.npy")
+
+
+def _human_train_size(store: RunDir, r: int) -> int:
+    """Rows of the human train split replicate r trained on (its own on the grammar, else the shared one)."""
+    path = store.human("train", r if store.human_replicates() else None)
+    return len(np.load(path, mmap_mode="r")) if path.exists() else len(load_array(path))
+
+
+def _model(rec: dict) -> str:
+    if "model" not in rec:
+        return ""
+    params = f", {rec['parameters']:,} parameters" if "parameters" in rec else ""
+    return f" (model {rec['model']}{params})"
+
+
+def _composition(rep: dict) -> str:
+    counts = sorted(rep["by_origin"].items(), key=lambda x: (x[0] != "human", int(x[0][4:]) if x[0] != "human" else 0))
+    text = ", ".join(f"{origin} {n}" for origin, n in counts)
+    depth = f"; mean synthetic depth {rep['mean_depth']:.4g}" if "mean_depth" in rep else ""
+    return f"{sum(rep['by_origin'].values())} rows: {text}{depth}"
+
+
+def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) -> list[str]:
+    """The lines `collapse-lineage` prints."""
+    store = RunDir(run_dir)
+    if not (store.path / "config.json").exists():
+        raise DataError(store.path / "config.json", "missing: not a collapse run directory")
+    prov_path = store.rep(generation, replicate) / "train_provenance.npy"
+    origins, index = load_array(prov_path), _array(store, generation, replicate, "train_index")
+    if not 0 <= row < len(origins):
+        raise DataError(prov_path, f"has {len(origins)} training rows; row {row} is out of range")
+    rec = _record(store, generation)
+    P = rec.get("prompt_tokens", 0)
+    j, i = int(origins[row]), int(index[row])
+    lines = [f"generation {generation}, replicate {replicate}, training row {row}:"]
+    if j < 0:
+        n_train = _human_train_size(store, replicate)
+        lines.append(f"  origin: human train row {i}" if i < n_train else
+                     f"  origin: human, fresh reserve row {i - n_train} (never trained on before)")
+    else:
+        source = f"  origin: sample row {i} of generation {j}"
+        if P:
+            prompt = int(_array(store, j, replicate, "prompt_index")[i])
+            source += f", continuing the first {P} tokens of human train row {prompt}"
+        lines.append(source)
+    label_path = store.rep(generation, replicate) / "train_label_source.npy"
+    label = int(load_array(label_path)[row]) if label_path.exists() else -1
+    lines.append(f"  labels: {'hard (its own tokens)' if label < 0 else label_name(label)}")
+    lines.append(f"generation {generation}{_model(rec)} trained on {_composition(rec['replicates'][replicate])}")
+    todo = {j} if j >= 0 else set()
+    seen: set[int] = set()
+    while todo:  # every generation whose samples reach this example, newest first
+        k = max(todo)
+        todo.remove(k)
+        seen.add(k)
+        rep = _record(store, k)["replicates"][replicate]
+        lines.append(f"  generation {k}{_model(_record(store, k))} was trained on {_composition(rep)}")
+        todo |= {int(o[4:]) for o in rep["by_origin"] if o != "human"} - seen
+    lines.append("  human data: the chain ends here")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="collapse-lineage", description=__doc__.split("\n\n")[1])
+    parser.add_argument("run_dir")
+    parser.add_argument("generation", type=int)
+    parser.add_argument("row", type=int, help="row of that generation's training set")
+    parser.add_argument("--replicate", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        print("\n".join(chain(args.run_dir, args.generation, args.row, args.replicate)))
+    except DataError as e:
+        print(f"collapse-lineage: input error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Provenance: where every training example came from, what labels it was trained on, how deep in the chain of
+generations it sits, and how generation 0 and (on the grammar) the truth judge each origin's examples.
+
+Per example (arrays of the train phase, `gen_XXX/rep_XX/`): `train_provenance.npy` (origin: -1 human, j a sample
+of generation j), `train_index.npy` (row in its pool), `train_label_source.npy` (`label_sources`: -1 hard labels,
+the example's own tokens; j soft labels from generation j's model) and, in continuation mode,
+`train_prompt_row.npy` (the human train row whose first `prompt_tokens` tokens begin a synthetic example; -1 for
+human examples). Per generation, `provenance.json` (`generation_record`): the composition by origin and by label
+source, the mean synthetic depth and the per-origin scores of each replicate's training set.
+
+Synthetic depth: a human example has depth 0; a sample of generation j has depth 1 + D_j, where D_j is the mean
+depth of generation j's training set (so D_g = sum_j n_j / N (1 + D_j) over the origins j of generation g's set).
+It is computed from every example's origin, hence exact under every regime: replace gives D_g = g, mix with a
+human share h gives D_g = (1 - h)(1 + D_{g-1}), accumulate (equal human and sample sizes) D_g = H_{g+1} - 1.
+All functions are pure functions of arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+HARD = -1  # label source of an example trained on its own tokens
+
+
+def origin_name(j: int) -> str:
+    """"human" for -1, else "gen_<j>" (the keys of manifest.json's counts)."""
+    return "human" if j < 0 else f"gen_{j}"
+
+
+def label_name(j: int) -> str:
+    """"hard" for -1 (the example's tokens), else "soft_gen_<j>" (generation j's next-token distributions)."""
+    return "hard" if j < 0 else f"soft_gen_{j}"
+
+
+def label_sources(cfg, g: int, provenance_N: np.ndarray) -> np.ndarray:
+    """Each training example's label source `[N]` int32: -1 for hard labels, j for soft labels from generation
+    j's model. Every example is trained on its own tokens (cross-entropy on the sampled or human text), so all
+    are -1; a distillation target (soft labels from a teacher) sets j here."""
+    return np.full(len(provenance_N), HARD, np.int32)
+
+
+def counts(values_N: np.ndarray, name: Callable[[int], str] = origin_name) -> dict[str, int]:
+    """{name(value): how many}: examples by origin (or by label source with `label_name`), in value order."""
+    values, n = np.unique(values_N, return_counts=True)
+    return {name(int(v)): int(c) for v, c in zip(values, n)}
+
+
+def depth_of(provenance_N: np.ndarray, depths: Sequence[float]) -> np.ndarray:
+    """Each example's synthetic depth `[N]`: 0 for human data, 1 + depths[j] for a sample of generation j."""
+    table = np.concatenate([np.asarray(depths, np.float64), [-1.0]])  # index -1 (human) reads 1 + -1 = 0
+    return 1.0 + table[np.asarray(provenance_N)]
+
+
+def mean_depths(provenance: Sequence[np.ndarray], earlier: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean synthetic depth `[R]` of each replicate's training set (`provenance[r]`), given the mean depths of
+    the earlier generations' training sets (`earlier[j]` `[R]`)."""
+    return np.array([depth_of(p, [float(d[r]) for d in earlier]).mean() for r, p in enumerate(provenance)])
+
+
+def prompt_rows(provenance_N: np.ndarray, index_N: np.ndarray, prompt_index: Callable[[int], np.ndarray]
+                ) -> np.ndarray:
+    """Continuation mode: for each example, the human train row whose prefix begins it (`prompt_index(j)`: the
+    rows generation j's samples continue), -1 for a human example."""
+    out = np.full(len(provenance_N), -1, np.int64)
+    for j in np.unique(provenance_N[provenance_N >= 0]):
+        rows = provenance_N == j
+        out[rows] = prompt_index(int(j))[index_N[rows]]
+    return out
+
+
+def origin_scores(provenance_N: np.ndarray, ppl_gen0_N: np.ndarray, true_nll_N: np.ndarray | None
+                  ) -> dict[str, dict[str, float]]:
+    """Per origin: the mean generation-0 perplexity of its examples and, on the grammar, their mean true NLL per
+    token (nats)."""
+    out = {}
+    for j in np.unique(provenance_N):
+        rows = provenance_N == j
+        entry = {"ppl_gen0": float(np.mean(ppl_gen0_N[rows], dtype=np.float64))}
+        if true_nll_N is not None:
+            entry["true_nll"] = float(np.mean(true_nll_N[rows], dtype=np.float64))
+        out[origin_name(int(j))] = entry
+    return out
+
+
+def generation_record(g: int, model: str, parameters: int, prompt_tokens: int, provenance: list[np.ndarray],
+                      labels: list[np.ndarray], depths_R: np.ndarray, ppl_gen0: list[np.ndarray],
+                      true_nll: list[np.ndarray] | None) -> dict:
+    """Generation g's `provenance.json`: per replicate its training set's composition by origin and by label
+    source, its mean synthetic depth and the per-origin scores (per-example generation-0 perplexity and true NLL
+    per token over the scored positions `prompt_tokens`..T-1)."""
+    reps = [{"replicate": r, "size": len(p), "by_origin": counts(p), "by_label_source": counts(labels[r], label_name),
+             "mean_depth": float(depths_R[r]),
+             "scores": origin_scores(p, ppl_gen0[r], None if true_nll is None else true_nll[r])}
+            for r, p in enumerate(provenance)]
+    return {"generation": g, "model": model, "parameters": parameters, "prompt_tokens": prompt_tokens,
+            "mean_depth": float(np.mean(depths_R)), "replicates": reps}
