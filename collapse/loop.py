@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse import regimes, report
+from collapse import regimes, report, train
 from collapse.config import AnalyticConfig, Config, prompt_tokens, to_dict
 from collapse.errors import DataError
 from collapse.validate import validate
@@ -131,11 +131,16 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model |
             init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
         else:
             init = (model_0 if cfg.train.init == "gen0" else previous)()
-        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker)
+        teacher = _teacher(study, g, sets, model_0, previous)
+        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher)
         store.save_params(g, params)
         save_array(store.gen(g) / "train_loss.npy", losses)
         store.drop_train_checkpoints(g)
-        return params, outputs, {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        info = {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        if teacher is not None:
+            info.update(teacher=g - 1 if cfg.train.teacher == "previous" else 0,
+                        soft_rows=[int(s.sum()) for s in teacher.soft_RN])
+        return params, outputs, info
 
     if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
         store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
@@ -144,7 +149,29 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model |
     return lambda: params
 
 
-def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[object, np.ndarray]:
+def soft_rows(provenance_N: np.ndarray, distill_on: str) -> np.ndarray:
+    """Which rows of a training set learn the teacher's distributions `[N]` (bool): `samples` the synthetic
+    rows (provenance >= 0), `human` the human rows, `both` all; the others keep their tokens as hard labels."""
+    synthetic_N = provenance_N >= 0
+    return {"samples": synthetic_N, "human": ~synthetic_N, "both": np.ones_like(synthetic_N)}[distill_on]
+
+
+def _teacher(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None,
+             previous: Model | None) -> train.Teacher | None:
+    """Generation g's teacher (README "Training targets"): generation g-1's model (`train.teacher=previous`)
+    or generation 0's (`gen0`) with the rows it labels, or None: generation 0, `train.target=tokens`, or no
+    row to distil (every row then trains on its tokens, as with target=tokens)."""
+    t = study.cfg.train
+    if g == 0 or t.target == "tokens":
+        return None
+    soft_RN = np.stack([soft_rows(ts.provenance, t.distill_on) for ts in sets])
+    if not soft_RN.any():
+        return None
+    model = model_0 if t.teacher == "gen0" else previous
+    return train.Teacher(study.family.graphdef, model(), soft_RN)  # the teacher's family is the student's
+
+
+def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> tuple[object, np.ndarray]:
     """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
     cfg, store, family = study.cfg, study.store, study.family
     steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
@@ -165,7 +192,7 @@ def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[o
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])
-        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints)
+        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher)
 
 
 def _sample(study: Study, g: int, model: Model) -> list[np.ndarray]:

@@ -82,6 +82,10 @@ def open_study(cfg: Config, store: RunDir) -> Study:
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for h in humans}
     family = TransformerFamily(cfg.model, humans[0].vocab_size, layout)
+    t = cfg.train
+    if t.target != "tokens" and t.teacher_probs == "topk" and t.soft_top_k > family.vocab_size:
+        raise ConfigError("train.soft_top_k", f"must be <= the vocabulary ({family.vocab_size} tokens, "
+                          f"as the tokenizer learned it), got {t.soft_top_k}")
     device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
     return Study(cfg, store, humans, [refs[id(h)] for h in humans], family, device)
 
