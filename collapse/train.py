@@ -5,6 +5,10 @@ replicate because the optimizer runs inside the map over replicates (`over_repli
 on CPU devices). A chunk of `log_every` steps is one `lax.scan` in one compiled call with the state
 donated, so the host only sees losses once per chunk. Batches are gathered by a separate small program, so
 a training set that grows (regime=accumulate) never recompiles the step.
+
+Training targets (`train.target`, README "Training targets"): hard (`lm_loss`, the tokens), or on the rows a
+`Teacher` labels its next-token distributions, `soft_loss` with the teacher run in the step (online) or
+`topk_soft_loss` against its top-k stored once per generation (`teacher_topk`); `distill_loss` per batch.
 """
 
 from __future__ import annotations
