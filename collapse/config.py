@@ -215,6 +215,14 @@ class TrainConfig:
     init: str = "scratch"  # scratch | gen0 | previous: where generation k >= 1 starts
     log_every: int = 50  # steps per compiled chunk; losses reach the host once per chunk
     checkpoint_every: int = 0  # also checkpoint inside a generation every this many steps (0 = off)
+    # Training targets of generations >= 1 (README "Training targets"; generation 0 always trains on tokens):
+    target: str = "tokens"  # tokens (cross-entropy on the data) | soft (distil the teacher) | mixed (both)
+    soft_temperature: float = 1.0  # τ: soft loss τ² · KL(teacher_τ ‖ student_τ), p_τ = softmax(logits / τ)
+    hard_weight: float = 0.5  # α (target=mixed): α · hard + (1 - α) · soft
+    teacher_probs: str = "online"  # online (teacher forward pass in the train step) | topk (stored top-k)
+    soft_top_k: int = 32  # k of teacher_probs=topk: log-probabilities kept per position
+    distill_on: str = "samples"  # rows that get soft targets: samples (synthetic) | human | both
+    teacher: str = "previous"  # previous (generation k-1 teaches k) | gen0 (generation 0 teaches every k)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse import provenance, regimes, report
+from collapse import provenance, regimes, report, train
 from collapse.config import AnalyticConfig, Config, prompt_tokens, schedule_name, to_dict
 from collapse.errors import DataError
 from collapse.validate import validate
@@ -137,12 +137,16 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R: np.nda
             init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
         else:
             init = (model_0 if cfg.train.init == "gen0" else previous)()
-        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker)
+        teacher = _teacher(study, g, sets, model_0, previous)
+        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher)
         store.save_params(g, params)
         save_array(store.gen(g) / "train_loss.npy", losses)
         store.drop_train_checkpoints(g)
         _provenance(study, g, sets, depths_R, params if g == 0 else model_0(), outputs)
-        return params, outputs, {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        info = {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        if teacher is not None:
+            info.update(teacher=provenance.teacher_generation(cfg, g), soft_rows=[int(s.sum()) for s in teacher.soft_RN])
+        return params, outputs, info
 
     if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
         store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
@@ -173,7 +177,20 @@ def _provenance(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R:
         depths_R, list(ppl0_RN), true_nll))
 
 
-def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[object, np.ndarray]:
+def _teacher(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None,
+             previous: Model | None) -> train.Teacher | None:
+    """Generation g's teacher (README "Training targets"): generation g-1's model (`train.teacher=previous`)
+    or generation 0's (`gen0`), with the rows it labels (`provenance.label_sources`), or None: generation 0,
+    `train.target=tokens`, or no row to distil (every row then trains on its tokens)."""
+    soft_RN = np.stack([provenance.label_sources(study.cfg, g, ts.provenance) >= 0 for ts in sets])
+    if not soft_RN.any():
+        return None
+    j = provenance.teacher_generation(study.cfg, g)
+    model = model_0 if j == 0 else previous
+    return train.Teacher(study.family(j).graphdef, model(), soft_RN)  # the teacher at its own size
+
+
+def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> tuple[object, np.ndarray]:
     """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
     cfg, store, family = study.cfg, study.store, study.family(g)
     steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
@@ -194,7 +211,7 @@ def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker) -> tuple[o
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])
-        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints)
+        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher)
 
 
 def _prompt_index(study: Study, g: int, r: int) -> np.ndarray:

@@ -34,11 +34,22 @@ def label_name(j: int) -> str:
     return "hard" if j < 0 else f"soft_gen_{j}"
 
 
+def teacher_generation(cfg, g: int) -> int:
+    """The generation whose model teaches generation g >= 1 (`train.teacher`): g - 1 (previous) or 0 (gen0)."""
+    return 0 if cfg.train.teacher == "gen0" else g - 1
+
+
 def label_sources(cfg, g: int, provenance_N: np.ndarray) -> np.ndarray:
-    """Each training example's label source `[N]` int32: -1 for hard labels, j for soft labels from generation
-    j's model. Every example is trained on its own tokens (cross-entropy on the sampled or human text), so all
-    are -1; a distillation target (soft labels from a teacher) sets j here."""
-    return np.full(len(provenance_N), HARD, np.int32)
+    """Each training example's label source `[N]` int32: -1 for hard labels (its own tokens), j for the soft
+    labels of generation j's model (README "Training targets"). Generation 0 and `train.target=tokens` train
+    on tokens only; otherwise `train.distill_on` picks the rows the teacher labels: `samples` the synthetic
+    rows (provenance >= 0), `human` the human rows, `both` every row."""
+    t = cfg.train
+    if g == 0 or t.target == "tokens":
+        return np.full(len(provenance_N), HARD, np.int32)
+    synthetic_N = np.asarray(provenance_N) >= 0
+    soft_N = {"samples": synthetic_N, "human": ~synthetic_N, "both": np.ones_like(synthetic_N)}[t.distill_on]
+    return np.where(soft_N, teacher_generation(cfg, g), HARD).astype(np.int32)
 
 
 def counts(values_N: np.ndarray, name: Callable[[int], str] = origin_name) -> dict[str, int]:

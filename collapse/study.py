@@ -93,6 +93,10 @@ def open_study(cfg: Config, store: RunDir) -> Study:
     for g in range(max(len(cfg.model_schedule), 1)):  # the last entry repeats
         if schedule_name(cfg, g) not in families:
             families[schedule_name(cfg, g)] = TransformerFamily(generation_model(cfg, g), humans[0].vocab_size, layout)
+    t, vocab_size = cfg.train, humans[0].vocab_size
+    if t.target != "tokens" and t.teacher_probs == "topk" and t.soft_top_k > vocab_size:
+        raise ConfigError("train.soft_top_k", f"must be <= the vocabulary ({vocab_size} tokens, "
+                          f"as the tokenizer learned it), got {t.soft_top_k}")
     device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
     return Study(cfg, store, humans, [refs[id(h)] for h in humans], families, device)
 

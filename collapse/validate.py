@@ -10,7 +10,7 @@ from typing import Any
 
 from collapse.config import (AccumulateSubsampleConfig, AnalyticConfig, CategoricalConfig, Config, DataConfig,
                              GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MixConfig,
-                             RegimeConfig, TextConfig, TokenizedConfig, TransformerConfig, choices,
+                             RegimeConfig, ReplaceConfig, TextConfig, TokenizedConfig, TransformerConfig, choices,
                              generation_model, option_name, schedule_name)
 from collapse.errors import ConfigError
 
@@ -124,6 +124,7 @@ def validate(cfg: Config) -> None:
     _fraction(t.b1, "train.b1", closed_high=False)
     _fraction(t.b2, "train.b2", closed_high=False)
     _one_of(t.init, "train.init", ("scratch", "gen0", "previous"))
+    _validate_targets(cfg)
 
     _one_of(s.mode, "sample.mode", ("unconditional", "continuation"))
     _positive(s, "sample", "candidates", "batch_size")
@@ -194,6 +195,41 @@ def _validate_schedule(cfg: Config) -> None:
                f"train.init={init} starts generation {g} ({schedule_name(cfg, g)}) from generation {source}'s "
                f"parameters ({schedule_name(cfg, source)}), a different model size (model_schedule); "
                "use train.init=scratch, or a schedule whose sizes match")
+
+
+def vocab_bound(d: DataConfig) -> int:
+    """The largest vocabulary the data can have (bpe: the tokenizer may learn fewer tokens; the study checks
+    the real size once the tokenizer exists)."""
+    if isinstance(d, GrammarConfig):
+        return d.vocab_size
+    if isinstance(d, TokenizedConfig):
+        return 256 if d.tokenizer == "byte" else d.bpe_vocab_size
+    raise TypeError(f"unknown data config {d!r}")
+
+
+def _validate_targets(cfg: Config) -> None:
+    """Training targets (README "Training targets"): each key's range, and no combination in which no row of
+    any generation would get the teacher's distributions (the study would silently equal target=tokens)."""
+    t, r = cfg.train, cfg.regime
+    _one_of(t.target, "train.target", ("tokens", "soft", "mixed"))
+    _positive(t, "train", "soft_temperature", "soft_top_k")
+    _fraction(t.hard_weight, "train.hard_weight")
+    _one_of(t.teacher_probs, "train.teacher_probs", ("online", "topk"))
+    _one_of(t.distill_on, "train.distill_on", ("samples", "human", "both"))
+    _one_of(t.teacher, "train.teacher", ("previous", "gen0"))
+    if t.target == "tokens":
+        return
+    if t.teacher_probs == "topk":
+        V = vocab_bound(cfg.data)
+        _check(t.soft_top_k <= V, "train.soft_top_k", f"must be <= the vocabulary ({V}), got {t.soft_top_k}")
+    no_human = isinstance(r, ReplaceConfig) or (isinstance(r, MixConfig) and r.human_fraction == 0)
+    _check(not (t.distill_on == "human" and no_human), "train.distill_on",
+           f"human: regime={r.name} trains generations >= 1 on samples only, so no row would be distilled; "
+           "choose train.distill_on=samples|both or a regime with human data")
+    no_samples = isinstance(r, MixConfig) and r.human_fraction == 1
+    _check(not (t.distill_on == "samples" and no_samples), "train.distill_on",
+           "samples: regime.human_fraction=1 trains on human data only, so no row would be distilled; "
+           "choose train.distill_on=human|both")
 
 
 def batch_sizes(cfg: Config) -> dict[str, int]:

@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 
 from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
-                             HFConfig, LinRegConfig, MetricsConfig, MixConfig, SampleConfig, TextConfig, TrainConfig,
-                             SmallConfig, TinyConfig, TransformerConfig, from_dict, generation_model, study_id,
-                             to_dict, validate)
+                             HFConfig, LinRegConfig, MetricsConfig, MixConfig, ReplaceConfig, SampleConfig,
+                             SmallConfig, TextConfig, TinyConfig, TrainConfig, TransformerConfig, from_dict,
+                             generation_model, study_id, to_dict, validate)
 from tests.helpers import compose_cfg
 
 
@@ -92,6 +92,17 @@ BAD = [
     (dict(model_schedule=["small", "small", "tiny"], train=TrainConfig(init="previous")), "train.init"),
     (dict(model_schedule=["tiny", "small"], train=TrainConfig(init="gen0")), "train.init"),
     (dict(cpu_devices=-1), "config.cpu_devices"),
+    (dict(train=TrainConfig(target="logits")), "train.target"),
+    (dict(train=TrainConfig(soft_temperature=0.0)), "train.soft_temperature"),
+    (dict(train=TrainConfig(soft_temperature=float("inf"))), "train.soft_temperature"),
+    (dict(train=TrainConfig(hard_weight=1.5)), "train.hard_weight"),
+    (dict(train=TrainConfig(teacher_probs="all")), "train.teacher_probs"),
+    (dict(train=TrainConfig(soft_top_k=0)), "train.soft_top_k"),
+    (dict(train=TrainConfig(target="soft", teacher_probs="topk", soft_top_k=513)), "train.soft_top_k"),
+    (dict(train=TrainConfig(target="soft", teacher_probs="topk", soft_top_k=257), data=TextConfig(path="a.txt")),
+     "train.soft_top_k"),  # byte tokens: 256
+    (dict(train=TrainConfig(distill_on="prompts")), "train.distill_on"),
+    (dict(train=TrainConfig(teacher="gen1")), "train.teacher"),
     (dict(cpu_devices=3), "cpu_devices"),  # splits neither 1 replicate nor batches of 64 and 1024
 ]
 
@@ -102,6 +113,31 @@ def test_validation_names_the_key(overrides, key):
         validate(Config(**overrides))
     assert info.value.key == key
     assert str(info.value).startswith(key)
+
+
+def test_training_target_keys_compose_and_validate():
+    cfg = compose_cfg("train.target=mixed", "train.soft_temperature=2", "train.hard_weight=0.25",
+                      "train.teacher_probs=topk", "train.soft_top_k=8", "train.distill_on=both", "train.teacher=gen0")
+    assert cfg.train == TrainConfig(target="mixed", soft_temperature=2.0, hard_weight=0.25, teacher_probs="topk",
+                                    soft_top_k=8, distill_on="both", teacher="gen0")
+    validate(cfg)
+    defaults = TrainConfig()
+    assert (defaults.target, defaults.soft_temperature, defaults.hard_weight, defaults.teacher_probs,
+            defaults.soft_top_k, defaults.distill_on, defaults.teacher) == ("tokens", 1.0, 0.5, "online", 32,
+                                                                            "samples", "previous")
+    validate(Config(train=TrainConfig(soft_top_k=10_000)))  # unused with target=tokens: not checked against V
+
+
+@pytest.mark.parametrize("regime,distill_on", [(ReplaceConfig(), "human"), (MixConfig(human_fraction=0.0), "human"),
+                                               (MixConfig(human_fraction=1.0), "samples")])
+def test_distilling_rows_that_no_generation_has_is_refused(regime, distill_on):
+    """Soft targets on rows the regime never puts in a training set would silently give target=tokens."""
+    cfg = Config(train=TrainConfig(target="soft", distill_on=distill_on), regime=regime)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert info.value.key == "train.distill_on" and "no row would be distilled" in str(info.value)
+    validate(dataclasses.replace(cfg, train=TrainConfig(distill_on=distill_on)))  # target=tokens: nothing to refuse
+    validate(dataclasses.replace(cfg, train=TrainConfig(target="soft", distill_on="both")))
 
 
 def test_data_split_keys_compose_and_validate():

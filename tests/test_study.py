@@ -50,3 +50,17 @@ def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
         rows = {tuple(row) for row in ts.tokens[ts.provenance == -1]}
         assert len(rows) == n_h and seen.isdisjoint(rows), f"generation {g}"
         seen |= rows
+
+
+def test_topk_larger_than_the_learned_bpe_vocabulary_is_refused_before_any_training(tmp_path):
+    """The bpe tokenizer may learn fewer tokens than data.bpe_vocab_size: the study checks train.soft_top_k
+    against the vocabulary it learned."""
+    from collapse.config import ConfigError
+
+    train = dataclasses.replace(tiny_config().train, target="soft", teacher_probs="topk", soft_top_k=1500)
+    cfg = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt", words=["a", "b", "c"]), seq_len=16,
+                                      tokenizer="bpe", bpe_vocab_size=2000), train=train)
+    with pytest.raises(ConfigError, match=r"train.soft_top_k: must be <= the vocabulary \(\d+ tokens, as the "
+                                          r"tokenizer learned it\), got 1500"):
+        study.open_study(cfg, RunDir(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

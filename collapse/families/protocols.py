@@ -52,9 +52,10 @@ class ModelFamily(Scorer, Protocol):
         ...
 
     def fit(self, params_R: Pytree, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: Any,
-            on_chunk: Callable[[int, np.ndarray], None] | None = None, checkpoints: Any = None
-            ) -> tuple[Pytree, np.ndarray]:
-        """Train each replicate from `params_R` on its data: (parameters, losses `[R, steps]`)."""
+            on_chunk: Callable[[int, np.ndarray], None] | None = None, checkpoints: Any = None,
+            teacher: Any = None) -> tuple[Pytree, np.ndarray]:
+        """Train each replicate from `params_R` on its data: (parameters, losses `[R, steps]`); with a
+        `teacher` (`collapse.train.Teacher`), its soft rows learn the teacher's distributions."""
         ...
 
     def sample(self, params_R: Pytree, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: Any, n_new: int,
