@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Soft vs hard labels under recursive training (issue 13's study, laptop scale): train.target =
-# tokens | soft | mixed, under regime=replace and regime=mix (10 % human data), 8 generations, 3 seeds, on
-# the default grammar with 1024 human sequences and a budget of 2^18 training tokens per generation.
+# Issue 13's study at laptop scale, on the default grammar with 1024 human sequences of 64 tokens and 2^18
+# training tokens per generation, 8 generations, 3 seeds:
+#   targets  train.target = tokens | soft | mixed  x  regime = replace | mix (10 % human data)
+#   teacher  soft labels under replace, taught by generation 0 (train.teacher=gen0; `previous` is in targets)
+#   fresh    tokens | soft under mix with fresh human data each generation (Alemohammad et al.)
 #   bash experiments/distillation.sh [run folder]
-# Writes the runs to runs/distillation (default) and the comparison to results/distillation/.
+# Writes the runs to runs/distillation (default) and the comparisons to results/distillation/.
 set -euo pipefail
 out=${1:-runs/distillation}
-uv run collapse -m out_dir="$out/targets" generations=8 seed=0,1,2 data.n_train=1024 train.tokens=262144 \
-  train.target=tokens,soft,mixed regime=replace,mix
+common=(generations=8 seed=0,1,2 data.n_train=1024 train.tokens=262144)
+uv run collapse -m out_dir="$out/targets" "${common[@]}" train.target=tokens,soft,mixed regime=replace,mix
+uv run collapse -m out_dir="$out/teacher" "${common[@]}" train.target=soft train.teacher=gen0 regime=replace
+uv run collapse -m out_dir="$out/fresh" "${common[@]}" train.target=tokens,soft regime=mix regime.fresh=true
 uv run collapse-report "$out/targets" --out results/distillation
+uv run collapse-report "$out/targets" "$out/teacher" "$out/fresh" --out results/distillation/all
