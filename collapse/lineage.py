@@ -3,7 +3,7 @@
 Prints where row ROW of generation GENERATION's training set came from (a human train row, a fresh-reserve
 row, or a sample row of generation j, with, in continuation mode, the human train row whose prefix it
 continues), its label source, and for each generation up the chain the model and what it was trained on,
-down to human data. Reads only the run directory: `gen_XXX/rep_XX/train_provenance.npy`, `train_index.npy`,
+down to human data. Reads only the run directory: `gen_NNN/rep_NN/train_provenance.npy`, `train_index.npy`,
 `train_label_source.npy`, `prompt_index.npy`, and each generation's `provenance.json` (or, for runs written
 before it, `manifest.json`).
 """

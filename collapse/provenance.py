@@ -1,7 +1,7 @@
 """Provenance: where every training example came from, what labels it was trained on, how deep in the chain of
 generations it sits, and how generation 0 and (on the grammar) the truth judge each origin's examples.
 
-Per example (arrays of the train phase, `gen_XXX/rep_XX/`): `train_provenance.npy` (origin: -1 human, j a sample
+Per example (arrays of the train phase, `gen_NNN/rep_NN/`): `train_provenance.npy` (origin: -1 human, j a sample
 of generation j), `train_index.npy` (row in its pool), `train_label_source.npy` (`label_sources`: -1 hard labels,
 the example's own tokens; j soft labels from generation j's model) and, in continuation mode,
 `train_prompt_row.npy` (the human train row whose first `prompt_tokens` tokens begin a synthetic example; -1 for

@@ -93,7 +93,7 @@ def _marker(store: RunDir, g: int, phase: str) -> dict:
 
 
 def _rep_arrays(store: RunDir, name: str) -> dict[int, list[np.ndarray]]:
-    """{generation: [rep_XX/<name>.npy per replicate, in order]} for the finished generations that have the file."""
+    """{generation: [rep_NN/<name>.npy per replicate, in order]} for the finished generations that have the file."""
     out = {}
     for g in store.finished_generations():
         paths = [p for r in store.replicates(g) if (p := store.rep(g, r) / f"{name}.npy").exists()]
@@ -112,7 +112,7 @@ def _interval_note(cfg: dict) -> str:
 
 
 def _human_arrays(store: RunDir, name: str) -> list[np.ndarray]:
-    """`human/rep_XX/<name>.npy` of every replicate that has its own human data, else `[human/<name>.npy]`
+    """`human/rep_NN/<name>.npy` of every replicate that has its own human data, else `[human/<name>.npy]`
     (or [] if absent)."""
     own = [store.human(name, r) for r in store.human_replicates()]
     paths = [p for p in own if p.exists()] or [p for p in [store.human(name)] if p.exists()]
@@ -188,7 +188,7 @@ def _provenance_section(store: RunDir) -> list[str]:
     return ["## Provenance", "", "Each generation's model and training set: the share of human data and of each "
             "generation's samples (mean over replicates; largest four listed) and the mean synthetic depth (human "
             "data 0, a sample of generation j: 1 + the mean depth of generation j's training set). Per-origin "
-            "scores: gen_XXX/provenance.json.", "",
+            "scores: gen_NNN/provenance.json.", "",
             markdown_table(["generation", "model", "parameters", "human share", "mean depth", "composition"], body),
             "", f"![provenance]({figure.relative_to(store.path)})", ""]
 
