@@ -4,8 +4,9 @@
 #   targets  train.target = tokens | soft | mixed  x  regime = replace | mix (10 % human data)
 #   teacher  soft labels under replace, taught by generation 0 (train.teacher=gen0; `previous` is in targets)
 #   fresh    tokens | soft under mix with fresh human data each generation (Alemohammad et al.)
-#   schedule tokens | soft under replace with a small generation-0 teacher and tiny students
-#            (model_schedule=[small,tiny]; tiny throughout is in targets)
+#   schedule tokens | soft under replace: a small generation-0 teacher and tiny students
+#            (model_schedule=[small,tiny]) against tiny throughout, at train.lr=1e-3 (at 3e-3 the small
+#            model is no better a teacher than tiny in 64 steps: see results/distillation/README.md)
 #   bash experiments/distillation.sh [run folder]
 # Writes the runs to runs/distillation (default) and the comparisons to results/distillation/.
 set -euo pipefail
@@ -15,6 +16,7 @@ uv run collapse -m out_dir="$out/targets" "${common[@]}" train.target=tokens,sof
 uv run collapse -m out_dir="$out/teacher" "${common[@]}" train.target=soft train.teacher=gen0 regime=replace
 uv run collapse -m out_dir="$out/fresh" "${common[@]}" train.target=tokens,soft regime=mix regime.fresh=true
 uv run collapse -m out_dir="$out/schedule" "${common[@]}" train.target=tokens,soft regime=replace \
-  'model_schedule=[small,tiny]'
+  train.lr=1e-3 'model_schedule=[small,tiny],[]'
 uv run collapse-report "$out/targets" --out results/distillation
-uv run collapse-report "$out/targets" "$out/teacher" "$out/fresh" "$out/schedule" --out results/distillation/all
+uv run collapse-report "$out/targets" "$out/teacher" "$out/fresh" --out results/distillation/all
+uv run collapse-report "$out/schedule" --out results/distillation/schedule
