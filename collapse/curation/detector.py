@@ -1,0 +1,233 @@
+"""Detector-guided curation: a small human-vs-synthetic classifier and importance resampling on its scores.
+
+Drayson et al. 2025 ("Machine-generated text detection prevents language model collapse", code:
+github.com/GeorgeDrayson/model_collapse, src/utils/data_selection_strategy.py) score every synthetic
+example with a detector's probability of being machine-written, p_i, and resample the synthetic data towards
+human-like examples:
+
+    w_i = (1 - p_i)^bias                                  (bias = 10 in their importance_sampling.yaml)
+    expanded = each candidate index repeated max_repeats times            (max_repeats = 3)
+    draw n entries of `expanded` WITHOUT replacement, P(entry of i) ∝ w_i  (np.random.choice, replace=False)
+
+so a candidate is kept 0..max_repeats times. NumPy's `choice(replace=False, p=...)` is successive sampling:
+each draw picks among the entries not yet drawn with probability ∝ their weight.
+
+Where we differ from the paper:
+- Detector: they use a pretrained ModernBERT classifier (temperature-calibrated), fixed across
+  generations. We train a small fastText-like detector (`train`) each generation on the human and
+  synthetic data available then, so it tracks the current model's artefacts and needs no external weights.
+- Budget: they upsample, drawing round(upsample · M) examples from a dataset of M. We keep the synthetic
+  budget n fixed: the loop samples M = ceil(n / upsample) candidates (`n_candidates`) and keeps n of them.
+
+The detector: token embeddings (and hashed bigram embeddings) mean-pooled over the scored positions, then
+a linear head on the pooled vector — a linear model of the sequence's bag of unigrams and bigrams (Joulin
+et al. 2017, fastText). In continuation mode the first `prompt_tokens` tokens are a human prompt shared by
+both classes: they are cut off before the model sees the sequence (a bigram straddling the prompt's end is
+dropped too), so nothing about the prompt can change a score.
+
+Scores of rows the detector was trained on are biased towards their label (it has seen them): score fresh
+candidates, not the detector's own training rows.
+
+Shape suffixes: N sequences, T positions, B batch rows per class, V vocabulary, H bigram buckets,
+D embedding width, M candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+KNUTH = 2654435761  # multiplicative hash constant (odd, ≈ 2^32 / golden ratio)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Detector:
+    """The classifier's parameters (a pytree). logit(synthetic) = w · pool(tokens) + b."""
+
+    embed_VD: jax.Array  # unigram embeddings
+    bigram_HD: jax.Array  # bigram embeddings: exact (H = V^2) when V^2 <= the bucket budget, else hashed
+    w_D: jax.Array
+    b: jax.Array  # scalar
+
+
+def init(key: jax.Array, vocab_size: int, d_embed: int, bigram_buckets: int) -> Detector:
+    """Small random embeddings and a zero head, so every sequence starts at p = 1/2."""
+    H = min(bigram_buckets, vocab_size**2)
+    k_uni, k_bi = jax.random.split(key)
+    return Detector(embed_VD=0.1 * jax.random.normal(k_uni, (vocab_size, d_embed)),
+                    bigram_HD=0.1 * jax.random.normal(k_bi, (H, d_embed)),
+                    w_D=jnp.zeros(d_embed), b=jnp.zeros(()))
+
+
+def bigram_ids(prev_NT: jax.Array, next_NT: jax.Array, vocab_size: int, buckets: int) -> jax.Array:
+    """Row of each bigram in the bigram table: prev · V + next when all V^2 bigrams fit, else its
+    multiplicative (Knuth) hash into `buckets` (a power of two) rows."""
+    flat_NT = prev_NT.astype(jnp.uint32) * jnp.uint32(vocab_size) + next_NT.astype(jnp.uint32)
+    if vocab_size**2 <= buckets:
+        return flat_NT.astype(jnp.int32)
+    shift = 32 - int(math.log2(buckets))
+    return ((flat_NT * jnp.uint32(KNUTH)) >> jnp.uint32(shift)).astype(jnp.int32)
+
+
+def logits(det: Detector, scored_NT: jax.Array) -> jax.Array:
+    """logit P(synthetic) `[N]` of sequences already cut to their scored positions."""
+    V, H = det.embed_VD.shape[0], det.bigram_HD.shape[0]
+    pooled_ND = det.embed_VD[scored_NT].mean(axis=1)
+    if H > 0 and scored_NT.shape[1] > 1:
+        ids_NT = bigram_ids(scored_NT[:, :-1], scored_NT[:, 1:], V, H)
+        pooled_ND = pooled_ND + det.bigram_HD[ids_NT].mean(axis=1)
+    return pooled_ND @ det.w_D + det.b
+
+
+def balanced_loss(det: Detector, human_BT: jax.Array, synthetic_BT: jax.Array) -> jax.Array:
+    """Binary cross-entropy with each class weighted 1/2, whatever the class sizes."""
+    human_loss = jax.nn.softplus(logits(det, human_BT)).mean()  # -log(1 - p)
+    synthetic_loss = jax.nn.softplus(-logits(det, synthetic_BT)).mean()  # -log p
+    return 0.5 * (human_loss + synthetic_loss)
+
+
+@partial(jax.jit, static_argnames=("steps", "batch"))
+def fit(det: Detector, key: jax.Array, human_NT: jax.Array, synthetic_NT: jax.Array, lr: jax.Array,
+        steps: int, batch: int) -> tuple[Detector, jax.Array]:
+    """`steps` Adam steps in one `lax.scan`; each draws `batch` rows of each class uniformly with replacement
+    (a class-balanced minibatch). Returns the detector and the loss per step."""
+    opt = optax.adam(lr)
+
+    def step(carry, key):
+        det, opt_state = carry
+        k_h, k_s = jax.random.split(key)
+        human_BT = human_NT[jax.random.randint(k_h, (batch,), 0, human_NT.shape[0])]
+        synthetic_BT = synthetic_NT[jax.random.randint(k_s, (batch,), 0, synthetic_NT.shape[0])]
+        loss, grads = jax.value_and_grad(balanced_loss)(det, human_BT, synthetic_BT)
+        updates, opt_state = opt.update(grads, opt_state, det)
+        return (optax.apply_updates(det, updates), opt_state), loss
+
+    (det, _), loss_S = jax.lax.scan(step, (det, opt.init(det)), jax.random.split(key, steps))
+    return det, loss_S
+
+
+_logits = jax.jit(logits)
+
+
+def scored(tokens_NT, prompt_tokens: int) -> np.ndarray:
+    """The positions a detector reads: `prompt_tokens`..T-1 (int32)."""
+    tokens_NT = np.asarray(tokens_NT, np.int32)
+    if not 0 <= prompt_tokens < tokens_NT.shape[1]:
+        raise ValueError(f"prompt_tokens={prompt_tokens} leaves nothing to score in sequences of "
+                         f"{tokens_NT.shape[1]} tokens; it must be in [0, T)")
+    return tokens_NT[:, prompt_tokens:]
+
+
+def prob_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
+    """P(synthetic) `[N]` (float64, from float32 logits, so 1 - p keeps its precision near p = 1), in fixed-size
+    chunks of rows (the last one padded) so the pooled embeddings of a large set never sit in memory at once."""
+    x_NT = scored(tokens_NT, prompt_tokens)
+    N, T = x_NT.shape
+    rows = rows or max(1, min(N, 2**22 // (T * det.w_D.shape[0])))
+    out_N = np.empty(N, np.float64)
+    for i in range(0, N, rows):
+        chunk_RT = x_NT[i:i + rows]
+        n = len(chunk_RT)
+        padded_RT = np.pad(chunk_RT, ((0, rows - n), (0, 0)))
+        out_N[i:i + n] = np.asarray(_logits(det, padded_RT), np.float64)[:n]
+    return 1.0 / (1.0 + np.exp(-out_N))
+
+
+def balanced_accuracy(p_human_N: np.ndarray, p_synthetic_N: np.ndarray) -> float:
+    """Mean of the two classes' accuracies at threshold 1/2 (chance is 1/2 whatever the class sizes)."""
+    if len(p_human_N) == 0 or len(p_synthetic_N) == 0:
+        return float("nan")
+    return 0.5 * (float(np.mean(p_human_N < 0.5)) + float(np.mean(p_synthetic_N >= 0.5)))
+
+
+def split(key: jax.Array, n: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
+    """A random `holdout` fraction of rows 0..n-1 (rounded; at least one row stays for training):
+    (train rows, held-out rows)."""
+    order_N = np.asarray(jax.random.permutation(key, n))
+    n_held = min(int(round(holdout * n)), n - 1)
+    return order_N[n_held:], order_N[:n_held]
+
+
+def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, steps: int = 200,
+          lr: float = 3e-3, d_embed: int = 64, holdout: float = 0.2, vocab_size: int,
+          batch: int = 256, bigram_buckets: int = 1 << 14) -> tuple[Detector, dict]:
+    """Trains a detector of synthetic (label 1) vs human (label 0) sequences `[N, T]` (the classes may differ
+    in size, not in T) on all but a random `holdout` fraction of each class.
+
+    Returns the detector and a dict: `holdout_accuracy` and `train_accuracy` (balanced, threshold 1/2; nan
+    without held-out rows), `holdout_human` / `holdout_synthetic` / `train_human` / `train_synthetic` (row
+    counts) and `final_loss` (the last step's minibatch loss).
+    """
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout={holdout} must be in [0, 1)")
+    if bigram_buckets & (bigram_buckets - 1):
+        raise ValueError(f"bigram_buckets={bigram_buckets} must be 0 or a power of two")
+    human_NT, synthetic_NT = scored(human_NT, prompt_tokens), scored(synthetic_NT, prompt_tokens)
+    if len(human_NT) < 1 or len(synthetic_NT) < 1:
+        raise ValueError(f"need both classes: {len(human_NT)} human and {len(synthetic_NT)} synthetic rows")
+    k_init, k_split_h, k_split_s, k_fit = jax.random.split(key, 4)
+    train_h, held_h = split(k_split_h, len(human_NT), holdout)
+    train_s, held_s = split(k_split_s, len(synthetic_NT), holdout)
+    det = init(k_init, vocab_size, d_embed, bigram_buckets)
+    det, loss_S = fit(det, k_fit, jnp.asarray(human_NT[train_h]), jnp.asarray(synthetic_NT[train_s]),
+                      jnp.float32(lr), steps=steps, batch=batch)
+    prob = lambda x_NT: prob_synthetic(det, x_NT)  # noqa: E731  (already cut to the scored positions)
+    info = dict(
+        holdout_accuracy=balanced_accuracy(prob(human_NT[held_h]), prob(synthetic_NT[held_s])),
+        train_accuracy=balanced_accuracy(prob(human_NT[train_h]), prob(synthetic_NT[train_s])),
+        holdout_human=len(held_h), holdout_synthetic=len(held_s),
+        train_human=len(train_h), train_synthetic=len(train_s),
+        final_loss=float(loss_S[-1]) if steps else float("nan"),
+    )
+    return det, info
+
+
+# ------------------------------------------------------------------------------- importance resampling
+
+
+def n_candidates(n: int, upsample: float) -> int:
+    """M = ceil(n / upsample): how many candidates to sample so that keeping n is the paper's upsampling."""
+    if upsample <= 0:
+        raise ValueError(f"upsample={upsample} must be > 0")
+    return math.ceil(round(n / upsample, 9))  # round: 300 / 1.5 must not become 201 by float error
+
+
+def importance_weights(p_synthetic_M, bias: float) -> np.ndarray:
+    """w = (1 - p_synthetic)^bias `[M]` (float64): Drayson et al. 2025's weights; bias 0 is uniform."""
+    p_M = np.asarray(p_synthetic_M, np.float64)
+    if np.any(~((p_M >= 0) & (p_M <= 1))):
+        raise ValueError("p_synthetic must lie in [0, 1]")
+    if bias < 0:
+        raise ValueError(f"bias={bias} must be >= 0")
+    return (1.0 - p_M) ** bias
+
+
+def resample(rng: np.random.Generator, weights_M, n: int, max_repeats: int) -> np.ndarray:
+    """n candidate indices `[n]` (int64, with repeats): each candidate repeated `max_repeats` times, then n
+    entries drawn without replacement with probability ∝ weight (Drayson et al. 2025's
+    `importance_sampling`, with our fixed budget n in place of round(M · upsample)). So no candidate is kept
+    more than `max_repeats` times; the same generator state gives the same indices."""
+    w_M = np.asarray(weights_M, np.float64)
+    M = len(w_M)
+    if max_repeats < 1 or n < 0:
+        raise ValueError(f"need max_repeats >= 1 and n >= 0, got max_repeats={max_repeats}, n={n}")
+    if np.any(~(w_M >= 0)) or np.any(~np.isfinite(w_M)):
+        raise ValueError("weights must be finite and >= 0")
+    if M * max_repeats < n:
+        raise ValueError(f"{M} candidates × max_repeats={max_repeats} cannot fill n={n}: sample more candidates "
+                         f"(upsample <= max_repeats, i.e. M >= n / max_repeats) or raise max_repeats")
+    positive = int(np.count_nonzero(w_M))
+    if positive * max_repeats < n:
+        raise ValueError(f"only {positive} of {M} candidates have a nonzero weight (p_synthetic = 1), "
+                         f"{positive} × max_repeats={max_repeats} < n={n}: lower bias, raise max_repeats or "
+                         f"sample more candidates (lower upsample)")
+    expanded_E = np.repeat(np.arange(M), max_repeats)
+    w_E = w_M[expanded_E]
+    return rng.choice(expanded_E, size=n, replace=False, p=w_E / w_E.sum())
