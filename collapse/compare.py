@@ -120,7 +120,7 @@ def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
 def metric_families(names: list[str]) -> dict[str, list[str]]:
     """{family: metrics} (`report.FAMILIES`) of a transformer study; one family `metrics` for the analytic ones
     (none of `report.SHOWN` present)."""
-    if not set(names) & set(report.SHOWN):
+    if names and not set(names) & set(report.SHOWN):
         return {"metrics": list(names)}
     families = {key: [n for n in names if report.family(n) == key] for key in report.FAMILIES}
     return {key: shown for key, shown in families.items() if shown}
@@ -321,9 +321,13 @@ def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path
 
 
 def report_all(root: Path) -> list[Path]:
-    """Rewrite every comparison below `root` that has a report.json and a summary.csv, from those two files."""
+    """Rewrite every comparison below `root` that has a report.json and a summary.csv, from those two files;
+    a report.json without its summary.csv is named and skipped."""
+    specs = sorted(root.rglob("report.json"))
+    if not specs:
+        raise DataError(root, "no comparison below it (a report.json beside a summary.csv)")
     made = []
-    for spec in sorted(root.rglob("report.json")):
+    for spec in specs:
         if not (spec.parent / "summary.csv").exists():
             log.warning("%s: no summary.csv beside it (rerun the study to write one); skipped", spec)
             continue
@@ -378,8 +382,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     if args.all:
-        if not report_all(args.all):
-            raise DataError(args.all, "no comparison to rewrite (report.json and summary.csv)")
+        report_all(args.all)
         return
     if not args.paths:
         raise DataError(".", "no paths given (run directories, a summary.csv, or --all)")

@@ -231,9 +231,11 @@ def test_all_rebuilds_the_same_comparison_from_summary_csv_alone(tmp_path):
     assert (tmp_path / "again" / "comparison.md").read_text() == (out / "comparison.md").read_text()
 
 
-def test_all_without_summaries_is_a_clear_error(tmp_path, capsys):
+def test_all_names_a_study_without_summary_and_refuses_a_tree_without_studies(tmp_path, capsys, caplog):
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "report.json").write_text("{}")
+    compare.main(["--all", str(tmp_path)])  # a study not yet rerun since summary.csv exists: skipped, named
+    assert "study/report.json: no summary.csv beside it" in caplog.text
     with pytest.raises(SystemExit) as info:
-        compare.main(["--all", str(tmp_path)])
-    assert info.value.code == 2 and "no comparison to rewrite" in capsys.readouterr().err
+        compare.main(["--all", str(tmp_path / "study" / "figures")])
+    assert info.value.code == 2 and "no comparison below it" in capsys.readouterr().err
