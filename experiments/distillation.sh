@@ -7,7 +7,8 @@
 #   schedule tokens | soft under replace with a small generation-0 teacher and tiny students
 #            (model_schedule=[small,tiny]; tiny throughout is in targets)
 #   bash experiments/distillation.sh [run folder]
-# Writes the runs to runs/distillation (default) and the comparisons to results/distillation/.
+# Writes the runs to runs/distillation (default) and the comparisons (summary.csv, comparison.md, figures; options
+# in report.json, for `uv run collapse-report --all`) to results/distillation/ and results/distillation/all/.
 set -euo pipefail
 out=${1:-runs/distillation}
 common=(generations=8 seed=0,1,2 data.n_train=1024 train.tokens=262144)
@@ -16,5 +17,6 @@ uv run collapse -m out_dir="$out/teacher" "${common[@]}" train.target=soft train
 uv run collapse -m out_dir="$out/fresh" "${common[@]}" train.target=tokens,soft regime=mix regime.fresh=true
 uv run collapse -m out_dir="$out/schedule" "${common[@]}" train.target=tokens,soft regime=replace \
   'model_schedule=[small,tiny]'
-uv run collapse-report "$out/targets" --out results/distillation
-uv run collapse-report "$out/targets" "$out/teacher" "$out/fresh" "$out/schedule" --out results/distillation/all
+uv run collapse-report "$out/targets" --out results/distillation --spec results/distillation/report.json
+uv run collapse-report "$out/targets" "$out/teacher" "$out/fresh" "$out/schedule" --out results/distillation/all \
+  --spec results/distillation/all/report.json
