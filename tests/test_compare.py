@@ -239,3 +239,16 @@ def test_all_names_a_study_without_summary_and_refuses_a_tree_without_studies(tm
     with pytest.raises(SystemExit) as info:
         compare.main(["--all", str(tmp_path / "study" / "figures")])
     assert info.value.code == 2 and "no comparison below it" in capsys.readouterr().err
+
+
+def test_summary_keeps_only_rows_of_finished_generations(tmp_path):
+    from collapse import summary
+
+    fake_run(tmp_path / "a", tiny_config(seed=0), [[0.1], [0.2]], finished=1)
+    store = RunDir(tmp_path / "a")
+    store.write_run_metrics(store.read_metrics(0) + store.read_metrics(1))  # a row of unfinished generation 1
+    for phase in ("train", "sample"):
+        store.mark_done(1, phase, {"seconds": 1.0}, [])
+    rows, columns = summary.collect({store.path: json.loads((tmp_path / "a" / "config.json").read_text())})
+    assert columns == [] and [(r["generation"], r["value"]) for r in rows] == [(0, 0.1)]
+    assert rows[0]["incomplete"] == "generation 1: train, sample done, no score marker"
