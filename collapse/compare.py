@@ -1,31 +1,67 @@
 """`collapse-report`: rewrite the reports of run directories and compare several runs (e.g. a sweep).
 
-    uv run collapse-report runs/my-run                  # rewrite runs/my-run/report.md and figures
-    uv run collapse-report runs/sweep --out runs/sweep   # every run below runs/sweep, plus comparison.md
+    uv run collapse-report runs/my-run                   # rewrite runs/my-run/report.md and figures
+    uv run collapse-report runs/sweep --out runs/sweep   # every run below runs/sweep, plus the comparison
+    uv run collapse-report runs/sweep/summary.csv        # the comparison again, from its summary.csv alone
+    uv run collapse-report --all                         # every comparison under results/, from the files
 
-Runs are grouped by the config values that differ between them, seeds pooled: a group's value at a
-generation is the mean over its independent units with a 95 % t-interval (`pooled_rows`: seeds × replicates
-where every replicate drew its own human data; seeds where replicates share a corpus split). Runs still in progress
-contribute their finished generations; directories without a readable config.json are skipped with a note.
+A comparison writes `summary.csv` (collapse.summary: every metric row with the run's varying config values),
+`report.json` (the options below, which `--all` reuses), `comparison.md`, `figures/comparison.png` (the
+headline metrics, one line per condition), `figures/<family>.png` (the other metrics of each family) and,
+when exactly two config columns take several values (or `--heatmap` names two), `figures/heatmap.png` (the
+headline metrics at the last generation over the two). It is always computed from summary.csv, so reading
+the file gives the same comparison as reading the runs.
+
+Runs are grouped into conditions by the config values that differ between them, seeds pooled: a condition's
+value at a generation is the mean over its independent units with a 95 % t-interval (`pooled_rows`: seeds ×
+replicates where every replicate drew its own human data; seeds where replicates share a corpus split).
+Incomplete runs (failed, stopped or still running) are listed with the generations they finished and why
+they stopped where known; they contribute their finished generations, or nothing with `--complete-only`.
+Directories without a readable config.json are skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from collapse import report
-from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, flatten
+from collapse import report, summary
 from collapse.errors import DataError
 from collapse.stats import aggregate, mean_ci
-from collapse.store import RunDir, atomic_write, load_json
+from collapse.store import RunDir, atomic_write, load_json, save_json
+from collapse.summary import IGNORED, shared_human_data, varying  # noqa: F401  (part of this module's API)
 from collapse.tables import ci_cell, markdown_table
 
 log = logging.getLogger("collapse")
+
+# Headline candidates per family of measurement, in order of preference (docs/metrics.md).
+HEADLINE = {"perplexity": ("kl_true", "ppl_human_test", "ppl_gen0"), "diversity": ("distinct_2", "self_bleu4"),
+            "tails": ("tail_mass_ratio", "survival", "tail_mass_ratio_true", "survival_true")}
+MOST_GENERATIONS = 12  # columns of a comparison table (log-spaced beyond, `report.shown_generations`)
+
+
+@dataclasses.dataclass
+class Options:
+    """What a comparison shows; `<out>/report.json` records them, and `--all` reads them back."""
+
+    headline: list[str] = dataclasses.field(default_factory=list)  # empty: `default_headline`
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # {condition: label in words}
+    heatmap: list[str] = dataclasses.field(default_factory=list)  # two config columns; empty: automatic
+    complete_only: bool = False  # leave incomplete runs out, rather than use their finished generations
+
+
+def load_options(path: Path) -> Options:
+    spec = load_json(path)
+    unknown = set(spec) - {f.name for f in dataclasses.fields(Options)}
+    if not isinstance(spec, dict) or unknown:
+        raise DataError(path, f"not a report spec (unknown keys: {', '.join(sorted(unknown))})")
+    return Options(**spec)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -38,30 +74,29 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-# Never part of a group label: the seed (pooled) and the keys that change no result (config.RESUMABLE_KEYS).
-IGNORED = ("seed", *RESUMABLE_KEYS)
+def condition(values: dict[str, str]) -> str:
+    """A condition's key: its config values (`summary.varying`) as `column=value`, the ones it has."""
+    return " ".join(f"{k}={v}" for k, v in values.items() if v != "") or "all runs"
 
 
-def group_runs(configs: dict[Path, dict]) -> dict[str, list[Path]]:
-    """{label: runs}: a label names the config values that differ between runs (seeds pooled)."""
-    flat = {run: flatten(cfg) for run, cfg in configs.items()}
-    keys = sorted({k for f in flat.values() for k in f})
-    varying = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
-    groups: dict[str, list[Path]] = {}
-    for run, f in flat.items():
-        # keys a run's config does not have (fields of another regime, say) stay out of its label
-        label = " ".join(f"{k.replace('._option', '')}={f[k]}" for k in varying if k in f) or "all runs"
-        groups.setdefault(label, []).append(run)
+def readable(values: dict[str, str]) -> str:
+    """A condition in words for legends and tables: `regime=mix, human_fraction=0.1` (the last part of each
+    column name, where that is unambiguous)."""
+    shown = {k: v for k, v in values.items() if v != ""}
+    last = [k.rsplit(".", 1)[-1] for k in shown]
+    short = {k: s if last.count(s) == 1 else k for k, s in zip(shown, last)}
+    return ", ".join(f"{short[k]}={v}" for k, v in shown.items()) or "all runs"
+
+
+def group_runs(configs: dict) -> dict[str, list]:
+    """{condition: runs}: a condition names the config values that differ between runs (seeds pooled)."""
+    groups: dict[str, list] = {}
+    for run, values in varying(configs)[1].items():
+        groups.setdefault(condition(values), []).append(run)
     return groups
 
 
-def shared_human_data(cfg: dict) -> bool:
-    """Whether a run's replicates share their human data (one text corpus split once per seed), or each drew
-    its own (the grammar and the analytic families)."""
-    return cfg.get("data", {}).get("_option") in ("text", "hf") and cfg["model"]["_option"] not in ANALYTIC_MODELS
-
-
-def pooled_rows(rows_by_run: dict[Path, list[dict]], shared: bool) -> tuple[list[dict], str]:
+def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
     """The rows of a group's runs (its seeds) with one value per independent unit, and the units in words.
 
     Where every replicate drew its own human data, each (seed, replicate) is a unit. Where a seed's
@@ -82,66 +117,294 @@ def pooled_rows(rows_by_run: dict[Path, list[dict]], shared: bool) -> tuple[list
     return rows, f"{len(rows_by_run)} units: seeds (each the mean of its replicates, which share its corpus split)"
 
 
-def compare(runs: list[Path], out: Path) -> Path:
-    """Write `out/comparison.md` and `out/figures/comparison.png` for `runs`."""
+def metric_families(names: list[str]) -> dict[str, list[str]]:
+    """{family: metrics} (`report.FAMILIES`) of a transformer study; one family `metrics` for the analytic ones
+    (none of `report.SHOWN` present)."""
+    if names and not set(names) & set(report.SHOWN):
+        return {"metrics": list(names)}
+    families = {key: [n for n in names if report.family(n) == key] for key in report.FAMILIES}
+    return {key: shown for key, shown in families.items() if shown}
+
+
+def default_headline(names: list[str]) -> list[str]:
+    """One metric per family of measurement (perplexity drift, diversity, tails; `HEADLINE`), or the first
+    three metrics where none is present (analytic families)."""
+    picks = [next((m for m in candidates if m in names), None) for candidates in HEADLINE.values()]
+    return [m for m in picks if m] or sorted(names, key=report.sort_key)[:3]
+
+
+def heatmap_axes(values: dict[str, dict[str, str]], requested: list[str]) -> list[str]:
+    """The two config columns of the heatmap: `requested`, else the two that take several values across the
+    conditions (`values`: {condition: its config values}), if exactly two do; else []."""
+    columns = list(next(iter(values.values()), {}))
+    if requested:
+        if len(requested) != 2 or not set(requested) <= set(columns):
+            log.warning("--heatmap %s: not two of the config columns (%s); no heatmap", ",".join(requested),
+                        ", ".join(columns) or "none vary")
+            return []
+        return list(requested)
+    axes = [c for c in columns if len({v[c] for v in values.values() if v[c] != ""}) > 1]
+    return axes if len(axes) == 2 else []
+
+
+def _axis_values(cells: list[str]) -> list[str]:
+    """The values of a heatmap axis: numerically sorted if numbers, else in order of appearance; "" (a
+    condition without the key) last."""
+    present = list(dict.fromkeys(c for c in cells if c != ""))
+    try:
+        present = sorted(present, key=float)
+    except ValueError:
+        pass
+    return present + ([""] if "" in cells else [])
+
+
+def _cell(values: list[float], n: int) -> str:
+    """`mean ± half`, with the number of values where it is less than the condition's `n` units."""
+    text = ci_cell(*mean_ci(values))
+    return text if len(values) >= n else f"{text} (n={len(values)})"
+
+
+class Comparison:
+    """The conditions of a summary (`summary.collect` / `summary.read_csv` rows) pooled per generation."""
+
+    def __init__(self, rows: list[dict], columns: list[str], options: Options):
+        self.runs: dict[str, dict] = {}  # name -> its first row (the run's fields)
+        by_run: dict[str, list[dict]] = {}
+        for row in rows:
+            self.runs.setdefault(row["run"], row)
+            if row["metric"] is not None:
+                by_run.setdefault(row["run"], []).append(row)
+        self.members: dict[str, list[str]] = {}
+        self.values: dict[str, dict[str, str]] = {}
+        for name, run in self.runs.items():
+            values = {c: run[c] for c in columns}
+            self.members.setdefault(condition(values), []).append(name)
+            self.values.setdefault(condition(values), values)
+        self.labels = {key: options.labels.get(key) or readable(v) for key, v in self.values.items()}
+        self.incomplete = [name for name, run in self.runs.items() if run["incomplete"]]
+        self.units: dict[str, str] = {}
+        self.aggs: dict[str, dict] = {}  # {condition: {metric: {generation: values}}}
+        self.n: dict[str, int] = {}
+        for key, members in self.members.items():
+            used = {m: by_run[m] for m in members
+                    if m in by_run and not (options.complete_only and self.runs[m]["incomplete"])}
+            if used:
+                pooled, self.units[key] = pooled_rows(used, self.runs[members[0]]["shared_human_data"])
+                self.aggs[key] = aggregate(pooled)
+                self.n[key] = len({row["replicate"] for row in pooled})
+        self.names = sorted({m for agg in self.aggs.values() for m in agg}, key=report.sort_key)
+
+    def table(self, name: str, gens: list[int]) -> str:
+        """Mean ± 95 % t-interval of metric `name` per condition at generations `gens` (those it has)."""
+        gens = [g for g in gens if any(g in agg.get(name, {}) for agg in self.aggs.values())]
+        body = [[self.labels[key], str(self.n[key]),
+                 *(_cell(agg[name][g], self.n[key]) if g in agg.get(name, {}) else "" for g in gens)]
+                for key, agg in self.aggs.items()]
+        return markdown_table(["condition", "n", *(f"gen {g}" for g in gens)], body)
+
+    def last_values(self, name: str, g: int) -> dict[str, list[float]]:
+        """{condition: values of metric `name` at generation g}, for the conditions that have them."""
+        return {key: agg[name][g] for key, agg in self.aggs.items() if g in agg.get(name, {})}
+
+
+def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out: Path) -> list[str]:
+    """The headline metrics at the study's last generation over two config columns: tables and
+    `figures/heatmap.png`; [] where the two columns do not single out one condition per cell."""
     from collapse import plots
 
-    configs, rows_by_group = {}, {}
-    for run in runs:
-        try:
-            configs[run] = load_json(run / "config.json")
-        except DataError as e:
-            log.warning("skipping %s", e)
-    groups = group_runs(configs)
-    units = {}
-    for label, members in groups.items():
-        rows_by_group[label], units[label] = pooled_rows({run: RunDir(run).read_metrics() for run in members},
-                                                         shared_human_data(configs[members[0]]))
-    names = sorted({row["metric"] for rows in rows_by_group.values() for row in rows}, key=report.sort_key)
-    lines = [f"# Comparison of {len(configs)} runs", "",
-             "Mean ± 95 % t-interval over the independent units of a group, per generation (see Runs for the "
-             "units of each group).", ""]
-    aggs = {label: aggregate(rows) for label, rows in rows_by_group.items()}  # {label: {metric: {g: values}}}
-    for name in names:
-        lines += [f"## {name}", "", _group_table(rows_by_group, aggs, name), ""]
+    a, b = axes
+    cell_of = {key: (v[a], v[b]) for key, v in comp.values.items() if key in comp.aggs}
+    if len(set(cell_of.values())) < len(cell_of):
+        log.warning("heatmap over %s × %s: other config values vary within a cell; no heatmap", a, b)
+        return []
+    rows, cols = _axis_values([c[0] for c in cell_of.values()]), _axis_values([c[1] for c in cell_of.values()])
+    show = lambda v: v or "—"  # noqa: E731  (a condition without the key)
+    lines, panels = [f"## {a} × {b}", ""], {}
+    for name in headline:
+        g = max((g for agg in comp.aggs.values() for g in agg.get(name, {})), default=None)
+        if g is None:
+            continue
+        grid = {cell_of[key]: (v, comp.n[key]) for key, v in comp.last_values(name, g).items()}
+        panels[f"{name}, generation {g}"] = np.array(
+            [[mean_ci(grid[r, c][0])[0] if (r, c) in grid else np.nan for c in cols] for r in rows])
+        body = [[show(r), *(_cell(*grid[r, c]) if (r, c) in grid else "" for c in cols)] for r in rows]
+        lines += [f"{name} at generation {g}:", "", markdown_table([f"{a} \\ {b}", *map(show, cols)], body), ""]
+    if not panels:
+        return []
+    figure = plots.heatmaps(panels, [show(r) for r in rows], [show(c) for c in cols], a, b,
+                            out / "figures" / "heatmap.png")
+    return lines + [f"![heatmap]({figure.relative_to(out)})", ""]
+
+
+def write_comparison(rows: list[dict], columns: list[str], out: Path, options: Options) -> Path:
+    """Write `out/comparison.md`, its figures and `out/report.json` from summary rows and config columns."""
+    from collapse import plots
+
+    comp = Comparison(rows, columns, options)
+    names = comp.names
+    unknown = [m for m in options.headline if m not in names]
+    if unknown:
+        log.warning("--headline: %s not among the metrics; left out", ", ".join(unknown))
+    headline = [m for m in options.headline if m in names] or default_headline(names)
+    save_json(out / "report.json", dataclasses.asdict(dataclasses.replace(options, headline=headline)))
+    for name in comp.incomplete:
+        run = comp.runs[name]
+        log.warning("incomplete run %s (%s): %d of %d generations finished (%s); %s", name,
+                    comp.labels[condition({c: run[c] for c in columns})], run["finished_generations"],
+                    run["planned_generations"], run["incomplete"],
+                    "left out" if options.complete_only else "its finished generations are used")
+    gens = sorted({g for agg in comp.aggs.values() for by_gen in agg.values() for g in by_gen})
+    shown = report.shown_generations(gens, MOST_GENERATIONS)
+    lines = [f"# Comparison of {len(comp.runs)} runs", "",
+             f"{len(comp.members)} conditions. Mean ± 95 % t-interval over the independent units of each condition "
+             "(n; see Conditions for what they are), per generation; a cell that pools fewer units (runs that did "
+             "not reach that generation, undefined values) gives its own n.", ""]
+    if comp.incomplete:
+        lines += [f"{len(comp.incomplete)} of {len(comp.runs)} runs are incomplete (see Incomplete runs): "
+                  + ("left out of every aggregate (`--complete-only`)." if options.complete_only else
+                     "they contribute the generations they finished, so a value at generation g pools only the "
+                     "units that reached g."), ""]
+    if len(shown) < len(gens):
+        lines += [f"Tables: {len(shown)} of {len(gens)} generations (log-spaced); summary.csv has every one.", ""]
     if names:
-        figure = plots.group_curves(aggs, names, out / "figures" / "comparison.png")
-        lines += [f"![comparison]({figure.relative_to(out)})", ""]
-    lines += ["## Runs", ""] + [f"- `{label}` ({units[label]}): " + ", ".join(f"`{r}`" for r in members)
-                                for label, members in groups.items()]
+        figure = plots.condition_curves(comp.aggs, headline, comp.labels, out / "figures" / "comparison.png")
+        lines += [f"![comparison]({figure.relative_to(out)})", "",
+                  f"Headline metrics ({', '.join(headline)}): one line per condition, the mean over its units "
+                  "with a 95 % band (bands clipped to the panel); the other metrics below, by family.", ""]
+    axes = heatmap_axes({k: comp.values[k] for k in comp.aggs}, options.heatmap)
+    if axes and names:
+        lines += _heatmap_section(comp, axes, headline, out)
+    for key, members in metric_families(names).items():
+        lines += [f"## {report.FAMILIES.get(key, 'Metrics')}", ""]
+        rest = [m for m in members if m not in headline]
+        if rest:
+            figure = plots.condition_curves(comp.aggs, rest, comp.labels, out / "figures" / f"{key}.png")
+            lines += [f"![{key}]({figure.relative_to(out)})", ""]
+        for name in members:
+            lines += [f"### {name}", "", comp.table(name, shown), ""]
+    lines += ["## Conditions", "", markdown_table(["condition", "config", "units", "runs"], [
+        [comp.labels[key], f"`{key}`", comp.units.get(key, "none: no finished generation"),
+         ", ".join(f"`{r}`" for r in members)] for key, members in comp.members.items()])]
+    if comp.incomplete:
+        body = [[f"`{name}`", comp.labels[condition({c: run[c] for c in columns})],
+                 f"{run['finished_generations']} of {run['planned_generations']}", run["incomplete"],
+                 "no" if options.complete_only or not run["finished_generations"] else "finished generations"]
+                for name in comp.incomplete for run in [comp.runs[name]]]
+        lines += ["", "## Incomplete runs", "", markdown_table(
+            ["run", "condition", "generations finished", "why (first missing marker, logged error)",
+             "in the aggregates"], body)]
+    _remove_stale(out / "figures", set(re.findall(r"\]\(figures/([^)]+)\)", "\n".join(lines))))
     path = out / "comparison.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
-def _group_table(rows_by_group: dict[str, list[dict]], aggs: dict[str, dict], name: str) -> str:
-    gens = sorted({row["generation"] for rows in rows_by_group.values() for row in rows if row["metric"] == name})
-    body = []
-    for label, agg_by_metric in aggs.items():
-        agg = agg_by_metric.get(name, {})
-        body.append([label, *(ci_cell(*mean_ci(agg[g])) if g in agg else "" for g in gens)])
-    return markdown_table(["group", *(f"gen {g}" for g in gens)], body)
+def _remove_stale(figures: Path, written: set[str]) -> None:
+    """Remove the comparison figures an earlier comparison in `figures` wrote and this one did not (a family now
+    all in the headline, a heatmap no longer asked for), so that the folder matches comparison.md."""
+    for name in ("comparison", "heatmap", "metrics", *report.FAMILIES):
+        if f"{name}.png" not in written:
+            (figures / f"{name}.png").unlink(missing_ok=True)
+
+
+def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:
+    """Write `out/summary.csv` for `runs`, then the comparison from it (`write_comparison`)."""
+    configs = {}
+    for run in runs:
+        try:
+            configs[run] = load_json(run / "config.json")
+        except DataError as e:
+            log.warning("skipping %s", e)
+    rows, columns = summary.collect(configs)
+    path = summary.write_csv(out / "summary.csv", rows, columns)
+    return write_comparison(*summary.read_csv(path), out, options or Options())
+
+
+def report_all(root: Path) -> list[Path]:
+    """Rewrite every comparison below `root` that has a report.json and a summary.csv, from those two files;
+    a report.json without its summary.csv is named and skipped."""
+    specs = sorted(root.rglob("report.json"))
+    if not specs:
+        raise DataError(root, "no comparison below it (a report.json beside a summary.csv)")
+    made = []
+    for spec in specs:
+        if not (spec.parent / "summary.csv").exists():
+            log.warning("%s: no summary.csv beside it (rerun the study to write one); skipped", spec)
+            continue
+        made.append(write_comparison(*summary.read_csv(spec.parent / "summary.csv"), spec.parent,
+                                     load_options(spec)))
+        log.info("%s", made[-1])
+    return made
+
+
+def _options(args: argparse.Namespace) -> Options:
+    """The options of `--spec`, overridden by those given on the command line."""
+    options = load_options(args.spec) if args.spec else Options()
+    if args.headline:
+        options.headline = args.headline.split(",")
+    if args.labels:
+        options.labels = {**options.labels, **load_json(args.labels)}
+    if args.heatmap:
+        options.heatmap = args.heatmap.split(",")
+    options.complete_only = options.complete_only or args.complete_only
+    return options
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="collapse-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", type=Path, help="run directories or folders holding them")
-    parser.add_argument("--out", type=Path, help="where comparison.md goes (default: the first path)")
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="run directories, folders holding them (a multirun), or one summary.csv")
+    parser.add_argument("--out", type=Path,
+                        help="where the comparison goes (default: the first path, unless a run directory)")
+    parser.add_argument("--headline", metavar="M1,M2,M3",
+                        help="metrics of the headline figure (default: one per family, e.g. kl_true,distinct_2,"
+                             "tail_mass_ratio)")
+    parser.add_argument("--labels", type=Path, metavar="FILE",
+                        help='JSON file {"condition": "label in words"} (conditions as comparison.md lists them)')
+    parser.add_argument("--heatmap", metavar="A,B",
+                        help="two config columns for the heatmap (default: when exactly two take several values)")
+    parser.add_argument("--complete-only", action="store_true",
+                        help="leave incomplete runs out of the aggregates (default: use their finished generations)")
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="a report.json to take the options from (those given here override it)")
+    parser.add_argument("--all", nargs="?", const=Path("results"), type=Path, metavar="DIR",
+                        help="rewrite every comparison below DIR (default results/) from its summary.csv and "
+                             "report.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        _run(args)
+    except DataError as e:
+        print(f"collapse-report: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.all:
+        report_all(args.all)
+        return
+    if not args.paths:
+        raise DataError(".", "no paths given (run directories, a summary.csv, or --all)")
+    options = _options(args)
+    if args.paths[0].suffix == ".csv":
+        log.info("%s", write_comparison(*summary.read_csv(args.paths[0]), args.out or args.paths[0].parent, options))
+        return
     runs = find_runs(args.paths)
     if not runs:
         print(f"collapse-report: no run directories (with config.json) under {', '.join(map(str, args.paths))}",
               file=sys.stderr)
         sys.exit(2)
+    out = args.out or args.paths[0] if len(runs) > 1 or args.out else None
+    if out and (out / "config.json").exists():  # its report's figures have the comparison's names
+        raise DataError(out, "a run directory: name another folder for the comparison with --out")
     for run in runs:
         try:
             log.info("%s", report.write(RunDir(run)))
         except DataError as e:
             log.warning("cannot report %s", e)
-    if len(runs) > 1:
-        log.info("%s", compare(runs, args.out or args.paths[0]))
+    if out:
+        log.info("%s", compare(runs, out, options))
 
 
 if __name__ == "__main__":

@@ -145,30 +145,94 @@ def bucket_bars(masses: dict[str, np.ndarray], labels: tuple[str, ...], path: Pa
     return save(fig, path)
 
 
-def group_curves(aggs: dict[str, dict], names: list[str], path: Path) -> Path:
-    """One panel per metric, one line per group (mean over its seeds and replicates) with a 95 % band;
-    `aggs`: {group label: `stats.aggregate` of its rows}."""
-    cols = min(3, len(names))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _clip_to_means(ax, means: list[np.ndarray], lows: list[np.ndarray], highs: list[np.ndarray]) -> None:
+    """Y limits that hold every mean and the bands up to half the means' range beyond them: one wide band
+    (few units) must not flatten the lines whose ordering the panel is about."""
+    finite = lambda parts: (x := np.concatenate(parts))[np.isfinite(x)]  # noqa: E731
+    m, band_lo, band_hi = finite(means), finite(lows), finite(highs)
+    if not m.size:
+        return
+    lo, hi = m.min(), m.max()
+    span = hi - lo or abs(hi) * 0.1 or 1.0
+    low, high = lo - 0.05 * span, hi + 0.05 * span
+    if band_lo.size:
+        low = max(min(band_lo.min(), low), lo - 0.5 * span)
+        high = min(max(band_hi.max(), high), hi + 0.5 * span)
+    ax.set_ylim(low, high)
+
+
+def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, str], path: Path,
+                     cols: int = 3) -> Path:
+    """One panel per metric, one line per condition (its mean over the units, a light 95 % band), generation
+    on the x axis, and one legend below the panels naming each condition by `labels`; `aggs`: {condition:
+    `stats.aggregate` of its pooled rows}. Sized to be read at the width of a page."""
+    cols = min(cols, len(names))
     nrows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        for i, (label, agg_by_metric) in enumerate(aggs.items()):
-            agg = agg_by_metric.get(name)
-            if not agg:
-                continue
-            gens = sorted(agg)
-            stats = np.array([mean_ci(agg[g]) for g in gens])
-            ax.plot(gens, stats[:, 0], marker="o", ms=3, color=f"C{i % 10}", label=label)
-            ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=f"C{i % 10}",
-                            alpha=0.15)
-        ax.set_title(name)
-        ax.set_xlabel("generation")
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize="small",
-               bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(labels) / 3)))
-    fig.tight_layout()
+    width, height = 3.4, 2.7
+    W = width * cols
+    chars = max([len(labels[key]) for key in aggs] or [1])
+    ncol = max(1, min(len(aggs), int(W / (0.6 + 0.075 * chars))))
+    legend_h = 0.25 * math.ceil(len(aggs) / ncol) + 0.2
+    H = height * nrows + legend_h + 0.3
+    with plt.rc_context({"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 10}):
+        fig, axes = plt.subplots(nrows, cols, figsize=(W, H), squeeze=False)
+        fig.subplots_adjust(left=0.65 / W, right=1 - 0.15 / W, top=1 - 0.35 / H, bottom=(legend_h + 0.5) / H,
+                            wspace=0.75 / (width - 0.75), hspace=0.8 / (height - 0.8))
+        handles = {}
+        for ax, name in zip(axes.flat, names):
+            means, lows, highs = [], [], []
+            for i, (key, agg_by_metric) in enumerate(aggs.items()):
+                agg = agg_by_metric.get(name)
+                if not agg:
+                    continue
+                gens = sorted(agg)
+                stats = np.array([mean_ci(agg[g]) for g in gens])
+                style = dict(color=plt.get_cmap("tab10")(i % 10), marker=MARKERS[i % len(MARKERS)])
+                (line,) = ax.plot(gens, stats[:, 0], ms=4 if len(gens) <= 50 else 0, lw=1.8, label=labels[key],
+                                  **style)
+                handles.setdefault(key, line)
+                ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=style["color"],
+                                alpha=0.12, lw=0)
+                means.append(stats[:, 0])
+                lows.append(stats[:, 0] - stats[:, 1])
+                highs.append(stats[:, 0] + stats[:, 1])
+            if means:
+                _clip_to_means(ax, means, lows, highs)
+            ax.set_title(name)
+            ax.set_xlabel("generation")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        fig.legend(list(handles.values()), [labels[key] for key in handles], loc="lower center", ncol=ncol,
+                   frameon=False, bbox_to_anchor=(0.5, 0.05 / H))
+    return save(fig, path)
+
+
+def heatmaps(panels: dict[str, np.ndarray], rows: list[str], cols: list[str], ylabel: str, xlabel: str,
+             path: Path) -> Path:
+    """One heatmap per entry of `panels` (title -> [rows, cols] values, nan: no condition), each cell
+    annotated with its value."""
+    n = len(panels)
+    width, height = 1.6 + 0.9 * len(cols), 1.3 + 0.5 * len(rows)
+    with plt.rc_context({"font.size": 10, "axes.titlesize": 11}):
+        fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+        for ax, (title, grid) in zip(axes.flat, panels.items()):
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
+            finite = grid[np.isfinite(grid)]
+            middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+            for (r, c), v in np.ndenumerate(grid):
+                ax.text(c, r, f"{v:.3g}" if np.isfinite(v) else "—", ha="center", va="center", fontsize=9,
+                        color="black" if np.isfinite(v) and v > middle else "white" if np.isfinite(v) else "0.4")
+            ax.set_xticks(range(len(cols)), cols)
+            ax.set_yticks(range(len(rows)), rows)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
+            fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.tight_layout()
     return save(fig, path)
 
 

@@ -34,8 +34,8 @@ def test_groups_pool_seeds_and_name_what_differs(tmp_path):
     compare.main([str(tmp_path)])
     text = (tmp_path / "comparison.md").read_text()
     # replace pools seeds 0 and 1: generation 1 mean (0.3 + 0.5) / 2 = 0.4, t(1) interval 12.706 * 0.1
-    assert "| regime=replace | 0.15 ± 0.64 | 0.4 ± 1.3 |" in text
-    assert "| regime=accumulate | 0.1 | 0.15 |" in text
+    assert "| regime=replace | 2 | 0.15 ± 0.64 | 0.4 ± 1.3 |" in text
+    assert "| regime=accumulate | 1 | 0.1 | 0.15 |" in text
     assert (tmp_path / "figures" / "comparison.png").exists()
     assert all((r / "report.md").exists() for r in runs)
 
@@ -52,7 +52,7 @@ def test_runs_in_progress_contribute_finished_generations(tmp_path):
     fake_run(tmp_path / "b", tiny_config(seed=1), [[0.3], [0.4], [0.9]], finished=3)
     compare.compare(compare.find_runs([tmp_path]), tmp_path)
     text = (tmp_path / "comparison.md").read_text()
-    assert "| all runs | 0.2 ± 1.3 | 0.3 ± 1.3 | 0.9 |" in text  # generation 2: only run b has finished it
+    assert "| all runs | 2 | 0.2 ± 1.3 | 0.3 ± 1.3 | 0.9 (n=1) |" in text  # generation 2: only run b finished it
     from collapse import report
 
     text = report.write(RunDir(tmp_path / "a")).read_text()  # a run in progress: its finished generations
@@ -63,6 +63,11 @@ def test_no_runs_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         compare.main([str(tmp_path)])
     assert info.value.code == 2 and "no run directories" in capsys.readouterr().err
+    fake_run(tmp_path / "a", tiny_config(seed=0), [[0.1]], finished=1)
+    fake_run(tmp_path / "b", tiny_config(seed=1), [[0.2]], finished=1)
+    with pytest.raises(SystemExit) as info:  # the comparison's figures would overwrite run a's
+        compare.main([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert info.value.code == 2 and "name another folder for the comparison with --out" in capsys.readouterr().err
 
 
 def test_keys_that_change_no_number_never_split_a_study():
@@ -95,4 +100,155 @@ def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_pat
     assert not compare.shared_human_data(to_dict(tiny_config()))
     compare.main([str(tmp_path)])
     text_md = (tmp_path / "comparison.md").read_text()
-    assert "| all runs | 0.4 ± 2.5 |" in text_md  # t(1) = 12.706 over the seed means 0.2 and 0.6: 12.706 * 0.2
+    assert "| all runs | 2 | 0.4 ± 2.5 |" in text_md  # t(1) = 12.706 over the seed means 0.2 and 0.6: 12.706 * 0.2
+
+
+# --- summary.csv, incomplete runs, figures and `--all` (issue 15)
+
+def sweep(root, finished=None, error=None):
+    """regime ∈ {replace, mix} × train.target ∈ {tokens, soft} × seeds 0, 1: kl_true and distinct_2 per
+    (generation, replicate) over 3 generations; run i finishes `finished.get(i, 3)` generations (the next one's
+    train marker written) and logs `error`."""
+    from collapse.config import TrainConfig
+
+    finished = finished or {}
+    for i, (regime, target, seed) in enumerate([(r, t, s) for r in (ReplaceConfig(), MixConfig())
+                                                for t in ("tokens", "soft") for s in (0, 1)]):
+        path = root / str(i)
+        cfg = tiny_config(regime=regime, train=TrainConfig(target=target), seed=seed, replicates=2, generations=3)
+        store = RunDir(path)
+        save_json(path / "config.json", to_dict(cfg))
+        done = finished.get(i, 3)
+        for g in range(done):
+            store.write_metrics(g, [{"generation": g, "replicate": r, "metric": m, "value": i + g + r / 10 + k,
+                                     "seed": seed} for r in range(2) for k, m in enumerate(("kl_true", "distinct_2"))])
+            for phase in ("train", "sample", "score"):
+                store.mark_done(g, phase, {"seconds": 1.0}, [])
+        if done < 3:
+            store.mark_done(done, "train", {"seconds": 1.0}, [])
+            if error:
+                (path / "cli.log").write_text(f"[2026-01-01 00:00:00,000][collapse][ERROR] - {error}\n")
+        store.rebuild_metrics()
+    return compare.find_runs([root])
+
+
+def test_summary_csv_has_a_row_per_run_generation_replicate_metric(tmp_path):
+    import csv
+
+    runs = sweep(tmp_path / "sweep", finished={1: 0})
+    compare.compare(runs, tmp_path / "out")
+    with open(tmp_path / "out" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["run", "regime", "regime.fresh", "regime.human_fraction", "regime.size", "train.target",
+                             "seed", "shared_human_data", "planned_generations", "finished_generations", "incomplete",
+                             "generation", "replicate", "metric", "value"]
+    assert len(rows) == 7 * 3 * 2 * 2 + 1  # run 1 finished no generation: one row without a metric
+    assert rows[0] == {"run": "0", "regime": "replace", "regime.fresh": "", "regime.human_fraction": "",
+                       "regime.size": "", "train.target": "tokens", "seed": "0", "shared_human_data": "false",
+                       "planned_generations": "3", "finished_generations": "3", "incomplete": "",
+                       "generation": "0", "replicate": "0", "metric": "kl_true", "value": "0.0"}
+    (empty,) = [r for r in rows if r["run"] == "1"]
+    assert empty["metric"] == "" and empty["finished_generations"] == "0"
+    assert empty["incomplete"] == "generation 0: train done, no sample marker"
+    mix = [r for r in rows if r["run"] == "7" and r["generation"] == "2" and r["replicate"] == "1"]
+    assert [(r["regime"], r["regime.human_fraction"], r["train.target"], r["metric"], float(r["value"]))
+            for r in mix] == [("mix", "0.1", "soft", "kl_true", 9.1), ("mix", "0.1", "soft", "distinct_2", 10.1)]
+
+
+def test_incomplete_runs_are_listed_and_contribute_only_finished_generations(tmp_path, caplog):
+    runs = sweep(tmp_path / "sweep", finished={0: 1}, error="loss is nan")
+    caplog.set_level("INFO", logger="collapse")
+    text = compare.compare(runs, tmp_path / "out").read_text()
+    assert "1 of 8 runs are incomplete" in text and "pools only the units that reached g" in text
+    why = "error: loss is nan; generation 1: train done, no sample marker"
+    assert f"| `0` | regime=replace, target=tokens | 1 of 3 | {why} | finished generations |" in text
+    assert "incomplete run 0" in caplog.text and why in caplog.text
+    # kl_true of regime=replace, target=tokens: runs 0 (i = 0) and 1 (i = 1), replicates + 0, 0.1; run 0 has gen 0
+    assert "| regime=replace, target=tokens | 4 | 0.55 ± 0.92 | 2.05 ± 0.64 (n=2) | 3.05 ± 0.64 (n=2) |" in text
+    text = compare.compare(runs, tmp_path / "out2", compare.Options(complete_only=True)).read_text()
+    assert "left out of every aggregate" in text and "| 1 of 3 | " + why + " | no |" in text
+    assert "| regime=replace, target=tokens | 2 | 1.05 ± 0.64 | 2.05 ± 0.64 | 3.05 ± 0.64 |" in text
+
+
+def test_two_varying_config_columns_give_a_heatmap_of_the_last_generation(tmp_path):
+    text = compare.compare(sweep(tmp_path / "sweep"), tmp_path / "out").read_text()
+    assert "## regime × train.target" in text and (tmp_path / "out" / "figures" / "heatmap.png").exists()
+    assert "| regime \\ train.target | tokens | soft |" in text
+    assert "| mix | 6.55 ± 0.92 | 8.55 ± 0.92 |" in text  # runs 4, 5 (tokens) and 6, 7 (soft) at generation 2
+    runs = compare.find_runs([tmp_path / "sweep"])
+    text = compare.compare([runs[0], runs[2]], tmp_path / "out").read_text()  # train.target alone
+    assert "## regime" not in text and not (tmp_path / "out" / "figures" / "heatmap.png").exists()  # removed
+    text = compare.compare([runs[0], runs[2]], tmp_path / "asked", compare.Options(heatmap=["regime", "x"])).read_text()
+    assert "## regime" not in text  # not two of the config columns: a warning, no heatmap
+
+
+def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatch):
+    from collapse import plots
+
+    drawn, real = {}, plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path, fig) and real(fig, path))
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"regime=replace train.target=tokens": "replace, hard labels"}))
+    sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    compare.main([str(tmp_path / "sweep"), "--out", str(out), "--labels", str(labels), "--headline", "distinct_2"])
+    fig = drawn[out / "figures" / "comparison.png"]
+    assert [ax.get_title() for ax in fig.axes] == ["distinct_2"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "replace, hard labels", "regime=replace, target=soft", "regime=mix, fresh=False, human_fraction=0.1, size=0, "
+        "target=tokens", "regime=mix, fresh=False, human_fraction=0.1, size=0, target=soft"]
+    assert {p.name for p in drawn if p.parent == out / "figures"} == {"comparison.png", "perplexity.png",
+                                                                      "heatmap.png"}  # kl_true: the rest
+    spec = json.loads((out / "report.json").read_text())
+    assert spec["headline"] == ["distinct_2"] and spec["labels"] == json.loads(labels.read_text())
+
+
+def test_default_headline_is_one_metric_per_family():
+    names = ["ppl_human_test", "kl_true", "self_bleu4", "distinct_2", "survival", "tail_mass_ratio", "zipf_exponent"]
+    assert compare.default_headline(names) == ["kl_true", "distinct_2", "tail_mass_ratio"]
+    assert compare.default_headline(["var_ratio", "mean_drift"]) == ["mean_drift", "var_ratio"]  # analytic
+    assert compare.readable({"regime": "mix", "regime.human_fraction": "0.1", "regime.size": ""}) == \
+        "regime=mix, human_fraction=0.1"
+
+
+def test_all_rebuilds_the_same_comparison_from_summary_csv_alone(tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    sweep(tmp_path / "sweep", finished={3: 2})
+    compare.main([str(tmp_path / "sweep"), "--out", str(out), "--headline", "kl_true,distinct_2"])
+    study = tmp_path / "results" / "study"
+    study.mkdir(parents=True)
+    for name in ("summary.csv", "report.json"):
+        shutil.copy(out / name, study / name)
+    shutil.rmtree(tmp_path / "sweep")  # no run directory left
+    compare.main(["--all", str(tmp_path / "results")])
+    assert (study / "comparison.md").read_text() == (out / "comparison.md").read_text()
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["comparison.png", "heatmap.png"]  # no other metric: no family figure
+    assert all((study / "figures" / f).read_bytes() == (out / "figures" / f).read_bytes() for f in figures)
+    compare.main([str(study / "summary.csv"), "--out", str(tmp_path / "again")])  # the csv as an input
+    assert (tmp_path / "again" / "comparison.md").read_text() == (out / "comparison.md").read_text()
+
+
+def test_all_names_a_study_without_summary_and_refuses_a_tree_without_studies(tmp_path, capsys, caplog):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "report.json").write_text("{}")
+    compare.main(["--all", str(tmp_path)])  # a study not yet rerun since summary.csv exists: skipped, named
+    assert "study/report.json: no summary.csv beside it" in caplog.text
+    with pytest.raises(SystemExit) as info:
+        compare.main(["--all", str(tmp_path / "study" / "figures")])
+    assert info.value.code == 2 and "no comparison below it" in capsys.readouterr().err
+
+
+def test_summary_keeps_only_rows_of_finished_generations(tmp_path):
+    from collapse import summary
+
+    fake_run(tmp_path / "a", tiny_config(seed=0), [[0.1], [0.2]], finished=1)
+    store = RunDir(tmp_path / "a")
+    store.write_run_metrics(store.read_metrics(0) + store.read_metrics(1))  # a row of unfinished generation 1
+    for phase in ("train", "sample"):
+        store.mark_done(1, phase, {"seconds": 1.0}, [])
+    rows, columns = summary.collect({store.path: json.loads((tmp_path / "a" / "config.json").read_text())})
+    assert columns == [] and [(r["generation"], r["value"]) for r in rows] == [(0, 0.1)]
+    assert rows[0]["incomplete"] == "generation 1: train, sample done, no score marker"

@@ -49,15 +49,35 @@ def test_histograms_bin_finite_values_only(tmp_path, drawn):
     assert sum(bars) == pytest.approx(0.5)  # 2 of 4 sequences are finite: nan and inf fall in no bin
 
 
-def test_rank_frequency_bucket_bars_and_group_curves(tmp_path):
+def test_rank_frequency_and_bucket_bars(tmp_path):
     human_V = np.array([50.0, 30, 10, 0, 5])
     counts = {0: np.array([40.0, 35, 12, 0, 3]), 1: np.array([60.0, 30, 5, 0, 0])}
     last_seen_RV = np.array([[1, 1, 1, -1, 0]])
     assert plots.rank_frequency(counts, human_V, tmp_path / "rf.png", human_V / human_V.sum(), last_seen_RV).exists()
     masses = {"human": np.array([0.5, 0.4, 0.1]), "gen 1": np.array([0.6, 0.4, 0.0])}
     assert plots.bucket_bars(masses, ("head", "torso", "tail"), tmp_path / "b.png").exists()
+
+
+def test_condition_curves_name_each_condition_in_one_legend(tmp_path, drawn):
     aggs = {"regime=replace": {"kl": {0: [0.1, 0.2], 1: [0.3]}}, "regime=mix": {"kl": {0: [0.1, 0.1]}}}
-    assert plots.group_curves(aggs, ["kl", "missing"], tmp_path / "g.png").exists()
+    labels = {"regime=replace": "replace", "regime=mix": "mix, 10 % human"}
+    assert plots.condition_curves(aggs, ["kl", "missing"], labels, tmp_path / "g.png").exists()
+    (legend,) = drawn[0].legends
+    assert [t.get_text() for t in legend.get_texts()] == ["replace", "mix, 10 % human"]
+
+
+def test_condition_curves_keep_the_means_in_view_under_a_wide_band(tmp_path, drawn):
+    aggs = {"a": {"kl": {0: [0.0, 0.2], 1: [0.0, 10.0]}}, "b": {"kl": {0: [0.5, 0.5], 1: [1.0, 1.2]}}}
+    plots.condition_curves(aggs, ["kl"], {"a": "a", "b": "b"}, tmp_path / "g.png")
+    lo, hi = drawn[0].axes[0].get_ylim()
+    assert lo < 0.1 and 5.0 < hi < 8.0  # means 0.1 .. 5; band of a up to 5 + 12.7 * 5 clipped at 5 + 2.5
+
+
+def test_heatmaps_annotate_every_cell(tmp_path, drawn):
+    grid = np.array([[1.0, 2.0], [np.nan, 4.0]])
+    assert plots.heatmaps({"kl_true, generation 7": grid}, ["replace", "mix"], ["tokens", "soft"], "regime",
+                          "train.target", tmp_path / "h.png").exists()
+    assert [t.get_text() for t in drawn[0].axes[0].texts] == ["1", "2", "—", "4"]
 
 
 def test_metric_curves_draw_a_metric_undefined_everywhere_as_an_empty_panel(tmp_path):

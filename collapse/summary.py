@@ -1,0 +1,144 @@
+"""`summary.csv`: the metric rows of a set of runs with what a comparison needs, so that `collapse-report` can
+rebuild `comparison.md` and its figures from the file alone (`collapse-report --all`), without the run
+directories. One row per run × finished generation × replicate × metric:
+
+    run                    the run directory, relative to the runs' common folder (`targets/3`)
+    <config columns>       the config values that differ between the runs, as `compare` labels them
+                           (`regime`, `regime.human_fraction`, `train.target`; empty: the run has no such key)
+    seed
+    shared_human_data      true where a seed's replicates share one corpus split (text, hf): `compare.pooled_rows`
+    planned_generations    the run's `generations`
+    finished_generations   how many generations are marked done (score marker, or generations.done)
+    incomplete             why the run has fewer: an error from its log, the first missing marker (empty: complete)
+    generation, replicate, metric, value    the metric row (value empty: undefined)
+
+A run with no finished generation has one row with empty generation, replicate, metric and value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, flatten
+from collapse.errors import DataError
+from collapse.store import PHASES, RunDir, atomic_write
+
+RUN_FIELDS = ("seed", "shared_human_data", "planned_generations", "finished_generations", "incomplete")
+ROW_FIELDS = ("generation", "replicate", "metric", "value")
+
+# Never a config column: the seed (pooled) and the keys that change no result (config.RESUMABLE_KEYS).
+IGNORED = ("seed", *RESUMABLE_KEYS)
+
+
+def varying(configs: dict) -> tuple[list[str], dict]:
+    """The config columns: the config values that differ between the runs of `configs` ({run: config.json}),
+    `regime._option` named `regime`; and {run: {column: value as text}}, without the keys a run's config lacks
+    (the fields of another regime)."""
+    flat = {run: flatten(cfg) for run, cfg in configs.items()}
+    keys = sorted({k for f in flat.values() for k in f})
+    keys = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
+    values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if k in f} for run, f in flat.items()}
+    return [k.replace("._option", "") for k in keys], values
+
+
+def shared_human_data(cfg: dict) -> bool:
+    """Whether a run's replicates share their human data (one text corpus split once per seed), or each drew
+    its own (the grammar and the analytic families)."""
+    return cfg.get("data", {}).get("_option") in ("text", "hf") and cfg["model"]["_option"] not in ANALYTIC_MODELS
+
+
+def run_names(runs: list[Path]) -> dict[Path, str]:
+    """{run: its path relative to the runs' common folder} (a lone run: its own name), stable across machines."""
+    if len(runs) == 1:
+        return {runs[0]: runs[0].name}
+    root = Path(os.path.commonpath([str(r) for r in runs]))
+    return {run: str(run.relative_to(root)) if run != root else run.name for run in runs}
+
+
+def last_error(path: Path) -> str:
+    """The last ERROR line of the run's job logs (Hydra writes `<run>/<job>.log`), without its prefix; ""."""
+    error = ""
+    for log in sorted(path.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "[ERROR]" in line:
+                error = line.split("] - ", 1)[-1].strip()
+    return error[:300]
+
+
+def why_incomplete(store: RunDir, cfg: dict, finished: list[int]) -> str:
+    """Why a run has finished fewer generations than planned: its logged error if any, and the first
+    generation without its markers (a run still in progress reads the same)."""
+    parts = [f"error: {e}"] if (e := last_error(store.path)) else []
+    if cfg["model"]["_option"] in ANALYTIC_MODELS:
+        parts.append("no generations.done marker")
+    else:
+        g = next(g for g in range(cfg["generations"]) if g not in finished)
+        done = [p for p in PHASES if store.is_done(g, p)]
+        missing = next(p for p in PHASES if p not in done)
+        parts.append(f"generation {g}: {', '.join(done)} done, no {missing} marker" if done
+                     else f"generation {g}: no marker")
+    return "; ".join(parts)
+
+
+def run_rows(store: RunDir, cfg: dict, name: str, values: dict[str, str]) -> list[dict]:
+    """The summary rows of one run: its metric rows of finished generations, each with the run's fields."""
+    try:
+        finished = store.finished_generations()
+        reason = "" if len(finished) >= cfg["generations"] else why_incomplete(store, cfg, finished)
+        rows = [r for r in store.read_metrics() if r["generation"] in set(finished)]
+    except DataError as e:
+        finished, reason, rows = [], str(e), []
+    run = {"run": name, **values, "seed": cfg["seed"], "shared_human_data": shared_human_data(cfg),
+           "planned_generations": cfg["generations"], "finished_generations": len(finished), "incomplete": reason}
+    return [{**run, **{k: r[k] for k in ROW_FIELDS}} for r in rows] or [{**run, **dict.fromkeys(ROW_FIELDS)}]
+
+
+def collect(configs: dict[Path, dict]) -> tuple[list[dict], list[str]]:
+    """The summary rows of the runs of `configs` ({run directory: config.json}) and the config columns."""
+    (columns, values), names = varying(configs), run_names(list(configs))
+    rows = [row for run, cfg in configs.items()
+            for row in run_rows(RunDir(run), cfg, names[run], {c: values[run].get(c, "") for c in columns})]
+    return rows, columns
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    """Write `rows` with the config `columns` (the one writer of summary.csv); floats as `repr`, so they read
+    back exactly."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", *columns, *RUN_FIELDS, *ROW_FIELDS])
+    writer.writerows([[_cell(row[k]) for k in ("run", *columns, *RUN_FIELDS, *ROW_FIELDS)] for row in rows])
+    atomic_write(path, buf.getvalue().encode())
+    return path
+
+
+def read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    """The rows and config columns of a summary.csv, typed as `collect` returns them."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            raw = list(reader)
+    except FileNotFoundError:
+        raise DataError(path, "missing") from None
+    fixed = {"run", *RUN_FIELDS, *ROW_FIELDS}
+    if not fixed <= set(header):
+        raise DataError(path, f"not a summary.csv (columns {', '.join(sorted(fixed - set(header)))} missing)")
+    integer = lambda s: int(s) if s != "" else None  # noqa: E731
+    rows = [{**r, "seed": int(r["seed"]), "shared_human_data": r["shared_human_data"] == "true",
+             "planned_generations": int(r["planned_generations"]),
+             "finished_generations": int(r["finished_generations"]),
+             "generation": integer(r["generation"]), "replicate": integer(r["replicate"]),
+             "metric": r["metric"] or None, "value": float(r["value"]) if r["value"] != "" else None} for r in raw]
+    return rows, [c for c in header if c not in fixed]
