@@ -68,9 +68,9 @@ def validate(cfg: Config) -> None:
     _validate_regime(r)
     _check(isinstance(cfg.curate, CurateConfig) and type(cfg.curate) is not CurateConfig, "curate", _choose("curate"))
     if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
+        _validate_analytic(m)
         _check(isinstance(cfg.curate, NoCurateConfig), "curate", f"curate={option_name(cfg.curate)} curates a "
                f"transformer's samples; the analytic family model={option_name(m)} has none: use curate=none")
-        _validate_analytic(m)
         _check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
                f"model={option_name(m)} has one model: drop model_schedule")
         return
@@ -270,7 +270,7 @@ def _validate_curate(cfg: Config) -> None:
         _check(grammar, "curate.scorer", "truth scores by the exact truth, which only data=grammar has; on text "
                "give a verifier as an import path, curate.scorer=package.module:function")
         return
-    from collapse.curation.scores import load_scorer
+    from collapse.curation.plugin import load_scorer
 
     try:
         load_scorer(c.scorer)

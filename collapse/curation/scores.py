@@ -5,12 +5,9 @@ Every score is per generated token: positions P..T-1, P the prompt tokens in con
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 import numpy as np
 
-Scorer = Callable[[np.ndarray, int], np.ndarray]  # fn(tokens_NT, prompt_tokens) -> scores [N], higher = better
+from collapse.curation.plugin import load_scorer
 
 
 def truth(grammar, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
@@ -28,17 +25,6 @@ def perplexity(logprob_M: np.ndarray, generated: int) -> np.ndarray:
 def noisy(scores_M: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
     """`scores_M` plus iid N(0, std²) noise (an imperfect verifier); unchanged for std 0 (no draw)."""
     return scores_M + std * rng.standard_normal(len(scores_M)) if std > 0 else scores_M
-
-
-def load_scorer(path: str) -> Scorer:
-    """The function named `package.module:function`; ImportError / AttributeError / TypeError say why not."""
-    module, sep, name = path.partition(":")
-    if not (sep and module and name):
-        raise ValueError(f"{path!r} is not of the form package.module:function")
-    fn = getattr(importlib.import_module(module), name)
-    if not callable(fn):
-        raise TypeError(f"{path} is not callable")
-    return fn
 
 
 def user(path: str, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
