@@ -345,8 +345,9 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
             if index is not None:
                 arrays["prompt_index.npy"] = index[r]
             if curate:
-                arrays.update({"candidates.npy": candidates[r], "curate_scores.npy": curated[r].scores_M,
-                               "curate_kept.npy": curated[r].kept_n, "curate_scores_kept.npy": curated[r].kept_scores_n})
+                cur = curated[r]
+                arrays.update({"candidates.npy": candidates[r], "curate_scores.npy": cur.scores_M,
+                               "curate_kept.npy": cur.kept_n, "curate_scores_kept.npy": cur.kept_scores_n})
             for name, array in arrays.items():
                 _save(outputs, store.rep(g, r) / name, array)
         info = {"candidates": [len(c) for c in candidates]} if curate else {}

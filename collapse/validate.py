@@ -244,13 +244,15 @@ def _validate_curate(cfg: Config) -> None:
     c, grammar = cfg.curate, isinstance(cfg.data, GrammarConfig)
     _finite(c, "curate")
     if isinstance(c, DetectorCurateConfig):
-        raise ConfigError("curate", "curate=detector: not available yet; choose curate=none|verifier|perplexity|correct")
+        raise ConfigError("curate", "curate=detector: not available yet; "
+                          "choose curate=none|verifier|perplexity|correct")
     if isinstance(c, CorrectCurateConfig):
         _check(grammar, "curate", "curate=correct corrects toward the exact truth, which only data=grammar has")
         _fraction(c.fraction, "curate.fraction")
     if not isinstance(c, (VerifierCurateConfig, PerplexityCurateConfig)):
         return
-    _check(c.oversample >= 1, "curate.oversample", f"candidates drawn per kept sample: must be >= 1, got {c.oversample}")
+    _check(c.oversample >= 1, "curate.oversample",
+           f"candidates drawn per kept sample: must be >= 1, got {c.oversample}")
     quantile = not (isinstance(c, VerifierCurateConfig) and c.select == "threshold")
     _check(not quantile or c.oversample > 1, "curate.oversample", "1 keeps every candidate, so a quantile "
            "selects nothing: raise curate.oversample (or choose curate=none)")
@@ -276,7 +278,8 @@ def _validate_curate(cfg: Config) -> None:
         load_scorer(c.scorer)
     except Exception as e:  # any failure to import the user's module
         raise ConfigError("curate.scorer", f"truth or package.module:function (fn(tokens_NT, prompt_tokens) -> "
-                          f"scores [N], higher = better); {c.scorer!r} does not load ({type(e).__name__}: {e})") from None
+                          f"scores [N], higher = better); {c.scorer!r} does not load "
+                          f"({type(e).__name__}: {e})") from None
 
 
 def batch_sizes(cfg: Config) -> dict[str, int]:

@@ -91,10 +91,11 @@ def select(cfg: CurateConfig, n: int, scored_round: Callable[[int], np.ndarray],
             r = int(np.argmin(passed_RK.sum(axis=1)))
             drawn = sum(s_RM.shape[1] for s_RM in rounds)
             passed = int(passed_RK[r].sum())
-            raise ConfigError("curate.threshold", f"{where}only {passed} of {drawn} candidates ({passed / drawn:.3g}) of "
-                              f"replicate {r} scored >= {t} in {len(rounds)} rounds (curate.max_rounds) of "
-                              f"{rounds[0].shape[1]}, and {n} are needed: lower curate.threshold or raise "
-                              "curate.oversample or curate.max_rounds (the finished generations are intact)")
+            raise ConfigError("curate.threshold", f"{where}only {passed} of {drawn} candidates "
+                              f"({passed / drawn:.3g}) of replicate {r} scored >= {t} in {len(rounds)} rounds "
+                              f"(curate.max_rounds) of {rounds[0].shape[1]}, and {n} are needed: lower "
+                              "curate.threshold or raise curate.oversample or curate.max_rounds (the finished "
+                              "generations are intact)")
     out = []
     for r, passed_K in enumerate(passed_RK):
         k = int(np.searchsorted(np.cumsum(passed_K), n)) + 1  # the fewest rounds with n passes
