@@ -1,6 +1,6 @@
 """Typed configuration: the schemas, the one registry of every group's options, and the config as JSON.
 
-Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`) is a frozen dataclass, the
+Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`, `curate`) is a frozen dataclass, the
 single source of every default; groups with several kinds of option (`data=grammar|text|hf`, `regime=replace|...`)
 have one subclass per kind, so a key that the chosen option does not have is refused by Hydra before anything
 runs. `OPTIONS` names each option once: Hydra's schemas, the option lists of errors and `_option` in config.json
@@ -299,6 +299,71 @@ class MixConfig(RegimeConfig):
     size: int = 0  # sequences (0 = as many as the human train split)
 
 
+# --------------------------------------------------------------------------------------------- curate
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """What happens to each generation's samples before they join the pools (README "Curation"). The synthetic
+    budget stays `sample.num_sequences` (n): a selection draws M = ceil(oversample · n) candidates and keeps n."""
+
+    @property
+    def name(self) -> str:
+        return option_name(self)
+
+
+@dataclass(frozen=True)
+class NoCurateConfig(CurateConfig):
+    """`curate=none`: every sample joins the pools as drawn."""
+
+
+@dataclass(frozen=True)
+class VerifierCurateConfig(CurateConfig):
+    """Keep the candidates a verifier scores best (Feng et al.): the exact true log-probability per generated
+    token (`scorer=truth`, the grammar) or `package.module:function` (`fn(tokens_NT, prompt_tokens) -> [N]`,
+    higher = better), plus Gaussian noise of std `noise` (an imperfect verifier)."""
+
+    oversample: float = 2.0  # candidates drawn per kept sample (per round in select=threshold)
+    scorer: str = "truth"  # truth (data=grammar) | package.module:function
+    noise: float = 0.0  # std of the Gaussian noise added to every score
+    select: str = "quantile"  # quantile (the n best of M) | threshold (the first n scoring >= threshold)
+    threshold: float = -3.5  # select=threshold: the lowest score admitted (truth: nats per token)
+    max_rounds: int = 4  # select=threshold: rounds of M candidates at most before giving up
+
+
+@dataclass(frozen=True)
+class PerplexityCurateConfig(CurateConfig):
+    """Keep a quantile band of the candidates by their perplexity per generated token under a model
+    (Gambetta et al.; Qiao et al.): generation 0's (`model=gen0`) or the generation's own (`current`)."""
+
+    oversample: float = 2.0  # candidates drawn per kept sample
+    model: str = "gen0"  # gen0 | current: the judge
+    keep: str = "low"  # low (least surprising) | high (most surprising) | band (from band_start)
+    band_start: float = 0.25  # keep=band: the kept quantiles are [band_start, band_start + 1 / oversample)
+
+
+@dataclass(frozen=True)
+class DetectorCurateConfig(CurateConfig):
+    """Importance resampling by a human-vs-synthetic classifier (Drayson et al. 2025): weights
+    (1 - p_synthetic)^bias, each candidate repeated at most `max_repeats` times (`collapse.curation.detector`)."""
+
+    upsample: float = 1.5  # candidates drawn per kept sample
+    bias: float = 10.0
+    max_repeats: int = 3
+    steps: int = 200  # classifier training steps
+    lr: float = 3e-3
+    d_embed: int = 64
+    holdout: float = 0.2  # share of the classifier's data held out to measure it
+
+
+@dataclass(frozen=True)
+class CorrectCurateConfig(CurateConfig):
+    """Correct every sample toward the truth (Gillman et al.): each generated token is replaced, with
+    probability `fraction`, by a draw from the truth given the corrected prefix (the grammar only)."""
+
+    fraction: float = 0.5
+
+
 # ---------------------------------------------------------------------------------------------- study
 
 
@@ -312,6 +377,7 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     regime: RegimeConfig = field(default_factory=ReplaceConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    curate: CurateConfig = field(default_factory=NoCurateConfig)
     generations: int = 5  # generation 0 (human data) up to generations - 1
     seed: int = 0
     replicates: int = 1
@@ -343,7 +409,7 @@ class Option:
     choice: bool = True
 
 
-GROUPS = ("data", "model", "train", "sample", "regime", "metrics")
+GROUPS = ("data", "model", "train", "sample", "regime", "metrics", "curate")
 
 OPTIONS: tuple[Option, ...] = (
     Option("data", "grammar", GrammarConfig),
@@ -365,6 +431,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("regime", "accumulate_subsample", AccumulateSubsampleConfig),
     Option("regime", "mix", MixConfig),
     Option("metrics", "metrics", MetricsConfig, choice=False),
+    Option("curate", "none", NoCurateConfig),
+    Option("curate", "verifier", VerifierCurateConfig),
+    Option("curate", "perplexity", PerplexityCurateConfig),
+    Option("curate", "detector", DetectorCurateConfig),
+    Option("curate", "correct", CorrectCurateConfig),
 )
 
 _BY_SCHEMA = {o.schema: o for o in OPTIONS}
@@ -401,11 +472,20 @@ RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "cpu_devices", 
                   "wandb_mode")
 
 
+# Groups added after run directories existed, and the option that is the study they describe without the
+# group: `to_dict` leaves such a group out at that option (config.json, `study_id` and the grouping of
+# `collapse-report` stay those of a study written before it), `from_dict` reads a missing one as it.
+LATER_GROUPS = {"curate": "none"}
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
-    """Plain JSON-able dict; each group carries its option name under `_option`."""
+    """Plain JSON-able dict; each group carries its option name under `_option` (`LATER_GROUPS` at their
+    default option left out)."""
     out = dataclasses.asdict(cfg)
     for group in GROUPS:
         out[group] = {"_option": option_name(getattr(cfg, group)), **out[group]}
+        if out[group] == {"_option": LATER_GROUPS.get(group)}:
+            del out[group]
     return out
 
 
@@ -413,7 +493,7 @@ def from_dict(d: dict[str, Any]) -> Config:
     """Inverse of `to_dict`."""
     d = dict(d)
     for group in GROUPS:
-        fields = dict(d[group])
+        fields = dict(d[group]) if group in d or group not in LATER_GROUPS else {"_option": LATER_GROUPS[group]}
         d[group] = _BY_NAME[(group, fields.pop("_option"))].schema(**fields)
     return Config(**d)
 

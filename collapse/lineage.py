@@ -4,7 +4,8 @@ Prints where row ROW of generation GENERATION's training set came from (a human 
 row, or a sample row of generation j, with, in continuation mode, the human train row whose prefix it
 continues), its label source, and for each generation up the chain the model and what it was trained on,
 down to human data. Reads only the run directory: `gen_NNN/rep_NN/train_provenance.npy`, `train_index.npy`,
-`train_label_source.npy`, `prompt_index.npy`, and each generation's `provenance.json` (or, for runs written
+`train_label_source.npy`, `prompt_index.npy`, with curation `curate_kept.npy`, `curate_scores.npy` and
+`curate_scores_kept.npy`, and each generation's `provenance.json` (or, for runs written
 before it, `manifest.json`).
 """
 
@@ -54,6 +55,15 @@ def _composition(rep: dict) -> str:
     return f"{sum(rep['by_origin'].values())} rows: {text}{depth}"
 
 
+def _curation(store: RunDir, g: int, r: int, i: int) -> str:
+    """How sample row i of generation g came through curation: its candidate, of how many, and its score
+    (corrected rows: also the score as kept)."""
+    c = int(_array(store, g, r, "curate_kept")[i])
+    scores, after = _array(store, g, r, "curate_scores"), float(_array(store, g, r, "curate_scores_kept")[i])
+    line = f"  curation: kept candidate {c} of {len(scores)} (score {scores[c]:.4g})"
+    return line if after == scores[c] else f"{line}, corrected to score {after:.4g}"
+
+
 def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) -> list[str]:
     """The lines `collapse-lineage` prints."""
     store = RunDir(run_dir)
@@ -77,6 +87,8 @@ def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) ->
             prompt = int(_array(store, j, replicate, "prompt_index")[i])
             source += f", continuing the first {P} tokens of human train row {prompt}"
         lines.append(source)
+        if (store.rep(j, replicate) / "curate_kept.npy").exists():
+            lines.append(_curation(store, j, replicate, i))
     label_path = store.rep(generation, replicate) / "train_label_source.npy"
     label = int(load_array(label_path)[row]) if label_path.exists() else -1
     lines.append(f"  labels: {'hard (its own tokens)' if label < 0 else label_name(label)}")

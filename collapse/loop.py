@@ -4,10 +4,11 @@
         training set  = regime(human data, samples of generations < g)     (generation 0: the human train split)
         depth_g       = mean synthetic depth of the training set            (human 0, a sample of j: 1 + depth_j)
         model_g       = fit(init, training set)                             -> checkpoint, provenance.json
-        samples_g     = sample(model_g)                                     -> the synthetic corpus
-        metrics_g     = score(model_g, model_0, samples_g, human data)      -> metrics.jsonl, report
+        candidates_g  = sample(model_g)                                     -> M iid draws (M = n without curation)
+        samples_g     = curate(candidates_g)                                -> the synthetic corpus: n of them
+        metrics_g     = score(model_g, model_0, candidates_g[:n], human data) + curation -> metrics.jsonl, report
 
-Each of fit, sample and score is a phase with a marker: a phase marked done whose outputs are intact is
+Each of fit, sample (with curate) and score is a phase with a marker: a phase marked done whose outputs are intact is
 loaded instead of recomputed, so rerunning a study on its directory continues where it stopped. Every key
 derives from (seed, generation, replicate, phase), so the numbers are those of an uninterrupted run. A
 model is loaded from its checkpoint (and its digest verified) only when a later phase needs it.
@@ -16,6 +17,7 @@ model is loaded from its checkpoint (and its digest verified) only when a later 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -26,12 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from collapse import provenance, regimes, report, train
-from collapse.config import AnalyticConfig, Config, prompt_tokens, schedule_name, to_dict
+from collapse.config import (AnalyticConfig, Config, CorrectCurateConfig, NoCurateConfig, PerplexityCurateConfig,
+                             prompt_tokens, schedule_name, to_dict)
+from collapse.curation import scores as curate_scores
+from collapse.curation import select as curation
 from collapse.errors import DataError
 from collapse.validate import validate
 from collapse.metrics import score, tails
 from collapse.progress import Progress
-from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.rng import Phase, for_round, key_for, numpy_rng, replicate_keys
 from collapse.store import RunDir, load_array, load_json, save_array, save_json
 from collapse.study import Study, check_same_study, open_study, save_human
 from collapse.tracking import make_tracker
@@ -68,8 +73,9 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
             depths.append(provenance.mean_depths([ts.provenance for ts in train_sets], depths))
             model = _fit(study, g, train_sets, depths[g], model_0, model, tracker)
             model_0 = model_0 or model
-            synthetic.append(_sample(study, g, model))
-            rows = _score(study, g, model, model_0, synthetic[g])
+            samples = _sample(study, g, model, model_0)
+            synthetic.append(samples.kept)
+            rows = _score(study, g, model, model_0, samples)
             _record(study, g, rows, tracker, time.perf_counter() - t0)
     return store
 
@@ -166,15 +172,21 @@ def _provenance(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R:
         _save(outputs, store.rep(g, r) / "train_label_source.npy", labels[r])
         if P:
             _save(outputs, store.rep(g, r) / "train_prompt_row.npy",
-                  provenance.prompt_rows(ts.provenance, ts.index, lambda j: _prompt_index(study, j, r)))
+                  provenance.prompt_rows(ts.provenance, ts.index, lambda j: _kept_prompt_index(study, j, r)))
     tokens_RNT = np.stack([ts.tokens for ts in sets])
     n = tokens_RNT.shape[2] - P  # scored tokens per example, as in the metrics
     ppl0_RN = np.exp(-study.family(0).logprob(params0_R, tokens_RNT, skip=P).astype(np.float64) / n)
     truths = [human.truth for human in study.humans]
     true_nll = None if truths[0] is None else [-score.true_logprob(t, ts.tokens, P) / n for t, ts in zip(truths, sets)]
+    curated = None
+    if not isinstance(cfg.curate, NoCurateConfig):  # how each synthetic origin's samples were curated
+        curated = [{provenance.origin_name(int(j)): provenance.curation_summary(
+            load_array(store.rep(int(j), r) / "curate_scores.npy"),
+            load_array(store.rep(int(j), r) / "curate_scores_kept.npy"))
+            for j in np.unique(ts.provenance[ts.provenance >= 0])} for r, ts in enumerate(sets)]
     save_json(store.gen(g) / "provenance.json", provenance.generation_record(
         g, schedule_name(cfg, g), study.family(g).parameter_count(), P, [ts.provenance for ts in sets], labels,
-        depths_R, list(ppl0_RN), true_nll))
+        depths_R, list(ppl0_RN), true_nll, curated))
 
 
 def _teacher(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None,
@@ -214,43 +226,156 @@ def _train(study: Study, g: int, data_RNT: np.ndarray, init, tracker, teacher=No
         return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher)
 
 
-def _prompt_index(study: Study, g: int, r: int) -> np.ndarray:
-    """Continuation mode: the human train rows whose prefixes generation g's samples of replicate r continue."""
-    n = study.cfg.sample.num_sequences or study.n_train
-    return numpy_rng(key_for(study.cfg.seed, g, r, Phase.SAMPLE)).choice(study.n_train, n, replace=n > study.n_train)
+def _prompt_index(study: Study, g: int, r: int, m: int = 0, round: int = 0) -> np.ndarray:
+    """Continuation mode: the human train rows whose prefixes generation g's `m` candidates (default n, the
+    synthetic budget) of replicate r continue, in round `round`."""
+    m = m or study.cfg.sample.num_sequences or study.n_train
+    rng = numpy_rng(for_round(key_for(study.cfg.seed, g, r, Phase.SAMPLE), round))
+    return rng.choice(study.n_train, m, replace=m > study.n_train)
 
 
-def _sample(study: Study, g: int, model: Model) -> list[np.ndarray]:
-    """Generation g's synthetic corpus per replicate `[N, T]`: sequences from BOS, or in continuation mode
-    a human train prefix of P tokens followed by the model's continuation of T - P tokens."""
-    cfg, store, R, s = study.cfg, study.store, study.replicates, study.cfg.sample
+def _kept_prompt_index(study: Study, g: int, r: int) -> np.ndarray:
+    """The human train rows whose prefixes generation g's synthetic corpus (after curation) continues."""
+    if isinstance(study.cfg.curate, NoCurateConfig):
+        return _prompt_index(study, g, r)
+    return load_array(study.store.rep(g, r) / "prompt_index.npy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Samples:
+    """Generation g's synthetic data per replicate `[n, T]`: `kept` joins the pools (the curated corpus) and
+    `drawn` is the model's own iid draw of the same size, which the metrics measure (the first n candidates
+    of round 0; `kept` itself without curation); `curated`: each replicate's curation (empty without)."""
+
+    kept: list[np.ndarray]
+    drawn: list[np.ndarray]
+    curated: list[curation.Curated]
+
+
+def _draw(study: Study, g: int, model: Model, m: int, round: int = 0) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """`m` sequences per replicate from generation g's model `[R, m, T]` (round `round`'s keys: round 0 is the
+    stream of a run without curation): from BOS, or in continuation mode a human train prefix of P tokens
+    followed by the model's continuation of T - P tokens; and the prompts' train rows (None: unconditional)."""
+    cfg, R, P = study.cfg, study.replicates, prompt_tokens(study.cfg)
+    if P:
+        index = [_prompt_index(study, g, r, m, round) for r in range(R)]
+        prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
+    else:
+        index, prompts = None, np.zeros((R, m, 0), np.int32)
+    keys = for_round(replicate_keys(cfg.seed, g, R, Phase.SAMPLE), round)
+    with Progress(m, f"gen {g} sample" + (f" round {round}" if round else ""), "seq") as bar:
+        new = study.family(g).sample(model(), prompts, keys, cfg.sample, cfg.data.seq_len - P,
+                                     on_batch=lambda b: bar.update(min(b, m - bar.done)))
+    return np.concatenate([prompts.astype(np.int32), new], axis=2), index
+
+
+def _candidate_scores(study: Study, g: int, round: int, tokens_RMT: np.ndarray, model: Model, model_0: Model
+                      ) -> np.ndarray:
+    """The curation scores `[R, M]` of round `round`'s candidates: perplexity per generated token under
+    generation 0's or g's model, or a verifier's score (the truth's log-probability per generated token or the
+    user's function) plus its noise (key: seed, generation, replicate, Phase.CURATE, round)."""
+    c, P = study.cfg.curate, prompt_tokens(study.cfg)
+    generated = tokens_RMT.shape[2] - P
+    if isinstance(c, PerplexityCurateConfig):
+        j, params = (0, model_0()) if c.model == "gen0" else (g, model())
+        return curate_scores.perplexity(study.family(j).logprob(params, tokens_RMT, skip=P), generated)
+    out = []
+    for r, human in enumerate(study.humans):
+        s_M = (curate_scores.truth(human.truth, tokens_RMT[r], P) if c.scorer == "truth"
+               else curate_scores.user(c.scorer, tokens_RMT[r], P))
+        out.append(curate_scores.noisy(s_M, c.noise, numpy_rng(for_round(key_for(study.cfg.seed, g, r, Phase.CURATE),
+                                                                          round))))
+    return np.stack(out)
+
+
+def _curate(study: Study, g: int, model: Model, model_0: Model, n: int
+            ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None, list[curation.Curated]]:
+    """Generation g's curation (README "Curation"): per replicate the candidates drawn `[M, T]`, the kept
+    corpus `[n, T]`, the kept rows' prompt rows (continuation mode) and the `Curated` summary. `correct`
+    rewrites n draws toward the truth; the selections draw M per round and keep n (`curation.select`)."""
+    cfg, P = study.cfg, prompt_tokens(study.cfg)
+    c = cfg.curate
+    if isinstance(c, CorrectCurateConfig):
+        from collapse.data import grammar
+
+        tokens_RNT, index = _draw(study, g, model, n)
+        kept, curated = [], []
+        for r, human in enumerate(study.humans):
+            fixed_NT = np.asarray(grammar.correct(human.truth, key_for(cfg.seed, g, r, Phase.CURATE), tokens_RNT[r],
+                                                  P, c.fraction), np.int32)
+            changed, generated = curation.corrections(tokens_RNT[r], fixed_NT, P)
+            kept.append(fixed_NT)
+            curated.append(curation.Curated(np.arange(n), curate_scores.truth(human.truth, tokens_RNT[r], P),
+                                            curate_scores.truth(human.truth, fixed_NT, P), changed=changed,
+                                            generated=generated))
+        return list(tokens_RNT), kept, index, curated
+    M, rounds = curation.candidates_per_round(c, n), []
+
+    def scored_round(k: int) -> np.ndarray:
+        rounds.append(_draw(study, g, model, M, k))
+        return _candidate_scores(study, g, k, rounds[-1][0], model, model_0)
+
+    curated = curation.select(c, n, scored_round, f"generation {g}: ")
+    used = [len(cur.scores_M) // M for cur in curated]  # rounds each replicate drew from
+    candidates = [np.concatenate([tokens_RMT[r] for tokens_RMT, _ in rounds[:k]]) for r, k in enumerate(used)]
+    kept = [cand[cur.kept_n] for cand, cur in zip(candidates, curated)]
+    index = None if not P else [np.concatenate([ix[r] for _, ix in rounds[:k]])[cur.kept_n]
+                                for r, (k, cur) in enumerate(zip(used, curated))]
+    return candidates, kept, index, curated
+
+
+def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
+    """Generation g's synthetic corpus per replicate `[N, T]`, and with curation the candidates behind it and
+    what the curation did (`Samples`). Curation belongs to this phase: its candidates are in memory, the kept
+    corpus is a deterministic function of them and the models, and one marker covers both (a kill before it is
+    written draws the candidates again, with the same keys)."""
+    cfg, store, R = study.cfg, study.store, study.replicates
+    n, curate = cfg.sample.num_sequences or study.n_train, not isinstance(cfg.curate, NoCurateConfig)
 
     def compute():
-        n, P = s.num_sequences or study.n_train, prompt_tokens(cfg)
-        if P:
-            index = [_prompt_index(study, g, r) for r in range(R)]
-            prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
+        if curate:
+            candidates, kept, index, curated = _curate(study, g, model, model_0, n)
         else:
-            index, prompts = None, np.zeros((R, n, 0), np.int32)
-        with Progress(n, f"gen {g} sample", "seq") as bar:
-            new = study.family(g).sample(model(), prompts, replicate_keys(cfg.seed, g, R, Phase.SAMPLE), s,
-                                      cfg.data.seq_len - P, on_batch=lambda b: bar.update(min(b, n - bar.done)))
-        tokens = np.concatenate([prompts.astype(np.int32), new], axis=2)
+            tokens, index = _draw(study, g, model, n)
+            candidates = kept = list(tokens)
+            curated = []
         outputs = []
         for r in range(R):
-            arrays = {"samples.npy": tokens[r], "provenance.npy": np.full(n, g, np.int32)}
+            arrays = {"samples.npy": kept[r], "provenance.npy": np.full(n, g, np.int32)}
             if index is not None:
                 arrays["prompt_index.npy"] = index[r]
+            if curate:
+                cur = curated[r]
+                arrays.update({"candidates.npy": candidates[r], "curate_scores.npy": cur.scores_M,
+                               "curate_kept.npy": cur.kept_n, "curate_scores_kept.npy": cur.kept_scores_n})
             for name, array in arrays.items():
                 _save(outputs, store.rep(g, r) / name, array)
-        return list(tokens), outputs, {}
+        info = {"candidates": [len(c) for c in candidates]} if curate else {}
+        return Samples(kept, [c[:n] for c in candidates], curated), outputs, info
 
-    return _phase(study, g, "sample", lambda: [load_array(store.rep(g, r) / "samples.npy") for r in range(R)],
-                  compute)
+    def load():
+        kept = [load_array(store.rep(g, r) / "samples.npy") for r in range(R)]
+        if not curate:
+            return Samples(kept, kept, [])
+        drawn, curated = [], []
+        for r in range(R):
+            rep = store.rep(g, r)
+            candidates = load_array(rep / "candidates.npy")
+            kept_n, scores_M = load_array(rep / "curate_kept.npy"), load_array(rep / "curate_scores.npy")
+            passed = int((scores_M >= cfg.curate.threshold).sum()) if curation.thresholded(cfg.curate) else None
+            changed, generated = (curation.corrections(candidates[kept_n], kept[r], prompt_tokens(cfg))
+                                  if isinstance(cfg.curate, CorrectCurateConfig) else (None, 0))
+            drawn.append(candidates[:n])
+            curated.append(curation.Curated(kept_n, scores_M, load_array(rep / "curate_scores_kept.npy"), passed,
+                                            changed, generated))
+        return Samples(kept, drawn, curated)
+
+    return _phase(study, g, "sample", load, compute)
 
 
-def _score(study: Study, g: int, model: Model, model_0: Model, samples: list[np.ndarray]) -> list[dict]:
-    """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them."""
+def _score(study: Study, g: int, model: Model, model_0: Model, samples: Samples) -> list[dict]:
+    """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them: the
+    model's own draw (`samples.drawn`), then what the curation did (`curate_*` rows)."""
     cfg, store = study.cfg, study.store
 
     def compute():
@@ -260,7 +385,9 @@ def _score(study: Study, g: int, model: Model, model_0: Model, samples: list[np.
         params = model()
         params_0 = params if model_0 is model else model_0()
         values, arrays = score.generation_metrics(cfg.metrics, study.family(g), params, params_0, study.humans,
-                                                  study.refs, samples, rngs, family0=study.family(0))
+                                                  study.refs, samples.drawn, rngs, family0=study.family(0))
+        for r, curated in enumerate(samples.curated):
+            values[r].update(curated.metrics())
         outputs = [store.gen(g) / "metrics.jsonl"]
         for r, named in enumerate(arrays):
             for name, array in named.items():

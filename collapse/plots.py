@@ -99,6 +99,27 @@ def histograms(values: dict[int, np.ndarray], path: Path, xlabel: str, reference
     return save(fig, path)
 
 
+def before_after(before: dict[int, np.ndarray], after: dict[int, np.ndarray], path: Path, xlabel: str,
+                 bins: int = 40) -> Path:
+    """One panel per generation on shared bins: the share of candidates per bin before a selection (filled)
+    and of the rows it kept (outlined), replicates pooled."""
+    pooled = np.concatenate([*before.values(), *after.values()])
+    pooled = pooled[np.isfinite(pooled)]
+    lo, hi = pooled.min(), pooled.max()
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    fig, axes = _grid(len(before), 5, 3.0, 2.4, sharex=True, sharey=True)
+    for ax, g in zip(axes, sorted(before)):
+        for x, style in ((before[g], dict(color="C0", alpha=0.6, label="candidates")),
+                         (after.get(g), dict(histtype="step", color="k", lw=1.2, label="kept"))):
+            if x is not None:
+                ax.hist(x, edges, weights=np.full(len(x), 1 / len(x)), **style)
+        ax.set_title(f"generation {g}")
+    axes[0].set_ylabel("share")
+    axes[0].legend(fontsize=7)
+    fig.supxlabel(xlabel, fontsize=9)
+    return save(fig, path)
+
+
 def rank_frequency(counts: dict[int, np.ndarray], human_V: np.ndarray, path: Path, truth_V: np.ndarray | None = None,
                    last_seen_RV: np.ndarray | None = None) -> Path:
     """Left: rank-frequency curves (log-log) of every generation's samples, the human train split and the

@@ -95,15 +95,25 @@ def origin_scores(provenance_N: np.ndarray, ppl_gen0_N: np.ndarray, true_nll_N: 
     return out
 
 
+def curation_summary(scores_M: np.ndarray, kept_scores_n: np.ndarray) -> dict[str, float]:
+    """How a generation's samples were curated (README "Curation"): candidates drawn and rows kept, their ratio
+    both ways, and the mean score before and after."""
+    M, n = len(scores_M), len(kept_scores_n)
+    return {"drawn": M, "kept": n, "acceptance": n / M, "drawn_per_kept": M / n,
+            "score_mean_before": float(np.mean(scores_M)), "score_mean_after": float(np.mean(kept_scores_n))}
+
+
 def generation_record(g: int, model: str, parameters: int, prompt_tokens: int, provenance: list[np.ndarray],
                       labels: list[np.ndarray], depths_R: np.ndarray, ppl_gen0: list[np.ndarray],
-                      true_nll: list[np.ndarray] | None) -> dict:
+                      true_nll: list[np.ndarray] | None, curation: list[dict[str, dict]] | None = None) -> dict:
     """Generation g's `provenance.json`: per replicate its training set's composition by origin and by label
     source, its mean synthetic depth and the per-origin scores (per-example generation-0 perplexity and true NLL
-    per token over the scored positions `prompt_tokens`..T-1)."""
+    per token over the scored positions `prompt_tokens`..T-1); with curation, per synthetic origin how its
+    samples were curated (`curation[r]`: {origin: `curation_summary`})."""
     reps = [{"replicate": r, "size": len(p), "by_origin": counts(p), "by_label_source": counts(labels[r], label_name),
              "mean_depth": float(depths_R[r]),
-             "scores": origin_scores(p, ppl_gen0[r], None if true_nll is None else true_nll[r])}
+             "scores": origin_scores(p, ppl_gen0[r], None if true_nll is None else true_nll[r]),
+             **({} if curation is None else {"curation": curation[r]})}
             for r, p in enumerate(provenance)]
     return {"generation": g, "model": model, "parameters": parameters, "prompt_tokens": prompt_tokens,
             "mean_depth": float(np.mean(depths_R)), "replicates": reps}

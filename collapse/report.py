@@ -22,7 +22,8 @@ SHOWN = ("ppl_human_test", "kl_true", "ppl_gen0", "self_bleu4", "distinct_2", "t
 
 # The three families of collapse measurement (docs/metrics.md); tail metrics against the exact truth apart.
 FAMILIES = {"perplexity": "Perplexity drift", "diversity": "Diversity",
-            "tails": "Tail forgetting (against the human data)", "tails_true": "Tail forgetting (against the truth)"}
+            "tails": "Tail forgetting (against the human data)", "tails_true": "Tail forgetting (against the truth)",
+            "curation": "Curation"}
 _TAIL_PREFIXES = ("head_", "torso_", "tail_", "survival", "kl_unigram", "zipf")
 
 
@@ -43,6 +44,8 @@ def panel(name: str) -> str:
 
 def family(name: str) -> str:
     """The `FAMILIES` key of a metric name."""
+    if name.startswith("curate_"):
+        return "curation"
     if name.startswith(("ppl_", "kl_true", "true_nll")):
         return "perplexity"
     if name.startswith(_TAIL_PREFIXES):
@@ -153,6 +156,28 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
 
 
+# What the curation scores are, by `curate` option (README "Curation").
+_CURATION_SCORES = {"verifier": "verifier score per generated token (truth: log-probability, nats)",
+                    "perplexity": "perplexity per generated token", "correct": "true log-probability per generated "
+                    "token (nats): candidates as drawn, kept as corrected"}
+
+
+def _curation_figure(store: RunDir, option: str) -> list[str]:
+    """`figures/curation_scores.png`: per generation the scores of every candidate and of the rows kept;
+    markdown image lines ([] without curation arrays)."""
+    from collapse import plots
+
+    before, after = _rep_arrays(store, "curate_scores"), _rep_arrays(store, "curate_scores_kept")
+    if not before:
+        return []
+    figure = plots.before_after({g: np.concatenate(x) for g, x in before.items()},
+                                {g: np.concatenate(x) for g, x in after.items()},
+                                store.path / "figures" / "curation_scores.png",
+                                _CURATION_SCORES.get(option, "curation score"))
+    return ["Scores of the candidates drawn (filled) and of the rows kept (outlined), replicates pooled:", "",
+            f"![curation_scores]({figure.relative_to(store.path)})", ""]
+
+
 def _phases_table(store: RunDir) -> str:
     """Seconds per phase of every generation with a directory ("—": not done) and the device it ran on."""
     body = []
@@ -234,6 +259,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
             figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png")
             lines += [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), "",
                       f"![{key}]({figure.relative_to(store.path)})", ""]
+            if key == "curation":
+                lines += _curation_figure(store, cfg.get("curate", {}).get("_option", ""))
     if rows and not analytic:
         # tokens scored per sequence: in continuation mode, the continuation after the human prompt
         sample = cfg.get("sample", {})

@@ -3,6 +3,7 @@
     key(seed, generation, replicate, phase) = fold_in(fold_in(fold_in(key(seed), generation), replicate), phase)
 
 The human data is shared by all generations and replicates and uses its own stream, `human_key(seed)`.
+A phase that draws in rounds (curation's further candidates) takes round k's key from `for_round`.
 """
 
 import enum
@@ -11,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 HUMAN_STREAM = 2**32 - 1  # a "generation" no run reaches
+ROUND_STREAM = 2**32 - 1  # folded into a phase key before the round number (no batch index reaches it)
 
 
 class Phase(enum.IntEnum):
@@ -19,6 +21,7 @@ class Phase(enum.IntEnum):
     SAMPLE = 2  # synthetic corpus
     REGIME = 3  # which examples make the training set
     SCORE = 4  # metric subsamples
+    CURATE = 5  # curation: verifier noise, corrections
 
 
 def key_for(seed: int, generation: int, replicate: int, phase: Phase) -> jax.Array:
@@ -33,6 +36,15 @@ def replicate_keys(seed: int, generation: int, replicates: int, phase: Phase) ->
     gen_key = jax.random.fold_in(jax.random.key(seed), generation)
     per_rep = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(gen_key, r), int(phase)))
     return per_rep(jnp.arange(replicates, dtype=jnp.uint32))
+
+
+def for_round(key: jax.Array, round: int) -> jax.Array:
+    """Round `round`'s key of a phase key (one key, or a batch `[R]`): round 0 is the key itself (the stream
+    of a run without rounds), round k >= 1 `fold_in(fold_in(key, ROUND_STREAM), k)`."""
+    if round == 0:
+        return key
+    one = lambda k: jax.random.fold_in(jax.random.fold_in(k, ROUND_STREAM), round)  # noqa: E731
+    return one(key) if key.ndim == 0 else jax.vmap(one)(key)
 
 
 def human_key(seed: int) -> jax.Array:

@@ -8,10 +8,11 @@ import dataclasses
 import math
 from typing import Any
 
-from collapse.config import (AccumulateSubsampleConfig, AnalyticConfig, CategoricalConfig, Config, DataConfig,
-                             GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MixConfig,
-                             RegimeConfig, ReplaceConfig, TextConfig, TokenizedConfig, TransformerConfig, choices,
-                             generation_model, option_name, schedule_name)
+from collapse.config import (AccumulateSubsampleConfig, AnalyticConfig, CategoricalConfig, Config, CorrectCurateConfig,
+                             CurateConfig, DataConfig, DetectorCurateConfig, GaussianConfig, GMMConfig, GrammarConfig,
+                             HFConfig, LinRegConfig, MixConfig, NoCurateConfig, PerplexityCurateConfig, RegimeConfig,
+                             ReplaceConfig, TextConfig, TokenizedConfig, TransformerConfig, VerifierCurateConfig,
+                             choices, generation_model, option_name, schedule_name)
 from collapse.errors import ConfigError
 
 
@@ -65,8 +66,11 @@ def validate(cfg: Config) -> None:
     _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
     _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
     _validate_regime(r)
+    _check(isinstance(cfg.curate, CurateConfig) and type(cfg.curate) is not CurateConfig, "curate", _choose("curate"))
     if isinstance(m, AnalyticConfig):  # the data, train, sample and metrics groups configure the transformer only
         _validate_analytic(m)
+        _check(isinstance(cfg.curate, NoCurateConfig), "curate", f"curate={option_name(cfg.curate)} curates a "
+               f"transformer's samples; the analytic family model={option_name(m)} has none: use curate=none")
         _check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
                f"model={option_name(m)} has one model: drop model_schedule")
         return
@@ -150,6 +154,8 @@ def validate(cfg: Config) -> None:
     if isinstance(m, TransformerConfig):
         _validate_schedule(cfg)
 
+    _validate_curate(cfg)
+
     _positive(mc, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
     _check(mc.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {mc.self_bleu_subset}")
     _check(mc.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {mc.semantic_subset}")
@@ -230,6 +236,50 @@ def _validate_targets(cfg: Config) -> None:
     _check(not (t.distill_on == "samples" and no_samples), "train.distill_on",
            "samples: regime.human_fraction=1 trains on human data only, so no row would be distilled; "
            "choose train.distill_on=human|both")
+
+
+def _validate_curate(cfg: Config) -> None:
+    """Curation (README "Curation"): each key's range, the truth only where there is one, a user's verifier
+    that imports, and no selection that keeps every candidate (it would silently be curate=none)."""
+    c, grammar = cfg.curate, isinstance(cfg.data, GrammarConfig)
+    _finite(c, "curate")
+    if isinstance(c, DetectorCurateConfig):
+        raise ConfigError("curate", "curate=detector: not available yet; "
+                          "choose curate=none|verifier|perplexity|correct")
+    if isinstance(c, CorrectCurateConfig):
+        _check(grammar, "curate", "curate=correct corrects toward the exact truth, which only data=grammar has")
+        _fraction(c.fraction, "curate.fraction")
+    if not isinstance(c, (VerifierCurateConfig, PerplexityCurateConfig)):
+        return
+    _check(c.oversample >= 1, "curate.oversample",
+           f"candidates drawn per kept sample: must be >= 1, got {c.oversample}")
+    quantile = not (isinstance(c, VerifierCurateConfig) and c.select == "threshold")
+    _check(not quantile or c.oversample > 1, "curate.oversample", "1 keeps every candidate, so a quantile "
+           "selects nothing: raise curate.oversample (or choose curate=none)")
+    if isinstance(c, PerplexityCurateConfig):
+        _one_of(c.model, "curate.model", ("gen0", "current"))
+        _one_of(c.keep, "curate.keep", ("low", "high", "band"))
+        if c.keep == "band":
+            top = 1 - 1 / c.oversample
+            _check(0 <= c.band_start <= top + 1e-12, "curate.band_start", f"the band [band_start, band_start + "
+                   f"1/oversample) must fit in [0, 1]: band_start in [0, {top:.4g}], got {c.band_start}")
+        return
+    _one_of(c.select, "curate.select", ("quantile", "threshold"))
+    _non_negative(c, "curate", "noise")
+    if c.select == "threshold":
+        _positive(c, "curate", "max_rounds")
+    if c.scorer == "truth":
+        _check(grammar, "curate.scorer", "truth scores by the exact truth, which only data=grammar has; on text "
+               "give a verifier as an import path, curate.scorer=package.module:function")
+        return
+    from collapse.curation.plugin import load_scorer
+
+    try:
+        load_scorer(c.scorer)
+    except Exception as e:  # any failure to import the user's module
+        raise ConfigError("curate.scorer", f"truth or package.module:function (fn(tokens_NT, prompt_tokens) -> "
+                          f"scores [N], higher = better); {c.scorer!r} does not load "
+                          f"({type(e).__name__}: {e})") from None
 
 
 def batch_sizes(cfg: Config) -> dict[str, int]:

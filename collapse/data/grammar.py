@@ -77,6 +77,27 @@ def extend(grammar: Grammar, key: jax.Array, prefix_NP: jax.Array, n_new: int) -
     return tokens_TN.T.astype(jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnames=("first",))
+def correct(grammar: Grammar, key: jax.Array, tokens_NT: jax.Array, first: int, fraction: jax.Array) -> jax.Array:
+    """Each token at positions first..T-1 replaced, with probability `fraction`, by a draw from the exact
+    P(x|s) given the corrected prefix `[N, T]` (int32): the truth as the ideal corrector (Gillman et al.).
+    One scan over the positions tracks the state of the corrected sequence; position t's draws use
+    `split(key, T - first)[t - first]`, split again into (replace?, token)."""
+    tokens_TN = jnp.asarray(tokens_NT, jnp.int32).T
+    state_N, _ = jax.lax.scan(lambda s_N, x_N: (grammar.next_SV[s_N, x_N], None),
+                              jnp.zeros(tokens_TN.shape[1], jnp.int32), tokens_TN[:first])
+
+    def step(state_N, inputs):
+        x_N, key = inputs
+        k_replace, k_draw = jax.random.split(key)
+        draw_N = jax.random.categorical(k_draw, grammar.log_emit_SV[state_N])
+        y_N = jnp.where(jax.random.uniform(k_replace, x_N.shape) < fraction, draw_N, x_N).astype(jnp.int32)
+        return grammar.next_SV[state_N, y_N], y_N
+
+    _, new_TN = jax.lax.scan(step, state_N, (tokens_TN[first:], jax.random.split(key, tokens_TN.shape[0] - first)))
+    return jnp.concatenate([tokens_TN[:first], new_TN]).T
+
+
 @jax.jit
 def log_prob(grammar: Grammar, tokens_NT: jax.Array) -> jax.Array:
     """Exact log P(x_1..x_T) `[N]` (float32), tracking the state (the forward algorithm of a unifilar HMM).

@@ -1,0 +1,37 @@
+"""Scores of candidate samples `[M]` (pure functions of arrays; higher or lower is better as the option says).
+
+Every score is per generated token: positions P..T-1, P the prompt tokens in continuation mode, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse.curation.plugin import load_scorer
+
+
+def truth(grammar, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
+    """The exact true log-probability per generated token `[M]` (float64): the perfect verifier."""
+    from collapse.metrics.score import true_logprob
+
+    return true_logprob(grammar, tokens_MT, prompt_tokens) / (tokens_MT.shape[1] - prompt_tokens)
+
+
+def perplexity(logprob_M: np.ndarray, generated: int) -> np.ndarray:
+    """Perplexity per generated token `[M]` (float64) from log q(generated tokens | prompt) `[M]`."""
+    return np.exp(-np.asarray(logprob_M, np.float64) / generated)
+
+
+def noisy(scores_M: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """`scores_M` plus iid N(0, std²) noise (an imperfect verifier); unchanged for std 0 (no draw)."""
+    return scores_M + std * rng.standard_normal(len(scores_M)) if std > 0 else scores_M
+
+
+def user(path: str, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
+    """The user's verifier `path` on the candidates `[M]` (float64), checked: one finite score per candidate."""
+    scores_M = np.asarray(load_scorer(path)(tokens_MT, prompt_tokens), np.float64)
+    if scores_M.shape != (len(tokens_MT),) or not np.isfinite(scores_M).all():
+        raise ValueError(f"curate.scorer {path} must return one finite score per candidate: shape "
+                         f"({len(tokens_MT)},), got shape {scores_M.shape}"
+                         f"{'' if scores_M.shape != (len(tokens_MT),) else ' with non-finite values'}")
+    return scores_M
