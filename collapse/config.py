@@ -347,13 +347,13 @@ class DetectorCurateConfig(CurateConfig):
     """Importance resampling by a human-vs-synthetic classifier (Drayson et al. 2025): weights
     (1 - p_synthetic)^bias, each candidate repeated at most `max_repeats` times (`collapse.curation.detector`)."""
 
-    upsample: float = 1.5  # candidates drawn per kept sample
-    bias: float = 10.0
-    max_repeats: int = 3
-    steps: int = 200  # classifier training steps
+    upsample: float = 1.5  # kept samples per candidate drawn (M = ceil(n / upsample); each kept <= max_repeats)
+    bias: float = 10.0  # β of the weights (1 - p_synthetic)^β
+    max_repeats: int = 3  # times a candidate may be kept at most
+    steps: int = 200  # classifier training steps (each detector of the two cross-fits)
     lr: float = 3e-3
     d_embed: int = 64
-    holdout: float = 0.2  # share of the classifier's data held out to measure it
+    holdout: float = 0.2  # share of each class held out to measure the classifier
 
 
 @dataclass(frozen=True)

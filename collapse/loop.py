@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from collapse import provenance, regimes, report, train
-from collapse.config import (AnalyticConfig, Config, CorrectCurateConfig, NoCurateConfig, PerplexityCurateConfig,
-                             prompt_tokens, schedule_name, to_dict)
+from collapse.config import (AnalyticConfig, Config, CorrectCurateConfig, DetectorCurateConfig, NoCurateConfig,
+                             PerplexityCurateConfig, prompt_tokens, schedule_name, to_dict)
 from collapse.curation import scores as curate_scores
 from collapse.curation import select as curation
 from collapse.errors import DataError
@@ -310,6 +310,21 @@ def _curate(study: Study, g: int, model: Model, model_0: Model, n: int
                                             generated=generated))
         return list(tokens_RNT), kept, index, curated
     M, rounds = curation.candidates_per_round(c, n), []
+    if isinstance(c, DetectorCurateConfig):  # cross-fitted detectors score the candidates; resample n of them
+        from collapse.curation import detector
+
+        # M < n: the metrics still measure an iid draw of n (the n - M beyond the candidates are only measured)
+        tokens_RMT, index = _draw(study, g, model, max(M, n))
+        curated = []
+        for r, human in enumerate(study.humans):
+            key = key_for(cfg.seed, g, r, Phase.CURATE)
+            p_M, accuracy = detector.cross_fitted(
+                key, human.train, tokens_RMT[r, :M], prompt_tokens=P, vocab_size=human.vocab_size, steps=c.steps,
+                lr=c.lr, d_embed=c.d_embed, holdout=c.holdout)
+            kept_n = curation.select_importance(p_M, n, c, numpy_rng(for_round(key, 1)), f"generation {g}: ")
+            curated.append(curation.Curated(kept_n, p_M, p_M[kept_n], accuracy=accuracy))
+        kept = [tokens_RMT[r][cur.kept_n] for r, cur in enumerate(curated)]
+        return list(tokens_RMT), kept, None if not P else [ix[cur.kept_n] for ix, cur in zip(index, curated)], curated
 
     def scored_round(k: int) -> np.ndarray:
         rounds.append(_draw(study, g, model, M, k))
@@ -348,6 +363,8 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
                 cur = curated[r]
                 arrays.update({"candidates.npy": candidates[r], "curate_scores.npy": cur.scores_M,
                                "curate_kept.npy": cur.kept_n, "curate_scores_kept.npy": cur.kept_scores_n})
+                if cur.accuracy is not None:
+                    arrays["curate_detector_accuracy.npy"] = np.float64(cur.accuracy)
             for name, array in arrays.items():
                 _save(outputs, store.rep(g, r) / name, array)
         info = {"candidates": [len(c) for c in candidates]} if curate else {}
@@ -365,9 +382,11 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
             passed = int((scores_M >= cfg.curate.threshold).sum()) if curation.thresholded(cfg.curate) else None
             changed, generated = (curation.corrections(candidates[kept_n], kept[r], prompt_tokens(cfg))
                                   if isinstance(cfg.curate, CorrectCurateConfig) else (None, 0))
+            accuracy = (float(load_array(rep / "curate_detector_accuracy.npy"))
+                        if isinstance(cfg.curate, DetectorCurateConfig) else None)
             drawn.append(candidates[:n])
             curated.append(curation.Curated(kept_n, scores_M, load_array(rep / "curate_scores_kept.npy"), passed,
-                                            changed, generated))
+                                            changed, generated, accuracy))
         return Samples(kept, drawn, curated)
 
     return _phase(study, g, "sample", load, compute)

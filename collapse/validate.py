@@ -244,8 +244,16 @@ def _validate_curate(cfg: Config) -> None:
     c, grammar = cfg.curate, isinstance(cfg.data, GrammarConfig)
     _finite(c, "curate")
     if isinstance(c, DetectorCurateConfig):
-        raise ConfigError("curate", "curate=detector: not available yet; "
-                          "choose curate=none|verifier|perplexity|correct")
+        _check(c.upsample > 0, "curate.upsample", f"kept samples per candidate: must be > 0, got {c.upsample}")
+        _check(c.max_repeats >= 1, "curate.max_repeats", f"must be >= 1, got {c.max_repeats}")
+        _check(c.upsample <= c.max_repeats, "curate.upsample", f"{c.upsample} keeps more samples per candidate "
+               f"than curate.max_repeats={c.max_repeats} allows")
+        _non_negative(c, "curate", "bias")
+        _positive(c, "curate", "steps")
+        _positive(c, "curate", "d_embed")
+        _check(c.lr > 0, "curate.lr", f"must be > 0, got {c.lr}")
+        _check(0 <= c.holdout < 1, "curate.holdout", f"must be in [0, 1), got {c.holdout}")
+        return
     if isinstance(c, CorrectCurateConfig):
         _check(grammar, "curate", "curate=correct corrects toward the exact truth, which only data=grammar has")
         _fraction(c.fraction, "curate.fraction")

@@ -54,6 +54,7 @@ def test_candidates_per_round_is_the_ceiling():
     assert curation.candidates_per_round(VerifierCurateConfig(oversample=1.1), 100) == 110
     assert curation.candidates_per_round(PerplexityCurateConfig(oversample=1.5), 7) == 11
     assert curation.candidates_per_round(CorrectCurateConfig(), 7) == 7
+    assert curation.candidates_per_round(DetectorCurateConfig(upsample=1.5), 300) == 200  # n / upsample
 
 
 def _unique_share(tokens_NT, prompt_tokens):  # a user's verifier: the share of distinct generated tokens
@@ -307,7 +308,12 @@ BAD = [
     (dict(curate=VerifierCurateConfig(scorer="no_such_module:score")), "curate.scorer"),
     (dict(curate=VerifierCurateConfig(scorer="numpy")), "curate.scorer"),
     (dict(curate=VerifierCurateConfig(scorer="numpy:no_such_function")), "curate.scorer"),
-    (dict(curate=DetectorCurateConfig()), "curate"),
+    (dict(curate=DetectorCurateConfig(upsample=4.0)), "curate.upsample"),  # > max_repeats: cannot fill n
+    (dict(curate=DetectorCurateConfig(upsample=0.0)), "curate.upsample"),
+    (dict(curate=DetectorCurateConfig(max_repeats=0)), "curate.max_repeats"),
+    (dict(curate=DetectorCurateConfig(bias=-1.0)), "curate.bias"),
+    (dict(curate=DetectorCurateConfig(holdout=1.0)), "curate.holdout"),
+    (dict(curate=DetectorCurateConfig(steps=0)), "curate.steps"),
 ]
 
 
@@ -318,6 +324,34 @@ def test_validation_names_the_key(overrides, key):
     assert info.value.key == key and str(info.value).startswith(key)
 
 
-def test_detector_is_refused_until_it_is_wired():
-    with pytest.raises(ConfigError, match="curate=detector: not available yet"):
-        validate(Config(curate=DetectorCurateConfig()))
+def test_detector_resamples_the_budget_from_cross_fitted_scores(tmp_path):
+    """curate=detector: M = ceil(n / upsample) candidates scored by the detector that did not train on them,
+    n kept by Drayson et al.'s resampling (each at most max_repeats times); the metrics still measure an iid
+    draw of n; a rerun of generation 1's sampling gives the same files."""
+    from collapse.curation import detector
+
+    c = DetectorCurateConfig(upsample=1.5, max_repeats=3, steps=20, d_embed=8)
+    cfg = tiny_config(curate=c)
+    loop.run(cfg, tmp_path)
+    _assert_budget(tmp_path)
+    M = detector.n_candidates(N, 1.5)
+    for g in range(2):
+        rep = tmp_path / f"gen_{g:03d}" / "rep_00"
+        candidates, kept = np.load(rep / "candidates.npy"), np.load(rep / "curate_kept.npy")
+        scores = np.load(rep / "curate_scores.npy")
+        assert M == 43 and len(scores) == M and len(candidates) == N  # the n - M beyond M are only measured
+        assert kept.max() < M and np.bincount(kept).max() <= 3 and (np.diff(kept) >= 0).all()
+        np.testing.assert_array_equal(np.load(rep / "samples.npy"), candidates[kept])
+        key = loop.key_for(cfg.seed, g, 0, loop.Phase.CURATE)
+        human = np.load(tmp_path / "human" / "rep_00" / "train.npy")
+        expected, accuracy = detector.cross_fitted(key, human, candidates[:M], vocab_size=16, steps=20, lr=c.lr,
+                                                   d_embed=8, holdout=c.holdout)
+        np.testing.assert_array_equal(scores, expected)
+        assert _value(tmp_path, g, "curate_detector_accuracy") == accuracy and 0 <= accuracy <= 1
+        assert _value(tmp_path, g, "curate_drawn_per_kept") == M / N
+        assert _value(tmp_path, g, "curate_unique_kept") == len(np.unique(kept)) / N
+    before = outputs(tmp_path)
+    for phase in ("sample", "score"):
+        (tmp_path / "gen_001" / f"{phase}.done").unlink()
+    loop.run(cfg, tmp_path)
+    assert_same(outputs(tmp_path), before)

@@ -189,6 +189,22 @@ def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, ste
     return det, info
 
 
+def cross_fitted(key: jax.Array, human_NT, candidates_MT, *, prompt_tokens: int = 0, **train_kw
+                 ) -> tuple[np.ndarray, float]:
+    """p_synthetic `[M]` of every candidate from a detector that never saw it (cross-fitting): one detector
+    trained on the human rows against the second half of the candidates scores the first half, and one
+    trained against the first half scores the second. Returns the scores and the two detectors' mean
+    held-out balanced accuracy. `train_kw`: `train`'s keyword arguments (steps, lr, d_embed, holdout, ...)."""
+    M = len(candidates_MT)
+    folds = (np.arange(M // 2), np.arange(M // 2, M))
+    p_M, accuracy = np.empty(M), []
+    for f, key_f in enumerate(jax.random.split(key, 2)):
+        det, info = train(key_f, human_NT, candidates_MT[folds[1 - f]], prompt_tokens=prompt_tokens, **train_kw)
+        p_M[folds[f]] = prob_synthetic(det, candidates_MT[folds[f]], prompt_tokens)
+        accuracy.append(info["holdout_accuracy"])
+    return p_M, float(np.mean(accuracy))
+
+
 # ------------------------------------------------------------------------------- importance resampling
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collapse.config import CurateConfig, NoCurateConfig, PerplexityCurateConfig, VerifierCurateConfig
+from collapse.config import (CurateConfig, DetectorCurateConfig, NoCurateConfig, PerplexityCurateConfig,
+                             VerifierCurateConfig)
+from collapse.curation import detector
 from collapse.errors import ConfigError
 
 
@@ -27,6 +29,7 @@ class Curated:
     passed: int | None = None  # select=threshold: candidates drawn that scored >= the threshold
     changed: int | None = None  # correct: tokens replaced ...
     generated: int = 0  # ... of this many generated tokens
+    accuracy: float | None = None  # detector: its held-out balanced accuracy (mean of the two cross-fits)
 
     def metrics(self) -> dict[str, float]:
         """The curation rows of metrics.jsonl (docs/metrics.md, "Curation")."""
@@ -38,12 +41,18 @@ class Curated:
             m["curate_pass_rate"] = self.passed / M
         if self.changed is not None:
             m["curate_corrected_fraction"] = self.changed / self.generated
+        if self.accuracy is not None:
+            m["curate_detector_accuracy"] = self.accuracy
+            m["curate_unique_kept"] = len(np.unique(self.kept_n)) / n  # resampling keeps some rows twice
         return m
 
 
 def candidates_per_round(cfg: CurateConfig, n: int) -> int:
-    """M: candidates drawn (per round) for n kept samples, ceil(oversample · n) (n: none and correct)."""
-    factor = getattr(cfg, "oversample", getattr(cfg, "upsample", 1.0))
+    """M: candidates drawn (per round) for n kept samples: ceil(oversample · n) for the selections,
+    ceil(n / upsample) for the detector's resampling (which may keep a candidate several times), n otherwise."""
+    if isinstance(cfg, DetectorCurateConfig):
+        return detector.n_candidates(n, cfg.upsample)
+    factor = getattr(cfg, "oversample", 1.0)
     return max(n, math.ceil(factor * n - 1e-9))  # a float product such as 1.1 · 100 = 110.00000000000001 is 110
 
 
@@ -68,6 +77,17 @@ def select_threshold(scores_M: np.ndarray, n: int, threshold: float) -> np.ndarr
     """The first (at most) n candidates scoring >= `threshold` `[<= n]` (rejection sampling: candidates are
     exchangeable, so the first n to pass are a sample of the accepted distribution)."""
     return np.flatnonzero(np.asarray(scores_M) >= threshold)[:n].astype(np.int64)
+
+
+def select_importance(p_synthetic_M: np.ndarray, n: int, cfg: DetectorCurateConfig, rng: np.random.Generator,
+                      where: str = "") -> np.ndarray:
+    """n candidates `[n]` (ascending, with repeats) resampled toward human-like ones by their detector scores
+    (`detector.importance_weights`, `detector.resample`: Drayson et al. 2025)."""
+    try:
+        kept = detector.resample(rng, detector.importance_weights(p_synthetic_M, cfg.bias), n, cfg.max_repeats)
+    except ValueError as e:  # every candidate detected with certainty: the weights cannot fill the budget
+        raise ConfigError("curate.bias", f"{where}{e} (the finished generations are intact)") from None
+    return np.sort(kept).astype(np.int64)
 
 
 def select(cfg: CurateConfig, n: int, scored_round: Callable[[int], np.ndarray], where: str = "") -> list[Curated]:
