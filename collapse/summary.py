@@ -22,7 +22,7 @@ import io
 import os
 from pathlib import Path
 
-from collapse.config import ANALYTIC_MODELS, RESUMABLE_KEYS, flatten
+from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten
 from collapse.errors import DataError
 from collapse.store import PHASES, RunDir, atomic_write
 
@@ -36,8 +36,10 @@ IGNORED = ("seed", *RESUMABLE_KEYS)
 def varying(configs: dict) -> tuple[list[str], dict]:
     """The config columns: the config values that differ between the runs of `configs` ({run: config.json}),
     `regime._option` named `regime`; and {run: {column: value as text}}, without the keys a run's config lacks
-    (the fields of another regime)."""
-    flat = {run: flatten(cfg) for run, cfg in configs.items()}
+    (the fields of another regime). A group added later and absent from a config.json is its default option
+    (`LATER_GROUPS`: `curate=none`)."""
+    later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
+    flat = {run: {**later, **flatten(cfg)} for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     keys = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
     values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if k in f} for run, f in flat.items()}

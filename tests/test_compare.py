@@ -252,3 +252,11 @@ def test_summary_keeps_only_rows_of_finished_generations(tmp_path):
     rows, columns = summary.collect({store.path: json.loads((tmp_path / "a" / "config.json").read_text())})
     assert columns == [] and [(r["generation"], r["value"]) for r in rows] == [(0, 0.1)]
     assert rows[0]["incomplete"] == "generation 1: train, sample done, no score marker"
+
+
+def test_a_config_without_a_later_group_reads_as_its_default_option():
+    from collapse.summary import varying
+
+    columns, values = varying({"a": {"seed": 0}, "b": {"seed": 0, "curate": {"_option": "verifier", "noise": 1.0}}})
+    assert columns == ["curate", "curate.noise"]
+    assert values == {"a": {"curate": "none"}, "b": {"curate": "verifier", "curate.noise": "1.0"}}
