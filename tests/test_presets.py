@@ -96,8 +96,11 @@ def test_sweep_axes_and_scales():
     assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 12
     gauss = preset_jobs("shumailov2024_gaussian", "smoke")[1]
     assert [c.model.estimator for c in gauss] == ["mle", "unbiased"] and isinstance(gauss[0].model, GaussianConfig)
-    # a key given on the command line replaces the preset's axis
+    # a key given on the command line replaces the preset's axis (composed first without the axes)
     assert len(sweep_jobs("+experiment=kazdan2024", "scale=smoke", "regime=accumulate")) == 1
+    share = compose_jobs(sweep_jobs("+experiment=human_synthetic_mix", "scale=smoke", "regime.human_fraction=0.5"))
+    assert [(type(c.regime).__name__, c.regime.human_fraction) for c in share] == [
+        ("MixConfig", 0.5), ("AccumulateConfig", 0.5), ("AccumulateSubsampleConfig", 0.5)]
 
 
 def test_scale_needs_a_preset():
