@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collapse.config import AccumulateConfig, AnalyticConfig, GaussianConfig, MixConfig
-from collapse.errors import ConfigError
+from collapse.config import AnalyticConfig, GaussianConfig, MixConfig
 from collapse.hydra_config import SCALES, conf_dir, from_hydra, register_configs
 from collapse.validate import validate
 from tests.helpers import XLA_CACHE, compose_cfg, write_corpus
@@ -107,14 +106,6 @@ def test_scale_needs_a_preset():
     """`scale` comes with a preset (its defaults list holds it); alone it matches nothing and is refused."""
     with pytest.raises(Exception, match="scale"):
         compose_cfg("scale=cpu")
-
-
-def test_human_share_on_accumulate_is_for_the_transformer_only():
-    with pytest.raises(ConfigError, match="regime.human_fraction"):
-        validate(compose_cfg("model=gaussian", "regime=accumulate", "+regime.human_fraction=0.5"))
-    with pytest.raises(ConfigError, match="regime.human_fraction"):
-        validate(compose_cfg("regime=accumulate_subsample", "regime.human_fraction=1.5"))
-    assert compose_cfg("regime=accumulate").regime == AccumulateConfig()
 
 
 def collapse(*args, cwd):
