@@ -280,14 +280,24 @@ class ReplaceConfig(RegimeConfig):
 
 @dataclass(frozen=True)
 class AccumulateConfig(RegimeConfig):
-    """All human data plus all synthetic data so far; the training set grows."""
+    """All human data plus all synthetic data so far; the training set grows.
+
+    `human_fraction` h (None: the pools as they are): all samples so far, S sequences, plus the human train
+    split repeated to round(h S / (1 - h)) sequences, so that human data is the share h of every training set
+    (h = 1: the human train split alone)."""
+
+    human_fraction: float | None = None
 
 
 @dataclass(frozen=True)
 class AccumulateSubsampleConfig(RegimeConfig):
-    """Accumulate, but train on a fresh uniform subset of fixed size each generation."""
+    """Accumulate, but train on a fresh uniform subset of fixed size each generation.
+
+    `human_fraction` h (None: uniform over the whole pool): round(h size) human train sequences and the rest
+    uniform over all samples so far."""
 
     size: int = 0  # sequences (0 = as many as the human train split)
+    human_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -523,6 +533,8 @@ def study_id(cfg: Config) -> str:
     import json
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
+    for group in GROUPS:  # an unset optional key (None) leaves the id of a study written before it existed
+        values[group] = {k: v for k, v in values[group].items() if v is not None}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
     model = values["model"]["_option"]
     source = model if isinstance(cfg.model, AnalyticConfig) else f"{values['data']['_option']}-{model}"

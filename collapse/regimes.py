@@ -5,6 +5,12 @@ for human rows, the pool is the train split followed by the fresh reserve (so a 
 index >= len(train): generation g >= 1 of regime=mix fresh=true takes len(train) + (g-1)*n_h up to
 len(train) + g*n_h); for synthetic rows, generation j's samples. Generation 0 always trains on the
 human train split. All functions are pure given the NumPy generator.
+
+`human_fraction` is the human share of every training set of generation >= 1 under `mix` and, when set, under
+`accumulate_subsample` (round(h size) human sequences, the rest uniform over all samples so far) and
+`accumulate` (all samples so far plus the human train split repeated to the share h; h = 1: human data
+alone), so one number compares the three ways of keeping synthetic data: the newest generation's (mix, i.e.
+replace plus human data), a fixed-size subsample of all of them, or all of them.
 """
 
 from __future__ import annotations
@@ -36,14 +42,30 @@ def training_size(regime: RegimeConfig, generation: int, n_human: int, n_synthet
     if isinstance(regime, ReplaceConfig):
         return n_synthetic
     if isinstance(regime, AccumulateConfig):
-        return n_human + generation * n_synthetic
+        if regime.human_fraction is None:
+            return n_human + generation * n_synthetic
+        return sum(accumulate_counts(regime, generation * n_synthetic, n_human))
     if isinstance(regime, (AccumulateSubsampleConfig, MixConfig)):
         return regime.size or n_human
     raise TypeError(f"unknown regime {regime!r}")
 
 
-def mix_counts(regime: MixConfig, n_human: int) -> tuple[int, int]:
-    """(human, synthetic) sequences in a mixed training set."""
+def human_share(regime: RegimeConfig) -> float | None:
+    """The human share h of every training set of generation >= 1 that the regime fixes (None: not fixed)."""
+    return getattr(regime, "human_fraction", None)
+
+
+def accumulate_counts(regime: AccumulateConfig, n_samples: int, n_human: int) -> tuple[int, int]:
+    """(human, synthetic) sequences of `accumulate` with `human_fraction` h over `n_samples` samples so far."""
+    h = regime.human_fraction
+    if h == 1:
+        return n_human, 0
+    return int(round(h * n_samples / (1 - h))), n_samples
+
+
+def mix_counts(regime: MixConfig | AccumulateSubsampleConfig, n_human: int) -> tuple[int, int]:
+    """(human, synthetic) sequences in a training set of `size` with the human share `human_fraction` (mix, and
+    accumulate_subsample with a human_fraction)."""
     n = regime.size or n_human
     n_h = int(round(regime.human_fraction * n))
     return n_h, n - n_h
@@ -80,6 +102,11 @@ def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_syntheti
     if isinstance(regime, AccumulateSubsampleConfig) and regime.size > n_human + n_synthetic:
         raise ConfigError("regime.size", f"{regime.size} exceeds the {n_human + n_synthetic} sequences "
                           "available at generation 1 (human train + one generation of samples)")
+    if isinstance(regime, AccumulateSubsampleConfig) and regime.human_fraction is not None:
+        n_h, n_s = mix_counts(regime, n_human)
+        if n_h > n_human or n_s > n_synthetic:
+            raise ConfigError("regime.size", f"needs {n_h} human and {n_s} synthetic sequences at generation 1 "
+                              f"but the train split has {n_human} and {synthetic_key} gives {n_synthetic}")
     if isinstance(regime, MixConfig):
         n_h, n_s = mix_counts(regime, n_human)
         if n_s > n_synthetic:
@@ -114,6 +141,19 @@ def build(regime: RegimeConfig, generation: int, human: np.ndarray, fresh: np.nd
     assert newest == generation - 1, "synthetic must hold one corpus per earlier generation"
     if isinstance(regime, ReplaceConfig):
         return _take(synthetic[newest], newest, np.arange(len(synthetic[newest])))
+    if human_share(regime) is not None and isinstance(regime, (AccumulateConfig, AccumulateSubsampleConfig)):
+        samples = _concat([_take(s, j, np.arange(len(s))) for j, s in enumerate(synthetic)])
+        if isinstance(regime, AccumulateConfig):
+            n_h, n_s = accumulate_counts(regime, len(samples.tokens), len(human))
+            rows = np.concatenate([np.tile(np.arange(len(human)), n_h // len(human)),
+                                   np.sort(rng.choice(len(human), n_h % len(human), replace=False))])
+        else:
+            n_h, n_s = mix_counts(regime, len(human))
+            rows = np.sort(rng.choice(len(human), n_h, replace=False))
+        pick = np.arange(n_s) if isinstance(regime, AccumulateConfig) else np.sort(
+            rng.choice(len(samples.tokens), n_s, replace=False))
+        return _concat([_take(human, -1, rows), TrainingSet(*(getattr(samples, f)[pick] for f in
+                                                               ("tokens", "provenance", "index")))])
     if isinstance(regime, (AccumulateConfig, AccumulateSubsampleConfig)):
         pool = _concat([all_human()] + [_take(s, j, np.arange(len(s))) for j, s in enumerate(synthetic)])
         if isinstance(regime, AccumulateConfig):

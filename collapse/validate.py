@@ -71,6 +71,8 @@ def validate(cfg: Config) -> None:
         _validate_analytic(m)
         _check(isinstance(cfg.curate, NoCurateConfig), "curate", f"curate={option_name(cfg.curate)} curates a "
                f"transformer's samples; the analytic family model={option_name(m)} has none: use curate=none")
+        _check(isinstance(r, MixConfig) or getattr(r, "human_fraction", None) is None, "regime.human_fraction",
+               f"the analytic families take a human share under regime=mix only; drop it from regime={r.name}")
         _check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
                f"model={option_name(m)} has one model: drop model_schedule")
         return
@@ -228,11 +230,12 @@ def _validate_targets(cfg: Config) -> None:
     if t.teacher_probs == "topk":
         V = vocab_bound(cfg.data)
         _check(t.soft_top_k <= V, "train.soft_top_k", f"must be <= the vocabulary ({V}), got {t.soft_top_k}")
-    no_human = isinstance(r, ReplaceConfig) or (isinstance(r, MixConfig) and r.human_fraction == 0)
+    share = getattr(r, "human_fraction", None)  # the human share of every training set, where the regime fixes it
+    no_human = isinstance(r, ReplaceConfig) or share == 0
     _check(not (t.distill_on == "human" and no_human), "train.distill_on",
            f"human: regime={r.name} trains generations >= 1 on samples only, so no row would be distilled; "
            "choose train.distill_on=samples|both or a regime with human data")
-    no_samples = isinstance(r, MixConfig) and r.human_fraction == 1
+    no_samples = share == 1
     _check(not (t.distill_on == "samples" and no_samples), "train.distill_on",
            "samples: regime.human_fraction=1 trains on human data only, so no row would be distilled; "
            "choose train.distill_on=human|both")
@@ -305,7 +308,7 @@ def _validate_regime(r: RegimeConfig) -> None:
            _choose("regime"))
     if isinstance(r, (AccumulateSubsampleConfig, MixConfig)):
         _non_negative(r, "regime", "size")
-    if isinstance(r, MixConfig):
+    if isinstance(r, MixConfig) or getattr(r, "human_fraction", None) is not None:
         _fraction(r.human_fraction, "regime.human_fraction")
 
 

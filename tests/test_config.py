@@ -2,10 +2,10 @@ import dataclasses
 
 import pytest
 
-from collapse.config import (CategoricalConfig, Config, ConfigError, GaussianConfig, GMMConfig, GrammarConfig,
-                             HFConfig, LinRegConfig, MetricsConfig, MixConfig, ReplaceConfig, SampleConfig,
-                             SmallConfig, TextConfig, TinyConfig, TrainConfig, TransformerConfig, from_dict,
-                             generation_model, study_id, to_dict, validate)
+from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
+                             GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MetricsConfig, MixConfig,
+                             ReplaceConfig, SampleConfig, SmallConfig, TextConfig, TinyConfig, TrainConfig,
+                             TransformerConfig, from_dict, generation_model, study_id, to_dict, validate)
 from tests.helpers import compose_cfg
 
 
@@ -50,6 +50,10 @@ BAD = [
     (dict(train=TrainConfig(warmup_fraction=1.5)), "train.warmup_fraction"),
     (dict(regime=MixConfig(human_fraction=1.2)), "regime.human_fraction"),
     (dict(regime=MixConfig(human_fraction=-0.1)), "regime.human_fraction"),
+    (dict(regime=AccumulateConfig(human_fraction=1.5)), "regime.human_fraction"),
+    (dict(regime=AccumulateSubsampleConfig(human_fraction=-0.1)), "regime.human_fraction"),
+    # the analytic families take a human share under mix only
+    (dict(model=GaussianConfig(), regime=AccumulateConfig(human_fraction=0.5)), "regime.human_fraction"),
     (dict(sample=SampleConfig(top_p=0.0)), "sample.top_p"),
     (dict(sample=SampleConfig(top_k=5000)), "sample.top_k"),
     (dict(sample=SampleConfig(temperature=float("nan"))), "sample.temperature"),
@@ -129,7 +133,9 @@ def test_training_target_keys_compose_and_validate():
 
 
 @pytest.mark.parametrize("regime,distill_on", [(ReplaceConfig(), "human"), (MixConfig(human_fraction=0.0), "human"),
-                                               (MixConfig(human_fraction=1.0), "samples")])
+                                               (MixConfig(human_fraction=1.0), "samples"),
+                                               (AccumulateConfig(human_fraction=0.0), "human"),
+                                               (AccumulateSubsampleConfig(human_fraction=1.0), "samples")])
 def test_distilling_rows_that_no_generation_has_is_refused(regime, distill_on):
     """Soft targets on rows the regime never puts in a training set would silently give target=tokens."""
     cfg = Config(train=TrainConfig(target="soft", distill_on=distill_on), regime=regime)

@@ -57,3 +57,5 @@ def test_help_names_the_command_and_lists_only_real_options():
     assert "sample: continuation, default\n" in text
     assert "model: categorical, gaussian, gmm, gpt2_small, linreg, small, tiny\n" in text
     assert "README.md" in text and "generations: 5" in text
+    assert "+experiment=NAME scale=smoke|cpu|paper" in text and "scale: cpu, paper, smoke\n" in text
+    assert "experiment: alemohammad2024, " in text  # the presets, conf/experiment/

@@ -111,3 +111,36 @@ def test_fresh_rows_of_each_generation_are_their_own_slice():
         np.testing.assert_array_equal(rows, NH + np.arange((g - 1) * n_h, g * n_h))
         assert seen.isdisjoint(rows.tolist())
         seen |= set(rows.tolist())
+
+
+@pytest.mark.parametrize("regime", [AccumulateConfig(human_fraction=h) for h in (0, 0.1, 0.5, 0.9, 1)]
+                         + [AccumulateSubsampleConfig(human_fraction=h, size=s) for h in (0, 0.25, 1) for s in (0, 30)]
+                         + [MixConfig(human_fraction=h) for h in (0, 1)], ids=lambda r: f"{r.name}{vars(r)}")
+@pytest.mark.parametrize("generation", [1, 3])
+def test_human_share_is_the_same_number_under_every_regime(regime, generation):
+    """`human_fraction` h: the human share of every training set of generation >= 1, whichever synthetic data
+    the regime keeps (mix: the newest generation's; accumulate_subsample: a subset of all; accumulate: all)."""
+    human, fresh, synthetic = pools(generation)
+    ts = regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
+    check_provenance(ts, human, fresh, synthetic)
+    assert len(ts.tokens) == regimes.training_size(regime, generation, NH, NS)
+    is_human = ts.provenance == -1
+    h = regime.human_fraction
+    assert abs(is_human.mean() - h) <= 1 / len(ts.tokens)
+    if isinstance(regime, AccumulateConfig) and h < 1:  # every sample so far, human rows repeated evenly
+        assert (~is_human).sum() == generation * NS
+        uses = np.bincount(ts.index[is_human], minlength=NH)
+        assert uses.max() - uses.min() <= 1
+    if isinstance(regime, AccumulateSubsampleConfig):  # distinct rows; synthetic ones from every generation
+        assert len(set(zip(ts.provenance.tolist(), ts.index.tolist()))) == len(ts.tokens)
+        assert len(ts.tokens) == (regime.size or NH)
+        if h == 0 and generation == 3:
+            assert set(ts.provenance.tolist()) == {0, 1, 2}
+
+
+def test_human_share_sizes_are_checked():
+    with pytest.raises(ConfigError, match="regime.size"):
+        regimes.check_sizes(AccumulateSubsampleConfig(human_fraction=0.0, size=NS + 1), 3, NH, NS, 1)
+    with pytest.raises(ConfigError, match="regime.size"):
+        regimes.check_sizes(AccumulateSubsampleConfig(human_fraction=1.0, size=NH + 1), 3, NH, NS, 1)
+    regimes.check_sizes(AccumulateSubsampleConfig(human_fraction=0.5, size=NH), 3, NH, NS, 1)

@@ -1,0 +1,142 @@
+"""Study presets (conf/experiment/*.yaml, `collapse -m +experiment=NAME scale=smoke|cpu|paper`): every preset
+composes at every scale and every job of its sweep validates (paper scale too, without running); a few
+smoke-scale sweeps run end to end through the command."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collapse.config import AnalyticConfig, GaussianConfig, MixConfig
+from collapse.hydra_config import SCALES, conf_dir, from_hydra, register_configs
+from collapse.validate import validate
+from tests.helpers import XLA_CACHE, compose_cfg, write_corpus
+
+PRESETS = sorted(p.stem for p in (Path(conf_dir()) / "experiment").glob("*.yaml"))
+
+
+def sweep_jobs(*overrides: str) -> list[list[str]]:
+    """The overrides of each job `collapse -m <overrides>` launches: the preset's `hydra.sweeper.params`, then the
+    command line, expanded as Hydra's basic sweeper does (a key on the command line replaces the preset's axis)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    register_configs()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+    [jobs] = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params + list(overrides)), None)
+    return [list(job) for job in jobs]
+
+
+def compose_jobs(jobs: list[list[str]]):
+    """Each job's config as the command composes it (one Hydra context for all)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return [from_hydra(compose("config", overrides=job)) for job in jobs]
+
+
+@functools.cache
+def preset_jobs(preset: str, scale: str) -> tuple[list[list[str]], list]:
+    """The job overrides and configs of `collapse -m +experiment=<preset> scale=<scale>`."""
+    jobs = sweep_jobs(f"+experiment={preset}", f"scale={scale}")
+    return jobs, compose_jobs(jobs)
+
+
+def test_the_presets_are_there():
+    assert {"shumailov2024_lm", "shumailov2024_gaussian", "shumailov2024_gmm", "gerstgrasser2024",
+            "gerstgrasser2024_text", "gerstgrasser2024_linreg", "kazdan2024", "alemohammad2024",
+            "dohmatob2024_tails", "distillation_targets", "distillation_teacher", "distillation_fresh",
+            "distillation_schedule", "human_synthetic_mix"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_file_names_itself_its_scales_and_costs(preset):
+    text = (Path(conf_dir()) / "experiment" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_\n")
+    body = yaml.safe_load(text)
+    assert body["defaults"][0] == {"/scale": "cpu"}
+    assert body["out_dir"] == f"runs/{preset}/${{scale}}"
+    for scale in SCALES:  # the header states each scale's sizes and expected cost
+        assert f"#   {scale}" in text, scale
+    assert f"+experiment={preset} scale=cpu" in text
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_job_of_every_preset_validates(preset, scale):
+    jobs, configs = preset_jobs(preset, scale)
+    for job, cfg in zip(jobs, configs):
+        validate(cfg)  # raises ConfigError naming the key
+        assert cfg.out_dir == f"runs/{preset}/{scale}", job
+    if scale == "smoke":
+        assert all(cfg.generations <= 2 for cfg in configs if not isinstance(cfg.model, AnalyticConfig))
+    assert len({json.dumps(job) for job in jobs}) == len(jobs)
+
+
+def test_sweep_axes_and_scales():
+    """Spot checks of what the presets promise (the issue's axes)."""
+    lm = preset_jobs("shumailov2024_lm", "paper")[1]
+    assert {(c.regime.human_fraction, c.sample.beam_size) for c in lm} == {(0, 0), (0, 5), (0.1, 0), (0.1, 5)}
+    assert {(c.model.d_model, c.data.name, c.data.seq_len, c.sample.prompt_len, c.generations) for c in lm} == {
+        (768, "wikitext", 128, 64, 10)}
+    mix = preset_jobs("human_synthetic_mix", "cpu")[1]
+    assert len(mix) == 18 and {type(c.regime).__name__ for c in mix} == {
+        "MixConfig", "AccumulateConfig", "AccumulateSubsampleConfig"}
+    assert {c.regime.human_fraction for c in mix} == {0, 0.05, 0.1, 0.25, 0.5, 1}
+    fresh = preset_jobs("alemohammad2024", "cpu")[1]
+    assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 12
+    gauss = preset_jobs("shumailov2024_gaussian", "smoke")[1]
+    assert [c.model.estimator for c in gauss] == ["mle", "unbiased"] and isinstance(gauss[0].model, GaussianConfig)
+    # a key given on the command line replaces the preset's axis (composed first without the axes)
+    assert len(sweep_jobs("+experiment=kazdan2024", "scale=smoke", "regime=accumulate")) == 1
+    share = compose_jobs(sweep_jobs("+experiment=human_synthetic_mix", "scale=smoke", "regime.human_fraction=0.5"))
+    assert [(type(c.regime).__name__, c.regime.human_fraction) for c in share] == [
+        ("MixConfig", 0.5), ("AccumulateConfig", 0.5), ("AccumulateSubsampleConfig", 0.5)]
+
+
+def test_scale_needs_a_preset():
+    """`scale` comes with a preset (its defaults list holds it); alone it matches nothing and is refused."""
+    with pytest.raises(Exception, match="scale"):
+        compose_cfg("scale=cpu")
+
+
+def collapse(*args, cwd):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "collapse.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def finished(sweep: Path) -> list[dict]:
+    jobs = sorted(sweep.glob("[0-9]*"))
+    assert jobs
+    for job in jobs:
+        assert (job / "report.md").exists(), job
+    return [json.loads((job / "config.json").read_text()) for job in jobs]
+
+
+def test_analytic_preset_runs_its_whole_sweep(tmp_path):
+    result = collapse("-m", "+experiment=gerstgrasser2024_linreg", "scale=smoke", "compilation_cache=", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    configs = finished(tmp_path / "runs" / "gerstgrasser2024_linreg" / "smoke")  # the default out_dir
+    assert [c["regime"]["_option"] for c in configs] == ["replace", "accumulate", "accumulate_subsample", "mix"]
+
+
+def test_language_model_preset_runs_at_smoke_scale(tmp_path):
+    """shumailov2024_lm on a corpus of the test's own (data.name), with beam search: continuation prompts,
+    human share 0 and 0.1, through data=hf's local-file reader."""
+    corpus = write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)
+    result = collapse("-m", "+experiment=shumailov2024_lm", "scale=smoke", f"data.name={corpus}",
+                      "sample.beam_size=5", f"compilation_cache={XLA_CACHE}", f"out_dir={tmp_path / 'lm'}",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    configs = finished(tmp_path / "lm")
+    assert [(c["regime"]["human_fraction"], c["sample"]["beam_size"]) for c in configs] == [(0, 5), (0.1, 5)]
+    assert all((tmp_path / "lm" / str(j) / "gen_001" / "score.done").exists() for j in range(2))
