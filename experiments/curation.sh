@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 14's study at laptop scale: curation of each generation's samples under regime=replace, on the default
-# grammar with 1024 human sequences of 64 tokens and 2^18 training tokens per generation, 8 generations,
-# 3 seeds, a fixed synthetic budget of 1024 sequences per generation:
+# Issue 14's study at laptop scale (conf/experiment/curation.yaml at scale=cpu): curation of each generation's
+# samples under regime=replace, on the default grammar with 1024 human sequences of 64 tokens and 2^18
+# training tokens per generation, 8 generations, seeds 0, 1, 2, a fixed synthetic budget of 1024 sequences:
 #   none                     no curation (the baseline)
 #   verifier noise 0 / 1     keep the best half of 2n candidates by the exact true log-prob per token, plus
 #                            N(0, noise^2) (the scores' spread across samples is about 0.5 nats per token)
@@ -13,11 +13,5 @@
 # Writes the runs to runs/curation (default) and the comparison to results/curation/.
 set -euo pipefail
 out=${1:-runs/curation}
-common=(generations=8 seed=0,1,2 data.n_train=1024 train.tokens=262144 regime=replace)
-uv run collapse -m out_dir="$out/none" "${common[@]}"
-uv run collapse -m out_dir="$out/verifier" "${common[@]}" curate=verifier curate.noise=0,1
-uv run collapse -m out_dir="$out/perplexity_gen0" "${common[@]}" curate=perplexity curate.keep=low,high
-uv run collapse -m out_dir="$out/perplexity_current" "${common[@]}" curate=perplexity curate.model=current
-uv run collapse -m out_dir="$out/detector" "${common[@]}" curate=detector
-uv run collapse -m out_dir="$out/correct" "${common[@]}" curate=correct curate.fraction=0.25
+uv run collapse -m +experiment=curation scale=cpu out_dir="$out"
 uv run collapse-report "$out" --out results/curation --spec results/curation/report.json

@@ -54,7 +54,7 @@ def test_the_presets_are_there():
     assert {"shumailov2024_lm", "shumailov2024_gaussian", "shumailov2024_gmm", "gerstgrasser2024",
             "gerstgrasser2024_text", "gerstgrasser2024_linreg", "kazdan2024", "alemohammad2024",
             "dohmatob2024_tails", "distillation_targets", "distillation_teacher", "distillation_fresh",
-            "distillation_schedule", "human_synthetic_mix"} <= set(PRESETS)
+            "distillation_schedule", "human_synthetic_mix", "curation"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
