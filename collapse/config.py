@@ -533,7 +533,7 @@ def study_id(cfg: Config) -> str:
     import json
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
-    for group in GROUPS:  # an unset optional key (None) leaves the id of a study written before it existed
+    for group in set(GROUPS) & set(values):  # an unset optional key (None) leaves the id of an older study
         values[group] = {k: v for k, v in values[group].items() if v is not None}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
     model = values["model"]["_option"]
