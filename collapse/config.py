@@ -334,7 +334,7 @@ class VerifierCurateConfig(CurateConfig):
     higher = better), plus Gaussian noise of std `noise` (an imperfect verifier)."""
 
     oversample: float = 2.0  # candidates drawn per kept sample (per round in select=threshold)
-    scorer: str = "truth"  # truth (data=grammar) | package.module:function
+    scorer: str = "truth"  # truth | truth_ratio (data=grammar: log p_true, log p_true - log q_model) | package.module:function
     noise: float = 0.0  # std of the Gaussian noise added to every score
     select: str = "quantile"  # quantile (the n best of M) | threshold (the first n scoring >= threshold)
     threshold: float = -3.5  # select=threshold: the lowest score admitted (truth: nats per token)

@@ -272,17 +272,21 @@ def _draw(study: Study, g: int, model: Model, m: int, round: int = 0) -> tuple[n
 def _candidate_scores(study: Study, g: int, round: int, tokens_RMT: np.ndarray, model: Model, model_0: Model
                       ) -> np.ndarray:
     """The curation scores `[R, M]` of round `round`'s candidates: perplexity per generated token under
-    generation 0's or g's model, or a verifier's score (the truth's log-probability per generated token or the
-    user's function) plus its noise (key: seed, generation, replicate, Phase.CURATE, round)."""
+    generation 0's or g's model, or a verifier's score (the truth's log-probability per generated token, its
+    log-ratio to generation g's model's, or the user's function) plus its noise (key: seed, generation, replicate, Phase.CURATE, round)."""
     c, P = study.cfg.curate, prompt_tokens(study.cfg)
     generated = tokens_RMT.shape[2] - P
     if isinstance(c, PerplexityCurateConfig):
         j, params = (0, model_0()) if c.model == "gen0" else (g, model())
         return curate_scores.perplexity(study.family(j).logprob(params, tokens_RMT, skip=P), generated)
+    own_RM = study.family(g).logprob(model(), tokens_RMT, skip=P) if c.scorer == "truth_ratio" else None
     out = []
     for r, human in enumerate(study.humans):
-        s_M = (curate_scores.truth(human.truth, tokens_RMT[r], P) if c.scorer == "truth"
-               else curate_scores.user(c.scorer, tokens_RMT[r], P))
+        if c.scorer in ("truth", "truth_ratio"):
+            s_M = curate_scores.truth(human.truth, tokens_RMT[r], P)
+            s_M = s_M if own_RM is None else curate_scores.log_ratio(s_M, own_RM[r], generated)
+        else:
+            s_M = curate_scores.user(c.scorer, tokens_RMT[r], P)
         out.append(curate_scores.noisy(s_M, c.noise, numpy_rng(for_round(key_for(study.cfg.seed, g, r, Phase.CURATE),
                                                                           round))))
     return np.stack(out)

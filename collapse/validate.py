@@ -279,8 +279,8 @@ def _validate_curate(cfg: Config) -> None:
     _non_negative(c, "curate", "noise")
     if c.select == "threshold":
         _positive(c, "curate", "max_rounds")
-    if c.scorer == "truth":
-        _check(grammar, "curate.scorer", "truth scores by the exact truth, which only data=grammar has; on text "
+    if c.scorer in ("truth", "truth_ratio"):
+        _check(grammar, "curate.scorer", f"{c.scorer} scores by the exact truth, which only data=grammar has; on text "
                "give a verifier as an import path, curate.scorer=package.module:function")
         return
     from collapse.curation.plugin import load_scorer
@@ -288,7 +288,7 @@ def _validate_curate(cfg: Config) -> None:
     try:
         load_scorer(c.scorer)
     except Exception as e:  # any failure to import the user's module
-        raise ConfigError("curate.scorer", f"truth or package.module:function (fn(tokens_NT, prompt_tokens) -> "
+        raise ConfigError("curate.scorer", f"truth, truth_ratio or package.module:function (fn(tokens_NT, prompt_tokens) -> "
                           f"scores [N], higher = better); {c.scorer!r} does not load "
                           f"({type(e).__name__}: {e})") from None
 

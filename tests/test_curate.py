@@ -355,3 +355,17 @@ def test_detector_resamples_the_budget_from_cross_fitted_scores(tmp_path):
         (tmp_path / "gen_001" / f"{phase}.done").unlink()
     loop.run(cfg, tmp_path)
     assert_same(outputs(tmp_path), before)
+
+
+def test_a_ratio_verifier_scores_the_truth_against_the_sampling_model(tmp_path):
+    """scorer=truth_ratio: log p_true - log q_g per generated token of every candidate (the same forward pass as
+    the metrics' ppl_self), the best half kept."""
+    cfg = tiny_config(curate=VerifierCurateConfig(scorer="truth_ratio"), generations=1)
+    loop.run(cfg, tmp_path)
+    _assert_budget(tmp_path, generations=1)
+    rep = tmp_path / "gen_000" / "rep_00"
+    candidates, scores = np.load(rep / "candidates.npy"), np.load(rep / "curate_scores.npy")
+    truth = grammar.make_grammar(cfg.data)
+    own = -np.log(np.load(rep / "ppl_self.npy"))  # the metrics' log q per token of the first n candidates
+    np.testing.assert_allclose(scores[:N], true_logprob(truth, candidates[:N]) / 16 - own, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.load(rep / "curate_kept.npy"), np.sort(np.argsort(-scores, kind="stable")[:N]))

@@ -17,6 +17,14 @@ def truth(grammar, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
     return true_logprob(grammar, tokens_MT, prompt_tokens) / (tokens_MT.shape[1] - prompt_tokens)
 
 
+def log_ratio(truth_M: np.ndarray, model_logprob_M: np.ndarray, generated: int) -> np.ndarray:
+    """log p_true - log q per generated token `[M]` (float64), from the truth's score (`truth`) and the sampling
+    model's log-probability of the generated tokens: high where the model under-produces what the truth
+    writes, low where it over-produces, so keeping the high end moves the kept set toward the truth rather than
+    toward the truth's modes (which the likelihood alone favours)."""
+    return truth_M - np.asarray(model_logprob_M, np.float64) / generated
+
+
 def perplexity(logprob_M: np.ndarray, generated: int) -> np.ndarray:
     """Perplexity per generated token `[M]` (float64) from log q(generated tokens | prompt) `[M]`."""
     return np.exp(-np.asarray(logprob_M, np.float64) / generated)
