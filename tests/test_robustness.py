@@ -25,6 +25,9 @@ _STRS = st.one_of(st.text(max_size=6), st.sampled_from(["byte", "bpe", "auto", "
 
 
 def _value(tp):
+    optional = [a for a in typing.get_args(tp) if a is not type(None)]  # `float | None`: either
+    if len(optional) == 1 and type(None) in typing.get_args(tp):
+        return st.one_of(st.none(), _value(optional[0]))
     return {int: _INTS, float: _FLOATS, str: _STRS, bool: st.booleans()}[tp]
 
 
