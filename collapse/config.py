@@ -368,10 +368,13 @@ class DetectorCurateConfig(CurateConfig):
 
 @dataclass(frozen=True)
 class CorrectCurateConfig(CurateConfig):
-    """Correct every sample toward the truth (Gillman et al.): each generated token is replaced, with
-    probability `fraction`, by a draw from the truth given the corrected prefix (the grammar only)."""
+    """Correct every sample toward the truth (Gillman et al.; the grammar only): `unit=token` replaces each
+    generated token, with probability `fraction`, by a draw from the truth given the corrected prefix;
+    `unit=sequence` replaces each sample's generated tokens, with probability `fraction`, by the truth's
+    continuation of its prompt (their γ-ideal corrector: the mixture (1 - fraction) q + fraction p)."""
 
     fraction: float = 0.5
+    unit: str = "token"  # token | sequence
 
 
 # ---------------------------------------------------------------------------------------------- study

@@ -305,8 +305,9 @@ def _curate(study: Study, g: int, model: Model, model_0: Model, n: int
         tokens_RNT, index = _draw(study, g, model, n)
         kept, curated = [], []
         for r, human in enumerate(study.humans):
-            fixed_NT = np.asarray(grammar.correct(human.truth, key_for(cfg.seed, g, r, Phase.CURATE), tokens_RNT[r],
-                                                  P, c.fraction), np.int32)
+            fix = grammar.correct if c.unit == "token" else grammar.correct_sequences
+            fixed_NT = np.asarray(fix(human.truth, key_for(cfg.seed, g, r, Phase.CURATE), tokens_RNT[r], P, c.fraction),
+                                  np.int32)
             changed, generated = curation.corrections(tokens_RNT[r], fixed_NT, P)
             kept.append(fixed_NT)
             curated.append(curation.Curated(np.arange(n), curate_scores.truth(human.truth, tokens_RNT[r], P),

@@ -260,6 +260,7 @@ def _validate_curate(cfg: Config) -> None:
     if isinstance(c, CorrectCurateConfig):
         _check(grammar, "curate", "curate=correct corrects toward the exact truth, which only data=grammar has")
         _fraction(c.fraction, "curate.fraction")
+        _one_of(c.unit, "curate.unit", ("token", "sequence"))
     if not isinstance(c, (VerifierCurateConfig, PerplexityCurateConfig)):
         return
     _check(c.oversample >= 1, "curate.oversample",

@@ -8,7 +8,8 @@
 #   perplexity gen0 low/high keep the least / most surprising half of 2n under generation 0's model
 #   perplexity current low   keep the least surprising half under the generation's own model (self-selection)
 #   detector                 Drayson et al.'s importance resampling (upsample 1.5, bias 10, max_repeats 3)
-#   correct                  a quarter of the generated tokens redrawn from the truth given the prefix
+#   correct                  a quarter of the generated tokens redrawn from the truth given the prefix, or a
+#                            quarter of the samples replaced whole by the truth's continuation (unit=sequence)
 #   verifier ratio           keep the best half by log p_true - log q_model per token (what the model under-produces)
 #   bash experiments/curation.sh [run folder]
 # Writes the runs to runs/curation (default) and the comparison to results/curation/.

@@ -297,6 +297,7 @@ BAD = [
     (dict(curate=PerplexityCurateConfig(oversample=1.0)), "curate.oversample"),  # keeps every candidate
     (dict(curate=CorrectCurateConfig(fraction=1.5)), "curate.fraction"),
     (dict(curate=CorrectCurateConfig(fraction=-0.1)), "curate.fraction"),
+    (dict(curate=CorrectCurateConfig(unit="word")), "curate.unit"),
     (dict(curate=PerplexityCurateConfig(keep="band", band_start=0.6)), "curate.band_start"),
     (dict(curate=PerplexityCurateConfig(keep="band", band_start=-0.1)), "curate.band_start"),
     (dict(curate=PerplexityCurateConfig(keep="middle")), "curate.keep"),
@@ -369,3 +370,18 @@ def test_a_ratio_verifier_scores_the_truth_against_the_sampling_model(tmp_path):
     own = -np.log(np.load(rep / "ppl_self.npy"))  # the metrics' log q per token of the first n candidates
     np.testing.assert_allclose(scores[:N], true_logprob(truth, candidates[:N]) / 16 - own, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.load(rep / "curate_kept.npy"), np.sort(np.argsort(-scores, kind="stable")[:N]))
+
+
+def test_sequence_correction_swaps_whole_continuations_for_the_truths(tiny_grammar):
+    """unit=sequence: a sample's generated part is either its own or the truth's continuation of its prompt
+    (`grammar.extend` with the same key), in a share of rows that is binomial(N, fraction) (4 sd)."""
+    N, T, P, fraction = 2000, 10, 3, 0.3
+    tokens = np.random.default_rng(5).integers(0, 16, (N, T)).astype(np.int32)
+    key = jax.random.key(6)
+    out = np.asarray(grammar.correct_sequences(tiny_grammar, key, tokens, P, fraction))
+    truth = np.asarray(grammar.extend(tiny_grammar, jax.random.split(key)[1], tokens[:, :P], T - P))
+    own, theirs = (out[:, P:] == tokens[:, P:]).all(1), (out[:, P:] == truth).all(1)
+    assert (own | theirs).all() and (out[:, :P] == tokens[:, :P]).all()
+    replaced = ~own  # a row whose truth continuation equals its own counts as kept: rare at 7 tokens of 16
+    assert_mean(replaced.astype(float), fraction, np.sqrt(fraction * (1 - fraction)), "rows replaced")
+    np.testing.assert_array_equal(grammar.correct_sequences(tiny_grammar, key, tokens, P, 0.0), tokens)

@@ -98,6 +98,19 @@ def correct(grammar: Grammar, key: jax.Array, tokens_NT: jax.Array, first: int, 
     return jnp.concatenate([tokens_TN[:first], new_TN]).T
 
 
+@functools.partial(jax.jit, static_argnames=("first",))
+def correct_sequences(grammar: Grammar, key: jax.Array, tokens_NT: jax.Array, first: int, fraction: jax.Array
+                      ) -> jax.Array:
+    """Each sample's positions first..T-1 replaced, with probability `fraction`, by the truth's continuation
+    of its first `first` tokens `[N, T]` (int32): Gillman et al.'s γ-ideal corrector, whose corrected samples
+    are the mixture (1 - fraction) q + fraction p, every kept sequence consistent with itself."""
+    k_pick, k_new = jax.random.split(key)
+    tokens_NT = jnp.asarray(tokens_NT, jnp.int32)
+    new_NT = extend(grammar, k_new, tokens_NT[:, :first], tokens_NT.shape[1] - first)
+    pick_N1 = (jax.random.uniform(k_pick, (tokens_NT.shape[0],)) < fraction)[:, None]
+    return tokens_NT.at[:, first:].set(jnp.where(pick_N1, new_NT, tokens_NT[:, first:]))
+
+
 @jax.jit
 def log_prob(grammar: Grammar, tokens_NT: jax.Array) -> jax.Array:
     """Exact log P(x_1..x_T) `[N]` (float32), tracking the state (the forward algorithm of a unifilar HMM).
