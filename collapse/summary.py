@@ -22,7 +22,7 @@ import io
 import os
 from pathlib import Path
 
-from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten
+from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten, from_dict, to_dict
 from collapse.errors import DataError
 from collapse.store import PHASES, RunDir, atomic_write
 
@@ -39,11 +39,20 @@ def varying(configs: dict) -> tuple[list[str], dict]:
     (the fields of another regime). A group added later and absent from a config.json is its default option
     (`LATER_GROUPS`: `curate=none`)."""
     later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
-    flat = {run: {**later, **flatten(cfg)} for run, cfg in configs.items()}
+    flat = {run: {**later, **flatten(_through_schemas(cfg))} for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     keys = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
     values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if k in f} for run, f in flat.items()}
     return [k.replace("._option", "") for k in keys], values
+
+
+def _through_schemas(cfg: dict) -> dict:
+    """A config.json with the keys added since it was written at their defaults (as a resume reads it), or as
+    it is where the schemas cannot read it."""
+    try:
+        return to_dict(from_dict(cfg))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return cfg
 
 
 def shared_human_data(cfg: dict) -> bool:
