@@ -5,7 +5,8 @@
     uv run collapse-report runs/sweep/summary.csv        # the comparison again, from its summary.csv alone
     uv run collapse-report --all                         # every comparison under results/, from the files
 
-A comparison writes `summary.csv` (collapse.summary: every metric row with the run's varying config values),
+A comparison writes `summary.csv` (collapse.summary: every metric row with the run's varying config values;
+with `--aggregate`, n, mean and sd of each run's replicates per generation and metric),
 `report.json` (the options below, which `--all` reuses), `comparison.md`, `figures/comparison.png` (the
 headline metrics, one line per condition), `figures/<family>.png` (the other metrics of each family) and,
 when exactly two config columns take several values (or `--heatmap` names two), `figures/heatmap.png` (the
@@ -33,7 +34,7 @@ import numpy as np
 
 from collapse import report, summary
 from collapse.errors import DataError
-from collapse.stats import aggregate, mean_ci
+from collapse.stats import Moments, aggregate, mean_ci
 from collapse.store import RunDir, atomic_write, load_json, save_json
 from collapse.summary import IGNORED, shared_human_data, varying  # noqa: F401  (part of this module's API)
 from collapse.tables import ci_cell, markdown_table
@@ -54,6 +55,7 @@ class Options:
     labels: dict[str, str] = dataclasses.field(default_factory=dict)  # {condition: label in words}
     heatmap: list[str] = dataclasses.field(default_factory=list)  # two config columns; empty: automatic
     complete_only: bool = False  # leave incomplete runs out, rather than use their finished generations
+    aggregate: bool = False  # summary.csv in the aggregated form (n, mean, sd per run × generation × metric)
 
 
 def load_options(path: Path) -> Options:
@@ -115,6 +117,25 @@ def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
         rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
                  for name, by_gen in agg.items() for g, values in by_gen.items()]
     return rows, f"{len(rows_by_run)} units: seeds (each the mean of its replicates, which share its corpus split)"
+
+
+def pooled_moments(rows_by_run: dict, shared: bool) -> tuple[dict, str, int]:
+    """`pooled_rows` for rows of the aggregated summary (each value the `Moments` of one run's replicates):
+    {metric: {generation: Moments over the units}}, the units in words and their number."""
+    cells = [{(r["metric"], r["generation"]): r["value"] for r in rows if r["value"] is not None}
+             for rows in rows_by_run.values()]
+    agg: dict[str, dict[int, Moments]] = {}
+    if not shared or len(cells) < 2:
+        for run in cells:
+            for (name, g), m in run.items():
+                by_gen = agg.setdefault(name, {})
+                by_gen[g] = by_gen[g] + m if g in by_gen else m
+        n = sum(max((m.n for m in run.values()), default=0) for run in cells)
+        what = "replicates of one corpus split" if shared else "seeds × replicates, each with its own human data"
+        return agg, f"{n} units: {what}", n
+    for key in dict.fromkeys(k for run in cells for k in run):
+        agg.setdefault(key[0], {})[key[1]] = Moments.of([run[key].mean for run in cells if key in run])
+    return agg, f"{len(cells)} units: seeds (each the mean of its replicates, which share its corpus split)", len(cells)
 
 
 def metric_families(names: list[str]) -> dict[str, list[str]]:
@@ -188,8 +209,11 @@ class Comparison:
         for key, members in self.members.items():
             used = {m: by_run[m] for m in members
                     if m in by_run and not (options.complete_only and self.runs[m]["incomplete"])}
-            if used:
-                pooled, self.units[key] = pooled_rows(used, self.runs[members[0]]["shared_human_data"])
+            shared = self.runs[members[0]]["shared_human_data"]
+            if used and any(isinstance(r["value"], Moments) for rows in used.values() for r in rows):
+                self.aggs[key], self.units[key], self.n[key] = pooled_moments(used, shared)
+            elif used:
+                pooled, self.units[key] = pooled_rows(used, shared)
                 self.aggs[key] = aggregate(pooled)
                 self.n[key] = len({row["replicate"] for row in pooled})
         self.names = sorted({m for agg in self.aggs.values() for m in agg}, key=report.sort_key)
@@ -316,8 +340,12 @@ def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path
         except DataError as e:
             log.warning("skipping %s", e)
     rows, columns = summary.collect(configs)
-    path = summary.write_csv(out / "summary.csv", rows, columns)
-    return write_comparison(*summary.read_csv(path), out, options or Options())
+    options = options or Options()
+    if not options.aggregate and len(rows) > 200_000:
+        log.warning("summary.csv: %d rows, one per replicate; --aggregate writes one per run × generation × metric",
+                    len(rows))
+    path = summary.write_csv(out / "summary.csv", rows, columns, aggregated=options.aggregate)
+    return write_comparison(*summary.read_csv(path), out, options)
 
 
 def report_all(root: Path) -> list[Path]:
@@ -347,6 +375,7 @@ def _options(args: argparse.Namespace) -> Options:
     if args.heatmap:
         options.heatmap = args.heatmap.split(",")
     options.complete_only = options.complete_only or args.complete_only
+    options.aggregate = options.aggregate or args.aggregate
     return options
 
 
@@ -366,6 +395,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="two config columns for the heatmap (default: when exactly two take several values)")
     parser.add_argument("--complete-only", action="store_true",
                         help="leave incomplete runs out of the aggregates (default: use their finished generations)")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="write summary.csv with one row per run × generation × metric (n, mean, sd of its "
+                             "replicates) rather than one per replicate: for studies with many replicates")
     parser.add_argument("--spec", type=Path, metavar="FILE",
                         help="a report.json to take the options from (those given here override it)")
     parser.add_argument("--all", nargs="?", const=Path("results"), type=Path, metavar="DIR",

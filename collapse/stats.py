@@ -4,6 +4,7 @@ experiment scripts, so every table and band of a study uses the same interval.""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections import defaultdict
@@ -19,9 +20,48 @@ def t975(df: int) -> float:
     return float(t.ppf(0.975, df))
 
 
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """A sample kept as its size, mean and sum of squared deviations: all a mean and its t-interval need, and
+    two of them pool exactly (Chan et al.'s update), so a summary of many replicates can store one row per
+    cell instead of every value (`collapse.summary`, aggregated form)."""
+
+    n: int
+    mean: float
+    m2: float  # Σ (x - mean)²
+
+    @classmethod
+    def of(cls, values) -> Moments:
+        x = np.asarray(values, np.float64)
+        if not x.size:
+            return cls(0, math.nan, 0.0)
+        return cls(x.size, float(x.mean()), float(((x - x.mean()) ** 2).sum()))
+
+    @classmethod
+    def from_sd(cls, n: int, mean: float, sd: float) -> Moments:
+        return cls(n, mean, sd * sd * (n - 1) if n > 1 else 0.0)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else math.nan
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __add__(self, other: Moments) -> Moments:
+        n = self.n + other.n
+        if not self.n or not other.n:
+            return self if other.n == 0 else other
+        delta = other.mean - self.mean
+        return Moments(n, self.mean + delta * other.n / n, self.m2 + other.m2 + delta * delta * self.n * other.n / n)
+
+
 def mean_ci(values, axis: int | None = None):
-    """Mean and half-width of its 95 % t-interval, over all of `values` (floats) or along `axis` (arrays);
-    the half-width is nan with fewer than two values."""
+    """Mean and half-width of its 95 % t-interval, over all of `values` (floats, or one `Moments`) or along
+    `axis` (arrays); the half-width is nan with fewer than two values."""
+    if isinstance(values, Moments):
+        half = t975(values.n - 1) * values.sd / math.sqrt(values.n) if values.n > 1 else math.nan
+        return values.mean, half
     x = np.asarray(values, np.float64)
     n = x.size if axis is None else x.shape[axis]
     mean = x.mean(axis)

@@ -13,6 +13,11 @@ directories. One row per run × finished generation × replicate × metric:
     generation, replicate, metric, value    the metric row (value empty: undefined)
 
 A run with no finished generation has one row with empty generation, replicate, metric and value.
+
+The aggregated form (`collapse-report --aggregate`, for studies with many replicates, such as the analytic
+families' hundreds) has one row per run × generation × metric, `n, mean, sd` over the run's replicates in place
+of `replicate, value`: the comparison pools these exactly (`stats.Moments`), so its tables and bands are those of
+the full form, in a file a hundred times smaller.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from pathlib import Path
 
 from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten, from_dict, to_dict
 from collapse.errors import DataError
+from collapse.stats import Moments
 from collapse.store import PHASES, RunDir, atomic_write
 
 RUN_FIELDS = ("seed", "shared_human_data", "planned_generations", "finished_generations", "incomplete")
 ROW_FIELDS = ("generation", "replicate", "metric", "value")
+MOMENT_FIELDS = ("generation", "metric", "n", "mean", "sd")  # the aggregated form
 
 # Never a config column: the seed (pooled) and the keys that change no result (config.RESUMABLE_KEYS).
 IGNORED = ("seed", *RESUMABLE_KEYS)
@@ -124,19 +131,36 @@ def _cell(v) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
-    """Write `rows` with the config `columns` (the one writer of summary.csv); floats as `repr`, so they read
-    back exactly."""
+def moment_rows(rows: list[dict]) -> list[dict]:
+    """The aggregated form of summary rows: one row per run × generation × metric with the size, mean and
+    standard deviation of its replicates' defined values (empty where there are too few)."""
+    cells: dict[tuple, tuple[dict, list]] = {}
+    for row in rows:
+        cells.setdefault((row["run"], row["generation"], row["metric"]), (row, []))[1].append(row["value"])
+    out = []
+    for (_, generation, metric), (first, values) in cells.items():
+        m = Moments.of([v for v in values if v is not None])
+        out.append({**{k: v for k, v in first.items() if k not in ROW_FIELDS}, "generation": generation,
+                    "metric": metric, "n": m.n if metric is not None else None,
+                    "mean": m.mean if m.n else None, "sd": m.sd if m.n > 1 else None})
+    return out
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str], aggregated: bool = False) -> Path:
+    """Write `rows` with the config `columns` (the one writer of summary.csv), one row per replicate or, with
+    `aggregated`, per run × generation × metric (`moment_rows`); floats as `repr`, so they read back exactly."""
+    fields = ("run", *columns, *RUN_FIELDS, *(MOMENT_FIELDS if aggregated else ROW_FIELDS))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", *columns, *RUN_FIELDS, *ROW_FIELDS])
-    writer.writerows([[_cell(row[k]) for k in ("run", *columns, *RUN_FIELDS, *ROW_FIELDS)] for row in rows])
+    writer.writerow(fields)
+    writer.writerows([[_cell(row[k]) for k in fields] for row in (moment_rows(rows) if aggregated else rows)])
     atomic_write(path, buf.getvalue().encode())
     return path
 
 
 def read_csv(path: Path) -> tuple[list[dict], list[str]]:
-    """The rows and config columns of a summary.csv, typed as `collect` returns them."""
+    """The rows and config columns of a summary.csv, typed as `collect` returns them; in the aggregated form
+    each row's value is the `Moments` of its replicates (replicate empty)."""
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
@@ -144,13 +168,22 @@ def read_csv(path: Path) -> tuple[list[dict], list[str]]:
             raw = list(reader)
     except FileNotFoundError:
         raise DataError(path, "missing") from None
-    fixed = {"run", *RUN_FIELDS, *ROW_FIELDS}
+    aggregated = "n" in header and "replicate" not in header
+    fixed = {"run", *RUN_FIELDS, *(MOMENT_FIELDS if aggregated else ROW_FIELDS)}
     if not fixed <= set(header):
         raise DataError(path, f"not a summary.csv (columns {', '.join(sorted(fixed - set(header)))} missing)")
     integer = lambda s: int(s) if s != "" else None  # noqa: E731
-    rows = [{**r, "seed": int(r["seed"]), "shared_human_data": r["shared_human_data"] == "true",
+    number = lambda s: float(s) if s != "" else None  # noqa: E731
+
+    def measured(r: dict) -> dict:
+        if not aggregated:
+            return {"replicate": integer(r["replicate"]), "value": number(r["value"])}
+        n = integer(r["n"])
+        return {"replicate": None, "value": Moments.from_sd(n, float(r["mean"]), number(r["sd"]) or 0.0) if n else None}
+
+    rows = [{**{k: v for k, v in r.items() if k not in MOMENT_FIELDS[2:]}, "seed": int(r["seed"]),
+             "shared_human_data": r["shared_human_data"] == "true",
              "planned_generations": int(r["planned_generations"]),
              "finished_generations": int(r["finished_generations"]),
-             "generation": integer(r["generation"]), "replicate": integer(r["replicate"]),
-             "metric": r["metric"] or None, "value": float(r["value"]) if r["value"] != "" else None} for r in raw]
+             "generation": integer(r["generation"]), "metric": r["metric"] or None, **measured(r)} for r in raw]
     return rows, [c for c in header if c not in fixed]

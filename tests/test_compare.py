@@ -260,3 +260,26 @@ def test_a_config_without_a_later_group_reads_as_its_default_option():
     columns, values = varying({"a": {"seed": 0}, "b": {"seed": 0, "curate": {"_option": "verifier", "noise": 1.0}}})
     assert columns == ["curate", "curate.noise"]
     assert values == {"a": {"curate": "none"}, "b": {"curate": "verifier", "curate.noise": "1.0"}}
+
+
+def test_aggregated_summary_gives_the_comparison_of_the_full_one(tmp_path):
+    """`--aggregate`: one row per run × generation × metric (n, mean, sd) pools to the same tables, for
+    independent replicates (the grammar sweep) and for replicates sharing a corpus split (text, two seeds)."""
+    from collapse.config import TextConfig
+
+    sweep(tmp_path / "sweep", finished={3: 2})
+    for seed, vals in ((0, [[0.1, 0.3], [0.2, 0.4]]), (1, [[0.5, 0.7], [0.9, 1.3]])):
+        fake_run(tmp_path / "text" / str(seed), tiny_config(data=TextConfig(path="c.txt", seq_len=16), seed=seed,
+                                                            replicates=2, generations=2), vals, finished=2)
+    for study in ("sweep", "text"):
+        full, agg = tmp_path / f"{study}-full", tmp_path / f"{study}-agg"
+        compare.main([str(tmp_path / study), "--out", str(full)])
+        compare.main([str(tmp_path / study), "--out", str(agg), "--aggregate"])
+        assert (agg / "comparison.md").read_text() == (full / "comparison.md").read_text()
+        header = (agg / "summary.csv").read_text().splitlines()[0].split(",")
+        assert header[-5:] == ["generation", "metric", "n", "mean", "sd"]
+        rows = (agg / "summary.csv").read_text().splitlines()[1:]
+        assert 2 * len(rows) == len((full / "summary.csv").read_text().splitlines()[1:])  # two replicates a row
+        compare.main([str(agg / "summary.csv"), "--out", str(tmp_path / f"{study}-again")])  # read back
+        assert (tmp_path / f"{study}-again" / "comparison.md").read_text() == (full / "comparison.md").read_text()
+    assert "| all runs | 2 | 0.4 ± 2.5 |" in (tmp_path / "text-agg" / "comparison.md").read_text()  # seed means

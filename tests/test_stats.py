@@ -45,3 +45,17 @@ def test_aggregate_groups_by_metric_and_generation_without_undefined_values():
     agg = aggregate(rows)
     assert sorted(agg) == ["a", "b"]
     assert agg["a"][0] == [0.0, 0.1, 0.2] and agg["a"][1] == [1.1, 1.2]
+
+
+def test_moments_pool_exactly_and_give_the_same_interval():
+    from collapse.stats import Moments
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3.0, 2.0, 7), rng.normal(-1.0, 0.5, 4)
+    pooled = Moments.of(a) + Moments.of(b)
+    whole = Moments.of(np.concatenate([a, b]))
+    assert pooled.n == 11 and pooled.mean == pytest.approx(whole.mean, rel=1e-14)
+    assert pooled.m2 == pytest.approx(whole.m2, rel=1e-13)
+    assert mean_ci(pooled) == pytest.approx(mean_ci(np.concatenate([a, b])), rel=1e-13)
+    assert Moments.from_sd(whole.n, whole.mean, whole.sd).m2 == pytest.approx(whole.m2, rel=1e-14)
+    assert Moments.of([]) + Moments.of(a) == Moments.of(a) and np.isnan(mean_ci(Moments.of([2.0]))[1])
