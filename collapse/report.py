@@ -122,6 +122,15 @@ def _human_arrays(store: RunDir, name: str) -> list[np.ndarray]:
     return [load_array(p) for p in paths]
 
 
+HISTOGRAM_PANELS = 6
+
+
+def _histogram_generations(arrays: dict[int, list]) -> dict[int, list]:
+    """The generations a per-sequence histogram shows: all up to six, else six log-spaced from the first to the
+    last (`shown_generations`; of ten: 0, 1, 2, 3, 5, 9, the panels of Shumailov et al.'s Fig. 1)."""
+    return {g: arrays[g] for g in shown_generations(sorted(arrays), HISTOGRAM_PANELS)}
+
+
 def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     """Per-sequence histograms, rank-frequency curves and bucket masses; markdown image lines."""
     from collapse import plots
@@ -129,14 +138,14 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
 
     figures = store.path / "figures"
     made = []
-    ppl = _rep_arrays(store, "ppl_gen0")
+    ppl = _histogram_generations(_rep_arrays(store, "ppl_gen0"))
     if ppl:
         test0 = _rep_arrays(store, "ppl_test").get(0)
         made.append(plots.histograms({g: np.concatenate(x) for g, x in ppl.items()}, figures / "ppl_gen0_hist.png",
                                      "per-sequence perplexity of the samples under generation 0 (log scale)",
                                      None if test0 is None else ("gen 0 on human test", np.concatenate(test0)),
                                      log_x=True))
-    true_lp, human_lp = _rep_arrays(store, "true_logprob"), _human_arrays(store, "true_logprob")
+    true_lp, human_lp = _histogram_generations(_rep_arrays(store, "true_logprob")), _human_arrays(store, "true_logprob")
     if true_lp and human_lp:
         made.append(plots.histograms({g: -np.concatenate(x) / seq_len for g, x in true_lp.items()},
                                      figures / "true_nll_hist.png", "true NLL per token of each sample (nats)",
@@ -266,7 +275,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         sample = cfg.get("sample", {})
         seq_len = cfg["data"]["seq_len"] - (sample["prompt_len"] if sample.get("mode") == "continuation" else 0) \
             if cfg else 1
-        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled), rank-frequency curves and "
+        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, log-spaced: "
+                  "0, 1, 2, 3, 5, 9 of ten), rank-frequency curves and "
                   "the share of tokens per human frequency bucket (mean over replicates).", "",
                   *_distribution_figures(store, seq_len), ""]
     if store.program_marker.exists():  # analytic families: one program, no phases

@@ -49,3 +49,11 @@ def test_report_names_the_transformer_size(tmp_path):
         store.mark_done(0, phase, {"seconds": 1.0}, [])
     store.rebuild_metrics()
     assert "regime **replace**, data **grammar**, model **small**, 1 replicate(s)" in report.write(store).read_text()
+
+
+def test_per_sequence_histograms_show_shumailovs_generations():
+    """Of ten generations the histograms show 0, 1, 2, 3, 5, 9 (Shumailov et al. 2024, Fig. 1); all of five."""
+    from collapse.report import _histogram_generations
+
+    assert list(_histogram_generations({g: [g] for g in range(10)})) == [0, 1, 2, 3, 5, 9]
+    assert list(_histogram_generations({g: [g] for g in range(5)})) == [0, 1, 2, 3, 4]
