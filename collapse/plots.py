@@ -235,11 +235,15 @@ def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, 
 def heatmaps(panels: dict[str, np.ndarray], rows: list[str], cols: list[str], ylabel: str, xlabel: str,
              path: Path) -> Path:
     """One heatmap per entry of `panels` (title -> [rows, cols] values, nan: no condition), each cell
-    annotated with its value."""
+    annotated with its value; up to three side by side, more two to a row (readable at a page's width)."""
     n = len(panels)
+    ncols = n if n <= 3 else 2
+    nrows = math.ceil(n / ncols)
     width, height = 1.6 + 0.9 * len(cols), 1.3 + 0.5 * len(rows)
     with plt.rc_context({"font.size": 10, "axes.titlesize": 11}):
-        fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
         for ax, (title, grid) in zip(axes.flat, panels.items()):
             image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
             finite = grid[np.isfinite(grid)]
