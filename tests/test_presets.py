@@ -140,3 +140,19 @@ def test_language_model_preset_runs_at_smoke_scale(tmp_path):
     configs = finished(tmp_path / "lm")
     assert [(c["regime"]["human_fraction"], c["sample"]["beam_size"]) for c in configs] == [(0, 5), (0.1, 5)]
     assert all((tmp_path / "lm" / str(j) / "gen_001" / "score.done").exists() for j in range(2))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch):
+    """The first job of every preset's sweep at scale=smoke, in this process, to its last generation's report
+    (the text presets on a corpus of the test's own, through COLLAPSE_TEXT)."""
+    from collapse import loop
+    from collapse.report import write
+
+    monkeypatch.setenv("COLLAPSE_TEXT", str(write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)))
+    [cfg] = compose_jobs(sweep_jobs(f"+experiment={preset}", "scale=smoke")[:1])
+    store = loop.run(cfg, tmp_path / "run")
+    write(store)
+    assert (tmp_path / "run" / "report.md").exists()
+    if not isinstance(cfg.model, AnalyticConfig):
+        assert store.finished_generations() == list(range(cfg.generations))
