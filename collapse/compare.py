@@ -67,13 +67,15 @@ def load_options(path: Path) -> Options:
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Run directories (holding config.json) at or below `paths`, in a stable order."""
+    """Run directories (holding config.json) at or below `paths`, in a stable order: numbered sweep jobs in
+    job order (2 before 10), so that conditions appear as the sweep lists them."""
     found = set()
     for path in paths:
         if (path / "config.json").exists():
             found.add(path.resolve())
         found.update(p.parent.resolve() for p in path.glob("**/config.json"))
-    return sorted(found)
+    natural = lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]  # noqa: E731
+    return sorted(found, key=natural)
 
 
 def condition(values: dict[str, str]) -> str:

@@ -283,3 +283,10 @@ def test_aggregated_summary_gives_the_comparison_of_the_full_one(tmp_path):
         compare.main([str(agg / "summary.csv"), "--out", str(tmp_path / f"{study}-again")])  # read back
         assert (tmp_path / f"{study}-again" / "comparison.md").read_text() == (full / "comparison.md").read_text()
     assert "| all runs | 2 | 0.4 ± 2.5 |" in (tmp_path / "text-agg" / "comparison.md").read_text()  # seed means
+
+
+def test_sweep_jobs_are_found_in_job_order(tmp_path):
+    for i in (0, 1, 2, 10, 11):
+        (tmp_path / "sweep" / str(i)).mkdir(parents=True)
+        (tmp_path / "sweep" / str(i) / "config.json").write_text("{}")
+    assert [p.name for p in compare.find_runs([tmp_path / "sweep"])] == ["0", "1", "2", "10", "11"]
