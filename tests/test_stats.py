@@ -26,7 +26,7 @@ def test_t_quantile_tends_to_the_normal_one():
 def test_mean_ci_is_the_t_interval():
     mean, half = mean_ci([0.3, 0.5])  # df = 1: t = 12.7062, s / √n = 0.1
     assert mean == pytest.approx(0.4) and half == pytest.approx(12.7062047 * 0.1)
-    assert f"{half:.2g}" == "1.3"  # as results/regimes/comparison.md printed it with the table's 12.706
+    assert f"{half:.2g}" == "1.3"  # with the tables' t(1) = 12.706
     mean, half = mean_ci([2.0])
     assert mean == 2.0 and math.isnan(half)
 
