@@ -27,10 +27,11 @@ def save(fig, path: Path) -> Path:
 
 
 def _grid(n: int, cols: int, width: float, height: float, **kw):
-    """`n` panels of `width` x `height` inches in rows of `cols`, with fixed margins in inches (matplotlib's
-    tight_layout costs a full extra drawing pass, which dominated the per-generation report)."""
-    cols = min(cols, n)
+    """`n` panels of `width` x `height` inches in rows of at most `cols`, as even as they go (6 of 5: two rows
+    of 3), with fixed margins in inches (matplotlib's tight_layout costs a full extra drawing pass, which
+    dominated the per-generation report)."""
     rows = math.ceil(n / cols)
+    cols = math.ceil(n / rows)
     W, H = width * cols, height * rows + 0.4
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False, **kw)
     fig.subplots_adjust(left=0.6 / W, right=1 - 0.15 / W, bottom=0.55 / H, top=1 - 0.35 / H,
