@@ -100,6 +100,14 @@ def group_runs(configs: dict) -> dict[str, list]:
     return groups
 
 
+def units(n: int, shared: bool, seeds: bool) -> str:
+    """The independent units of a condition in words (comparison.md's Conditions table)."""
+    if seeds:
+        return f"{n} units: seeds (each the mean of its replicates, which share its corpus split)"
+    return f"{n} units: " + ("replicates of one corpus split" if shared else
+                             "seeds × replicates, each with its own human data")
+
+
 def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
     """The rows of a group's runs (its seeds) with one value per independent unit, and the units in words.
 
@@ -110,15 +118,13 @@ def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
     if not shared or len(rows_by_run) < 2:
         rows = [{**row, "replicate": (i, row["replicate"])}
                 for i, run_rows in enumerate(rows_by_run.values()) for row in run_rows]
-        n = len({row["replicate"] for row in rows})
-        what = "replicates of one corpus split" if shared else "seeds × replicates, each with its own human data"
-        return rows, f"{n} units: {what}"
+        return rows, units(len({row["replicate"] for row in rows}), shared, seeds=False)
     rows = []
     for i, run_rows in enumerate(rows_by_run.values()):
         agg = aggregate(run_rows)
         rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
                  for name, by_gen in agg.items() for g, values in by_gen.items()]
-    return rows, f"{len(rows_by_run)} units: seeds (each the mean of its replicates, which share its corpus split)"
+    return rows, units(len(rows_by_run), shared, seeds=True)
 
 
 def pooled_moments(rows_by_run: dict, shared: bool) -> tuple[dict, str, int]:
@@ -133,11 +139,10 @@ def pooled_moments(rows_by_run: dict, shared: bool) -> tuple[dict, str, int]:
                 by_gen = agg.setdefault(name, {})
                 by_gen[g] = by_gen[g] + m if g in by_gen else m
         n = sum(max((m.n for m in run.values()), default=0) for run in cells)
-        what = "replicates of one corpus split" if shared else "seeds × replicates, each with its own human data"
-        return agg, f"{n} units: {what}", n
+        return agg, units(n, shared, seeds=False), n
     for key in dict.fromkeys(k for run in cells for k in run):
         agg.setdefault(key[0], {})[key[1]] = Moments.of([run[key].mean for run in cells if key in run])
-    return agg, f"{len(cells)} units: seeds (each the mean of its replicates, which share its corpus split)", len(cells)
+    return agg, units(len(cells), shared, seeds=True), len(cells)
 
 
 def metric_families(names: list[str]) -> dict[str, list[str]]:

@@ -275,9 +275,9 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         sample = cfg.get("sample", {})
         seq_len = cfg["data"]["seq_len"] - (sample["prompt_len"] if sample.get("mode") == "continuation" else 0) \
             if cfg else 1
-        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, log-spaced: "
-                  "0, 1, 2, 3, 5, 9 of ten), rank-frequency curves and "
-                  "the share of tokens per human frequency bucket (mean over replicates).", "",
+        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, "
+                  "log-spaced: 0, 1, 2, 3, 5, 9 of ten), rank-frequency curves and the share of tokens per human "
+                  "frequency bucket (mean over replicates).", "",
                   *_distribution_figures(store, seq_len), ""]
     if store.program_marker.exists():  # analytic families: one program, no phases
         info = load_json(store.program_marker)

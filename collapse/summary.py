@@ -43,8 +43,8 @@ IGNORED = ("seed", *RESUMABLE_KEYS)
 def varying(configs: dict) -> tuple[list[str], dict]:
     """The config columns: the config values that differ between the runs of `configs` ({run: config.json}),
     `regime._option` named `regime`; and {run: {column: value as text}}, without the keys a run's config lacks
-    (the fields of another regime) or leaves unset (None). A group added later and absent from a config.json is its default option
-    (`LATER_GROUPS`: `curate=none`)."""
+    (the fields of another regime) or leaves unset (None). A group added later and absent from a config.json is
+    its default option (`LATER_GROUPS`: `curate=none`)."""
     later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
     flat = {run: {**later, **flatten(_through_schemas(cfg))} for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
