@@ -6,24 +6,36 @@
 # Presets reading a text corpus (shumailov2024_lm, gerstgrasser2024_text) take COLLAPSE_TEXT (default
 # ../shared/data/tinyshakespeare.txt). A rerun resumes: finished runs are loaded, not recomputed. Each report
 # takes its committed options (results/<study>/report.json: headline, labels, heatmap, aggregate) where there
-# are some. Only scale=cpu writes into results/; other scales write their reports beside the runs.
+# are some. Only scale=cpu writes into results/; other scales write their reports to <run folder>/results-<scale>/.
 set -euo pipefail
 scale=${1:-cpu}
 runs=${2:-runs}
 shift $(( $# < 2 ? $# : 2 ))
 presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=($(ls conf/experiment | sed 's/\.yaml$//'))
-results_of() {  # the committed results folder of a preset
+studies_of() {  # the committed results folders a preset's runs feed: "FOLDER PRESET..." per line
   case $1 in
-    distillation_schedule) echo results/distillation/schedule ;;
-    *) echo "results/$1" ;;
+    distillation_targets) echo "results/distillation distillation_targets" ;&
+    distillation_teacher | distillation_fresh)
+      echo "results/distillation/all distillation_targets distillation_teacher distillation_fresh" ;;
+    distillation_schedule) echo "results/distillation/schedule distillation_schedule" ;;
+    *) echo "results/$1 $1" ;;
   esac
+}
+report() {  # report FOLDER PRESET...: the comparison of these presets' runs, with FOLDER's committed options
+  local folder=$1 out=$1 dirs=() spec=()
+  shift
+  for name in "$@"; do dirs+=("$runs/$name/$scale"); done
+  for dir in "${dirs[@]}"; do
+    [ -d "$dir" ] || { echo "run_all: $folder not reported: no runs in $dir" >&2; return 0; }
+  done
+  [ -f "$folder/report.json" ] && spec=(--spec "$folder/report.json")
+  [ "$scale" = cpu ] || out="$runs/results-$scale/${folder#results/}"
+  uv run collapse-report "${dirs[@]}" --out "$out" "${spec[@]}" < /dev/null
 }
 for name in "${presets[@]}"; do
   uv run collapse -m +experiment="$name" scale="$scale" out_dir="$runs/$name/$scale"
-  out=$(results_of "$name")
-  [ "$scale" = cpu ] || out="$runs/$name/$scale"
-  spec=()
-  [ -f "$(results_of "$name")/report.json" ] && spec=(--spec "$(results_of "$name")/report.json")
-  uv run collapse-report "$runs/$name/$scale" --out "$out" "${spec[@]}"
+done
+for name in "${presets[@]}"; do studies_of "$name"; done | awk '!seen[$0]++' | while read -r folder names; do
+  report "$folder" $names
 done
