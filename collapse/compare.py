@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse import report, summary
-from collapse.errors import DataError
+from collapse.errors import ConfigError, DataError
 from collapse.stats import Moments, aggregate, mean_ci
 from collapse.store import RunDir, atomic_write, load_json, save_json
 from collapse.summary import IGNORED, shared_human_data, varying  # noqa: F401  (part of this module's API)
@@ -209,6 +209,10 @@ class Comparison:
             self.members.setdefault(condition(values), []).append(name)
             self.values.setdefault(condition(values), values)
         self.labels = {key: options.labels.get(key) or readable(v) for key, v in self.values.items()}
+        stray = [key for key in options.labels if key not in self.values]
+        if stray:  # a label that names no condition would leave that condition unlabelled without a word
+            raise ConfigError("labels", f"{stray[0]!r} is not a condition of these runs; they are: "
+                                        + "; ".join(self.values))
         self.incomplete = [name for name, run in self.runs.items() if run["incomplete"]]
         self.units: dict[str, str] = {}
         self.aggs: dict[str, dict] = {}  # {condition: {metric: {generation: values}}}
@@ -366,8 +370,11 @@ def report_all(root: Path) -> list[Path]:
         if not (spec.parent / "summary.csv").exists():
             log.warning("%s: no summary.csv beside it (rerun the study to write one); skipped", spec)
             continue
-        made.append(write_comparison(*summary.read_csv(spec.parent / "summary.csv"), spec.parent,
-                                     load_options(spec)))
+        try:
+            made.append(write_comparison(*summary.read_csv(spec.parent / "summary.csv"), spec.parent,
+                                         load_options(spec)))
+        except ConfigError as e:  # an option of this report.json does not fit its summary
+            raise DataError(spec, str(e)) from None
         log.info("%s", made[-1])
     return made
 
@@ -414,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         _run(args)
-    except DataError as e:
+    except (ConfigError, DataError) as e:
         print(f"collapse-report: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -4,6 +4,7 @@ import pytest
 
 from collapse import compare
 from collapse.config import AccumulateConfig, MixConfig, ReplaceConfig, to_dict
+from collapse.errors import ConfigError
 from collapse.store import RunDir, save_json
 from tests.helpers import tiny_config
 
@@ -201,6 +202,10 @@ def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatc
                                                                       "heatmap.png"}  # kl_true: the rest
     spec = json.loads((out / "report.json").read_text())
     assert spec["headline"] == ["distinct_2"] and spec["labels"] == json.loads(labels.read_text())
+    stray = compare.Options(labels={"regime=replace target=tokens": "a key spelt as the table's label"})
+    with pytest.raises(ConfigError, match="'regime=replace target=tokens' is not a condition.*regime=replace "
+                                          "train.target=tokens;"):
+        compare.compare(compare.find_runs([tmp_path / "sweep"]), out, stray)
 
 
 def test_default_headline_is_one_metric_per_family():

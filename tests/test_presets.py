@@ -93,6 +93,9 @@ def test_sweep_axes_and_scales():
     assert {c.regime.human_fraction for c in mix} == {0, 0.05, 0.1, 0.25, 0.5, 1}
     fresh = preset_jobs("alemohammad2024", "cpu")[1]
     assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 12
+    targets = preset_jobs("distillation_targets", "cpu")[1]  # results/distillation's runs: 3 seeds, 8 generations
+    assert len(targets) == 18 and {c.seed for c in targets} == {0, 1, 2}
+    assert {(c.generations, c.replicates, c.data.n_train, c.train.tokens) for c in targets} == {(8, 1, 1024, 262144)}
     gauss = preset_jobs("shumailov2024_gaussian", "smoke")[1]
     assert [c.model.estimator for c in gauss] == ["mle", "unbiased"] and isinstance(gauss[0].model, GaussianConfig)
     # a key given on the command line replaces the preset's axis (composed first without the axes)
