@@ -56,6 +56,7 @@ class Options:
     heatmap: list[str] = dataclasses.field(default_factory=list)  # two config columns; empty: automatic
     complete_only: bool = False  # leave incomplete runs out, rather than use their finished generations
     aggregate: bool = False  # summary.csv in the aggregated form (n, mean, sd per run × generation × metric)
+    where: dict[str, str] = dataclasses.field(default_factory=dict)  # only the runs with these config values
 
 
 def load_options(path: Path) -> Options:
@@ -350,8 +351,12 @@ def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path
             configs[run] = load_json(run / "config.json")
         except DataError as e:
             log.warning("skipping %s", e)
-    rows, columns = summary.collect(configs)
     options = options or Options()
+    if options.where:
+        chosen = summary.select(configs, options.where)
+        log.info("where %s: %d of %d runs", options.where, len(chosen), len(configs))
+        configs = chosen
+    rows, columns = summary.collect(configs)
     if not options.aggregate and len(rows) > 200_000:
         log.warning("summary.csv: %d rows, one per replicate; --aggregate writes one per run × generation × metric",
                     len(rows))
@@ -390,6 +395,11 @@ def _options(args: argparse.Namespace) -> Options:
         options.heatmap = args.heatmap.split(",")
     options.complete_only = options.complete_only or args.complete_only
     options.aggregate = options.aggregate or args.aggregate
+    for pair in args.where or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError("--where", f"{pair!r} is not KEY=VALUE")
+        options.where = {**options.where, key: value}
     return options
 
 
@@ -412,6 +422,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--aggregate", action="store_true",
                         help="write summary.csv with one row per run × generation × metric (n, mean, sd of its "
                              "replicates) rather than one per replicate: for studies with many replicates")
+    parser.add_argument("--where", action="append", metavar="KEY=VALUE",
+                        help="compare only the runs whose config has this value (repeatable; keys as the "
+                             "Conditions table spells them, e.g. sample.temperature=0.8)")
     parser.add_argument("--spec", type=Path, metavar="FILE",
                         help="a report.json to take the options from (those given here override it)")
     parser.add_argument("--all", nargs="?", const=Path("results"), type=Path, metavar="DIR",
@@ -432,6 +445,9 @@ def _run(args: argparse.Namespace) -> None:
         return
     if not args.paths:
         raise DataError(".", "no paths given (run directories, a summary.csv, or --all)")
+    beside = args.paths[0].parent / "report.json"
+    if args.paths[0].suffix == ".csv" and not args.spec and beside.exists():
+        args.spec = beside  # the options of the comparison it was written with, not the defaults over them
     options = _options(args)
     if args.paths[0].suffix == ".csv":
         log.info("%s", write_comparison(*summary.read_csv(args.paths[0]), args.out or args.paths[0].parent, options))

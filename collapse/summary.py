@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten, from_dict, to_dict
-from collapse.errors import DataError
+from collapse.errors import ConfigError, DataError
 from collapse.stats import Moments
 from collapse.store import PHASES, RunDir, atomic_write
 
@@ -52,6 +52,21 @@ def varying(configs: dict) -> tuple[list[str], dict]:
     values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if f.get(k) is not None}  # None: unset
               for run, f in flat.items()}
     return [k.replace("._option", "") for k in keys], values
+
+
+def select(configs: dict, where: dict[str, str]) -> dict:
+    """The runs of `configs` ({run: config.json}) whose config values, as text, are those of `where`
+    ({key as the config columns spell it: value}, e.g. {"sample.temperature": "0.8"})."""
+    later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
+    texts = {run: {k.replace("._option", ""): str(v) for k, v in {**later, **flatten(_through_schemas(cfg))}.items()}
+             for run, cfg in configs.items()}
+    for key in where:
+        if not any(key in text for text in texts.values()):
+            raise ConfigError("where", f"{key!r} is not a config key of these runs")
+    chosen = {run: cfg for run, cfg in configs.items() if all(texts[run].get(k) == v for k, v in where.items())}
+    if configs and not chosen:
+        raise ConfigError("where", f"{where} selects none of the {len(configs)} runs")
+    return chosen
 
 
 def _through_schemas(cfg: dict) -> dict:

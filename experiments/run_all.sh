@@ -19,7 +19,8 @@ studies_of() {  # the committed results folders a preset's runs feed: "FOLDER PR
     distillation_teacher | distillation_fresh)
       echo "results/distillation/all distillation_targets distillation_teacher distillation_fresh" ;;
     distillation_schedule) echo "results/distillation/schedule distillation_schedule" ;;
-    *) echo "results/$1 $1" ;;
+    *) echo "results/$1 $1"  # and its subsets: a report.json in a subfolder picks runs by config ("where")
+       for spec in results/"$1"/*/report.json; do if [ -f "$spec" ]; then echo "$(dirname "$spec") $1"; fi; done ;;
   esac
 }
 report() {  # report FOLDER PRESET...: the comparison of these presets' runs, with FOLDER's committed options
@@ -33,9 +34,23 @@ report() {  # report FOLDER PRESET...: the comparison of these presets' runs, wi
   [ "$scale" = cpu ] || out="$runs/results-$scale/${folder#results/}"
   uv run collapse-report "${dirs[@]}" --out "$out" "${spec[@]}" < /dev/null
 }
+run_figures() {  # figures of single runs that a study's README shows (their data is not in summary.csv)
+  local jobs="$runs/$1/$scale" figures="results/$1/figures"
+  [ "$scale" = cpu ] || return 0
+  case $1 in
+    shumailov2024_lm)  # jobs: regime.human_fraction 0, 0.1  x  sample.beam_size 0, 5
+      for job in 0:h0_beam0 1:h0_beam5 2:h0.1_beam0 3:h0.1_beam5; do
+        cp "$jobs/${job%%:*}/figures/ppl_gen0_hist.png" "$figures/ppl_gen0_hist_${job#*:}.png"
+      done ;;
+    curation)  # seed 0 of curate=verifier (job 3) and curate=detector (job 18)
+      cp "$jobs/3/figures/curation_scores.png" "$figures/scores_verifier.png"
+      cp "$jobs/18/figures/curation_scores.png" "$figures/scores_detector.png" ;;
+  esac
+}
 for name in "${presets[@]}"; do
   uv run collapse -m +experiment="$name" scale="$scale" out_dir="$runs/$name/$scale"
 done
 for name in "${presets[@]}"; do studies_of "$name"; done | awk '!seen[$0]++' | while read -r folder names; do
   report "$folder" $names
 done
+for name in "${presets[@]}"; do run_figures "$name"; done

@@ -295,3 +295,20 @@ def test_sweep_jobs_are_found_in_job_order(tmp_path):
         (tmp_path / "sweep" / str(i)).mkdir(parents=True)
         (tmp_path / "sweep" / str(i) / "config.json").write_text("{}")
     assert [p.name for p in compare.find_runs([tmp_path / "sweep"])] == ["0", "1", "2", "10", "11"]
+
+
+def test_where_compares_a_subset_of_the_runs_as_if_they_were_all(tmp_path, capsys):
+    """`--where` (report.json "where") picks runs by config value: the subset's own conditions, labels and
+    heatmap axes, as a comparison of those runs alone; summary.csv holds them only, so --all redraws it."""
+    runs = sweep(tmp_path / "sweep")
+    alone = compare.compare([r for r in runs if "mix" in (r / "config.json").read_text()], tmp_path / "alone")
+    out = tmp_path / "out"
+    compare.main([str(tmp_path / "sweep"), "--out", str(out), "--where", "regime=mix"])
+    assert (out / "comparison.md").read_text() == alone.read_text().replace("alone", "out")
+    assert json.loads((out / "report.json").read_text())["where"] == {"regime": "mix"}
+    for bad, why in (["--where", "regime"], "'regime' is not KEY=VALUE"), \
+                    (["--where", "regime.sizes=1"], "'regime.sizes' is not a config key of these runs"), \
+                    (["--where", "regime=accumulate"], "selects none of the 8 runs"):
+        with pytest.raises(SystemExit):
+            compare.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "bad"), *bad])
+        assert why in capsys.readouterr().err

@@ -92,7 +92,8 @@ def test_sweep_axes_and_scales():
         "MixConfig", "AccumulateConfig", "AccumulateSubsampleConfig"}
     assert {c.regime.human_fraction for c in mix} == {0, 0.05, 0.1, 0.25, 0.5, 1}
     fresh = preset_jobs("alemohammad2024", "cpu")[1]
-    assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 12
+    assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 24
+    assert {(c.sample.temperature, c.sample.top_p) for c in fresh} == {(1.0, 1.0), (1.0, 0.9), (0.8, 1.0), (0.8, 0.9)}
     targets = preset_jobs("distillation_targets", "cpu")[1]  # results/distillation's runs: 3 seeds, 8 generations
     assert len(targets) == 18 and {c.seed for c in targets} == {0, 1, 2}
     assert {(c.generations, c.replicates, c.data.n_train, c.train.tokens) for c in targets} == {(8, 1, 1024, 262144)}
