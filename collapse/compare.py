@@ -370,7 +370,7 @@ def report_all(root: Path) -> list[Path]:
     specs = sorted(root.rglob("report.json"))
     if not specs:
         raise DataError(root, "no comparison below it (a report.json beside a summary.csv)")
-    made = []
+    made, failed = [], []
     for spec in specs:
         if not (spec.parent / "summary.csv").exists():
             log.warning("%s: no summary.csv beside it (rerun the study to write one); skipped", spec)
@@ -378,9 +378,12 @@ def report_all(root: Path) -> list[Path]:
         try:
             made.append(write_comparison(*summary.read_csv(spec.parent / "summary.csv"), spec.parent,
                                          load_options(spec)))
-        except ConfigError as e:  # an option of this report.json does not fit its summary
-            raise DataError(spec, str(e)) from None
-        log.info("%s", made[-1])
+            log.info("%s", made[-1])
+        except (ConfigError, DataError) as e:  # an option of this report.json does not fit its summary: the
+            log.error("%s: %s", spec, e)        # other studies are still redrawn
+            failed.append(spec)
+    if failed:
+        raise DataError(failed[0], f"{len(failed)} of {len(specs)} comparisons not redrawn (above)")
     return made
 
 

@@ -194,8 +194,8 @@ def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, 
     cols = min(cols, len(names))
     nrows = math.ceil(len(names) / cols)
     width, height = 3.4, 2.7
-    W = width * cols
     chars = max([len(labels[key]) for key in aggs] or [1])
+    W = max(width * cols, 0.8 + 0.075 * chars)  # as wide as the longest label in the legend
     ncol = max(1, min(len(aggs), int(W / (0.6 + 0.075 * chars))))
     legend_h = 0.25 * math.ceil(len(aggs) / ncol) + 0.2
     H = height * nrows + legend_h + 0.3

@@ -312,3 +312,18 @@ def test_where_compares_a_subset_of_the_runs_as_if_they_were_all(tmp_path, capsy
         with pytest.raises(SystemExit):
             compare.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "bad"), *bad])
         assert why in capsys.readouterr().err
+
+
+def test_all_redraws_the_other_studies_when_one_spec_does_not_fit(tmp_path, capsys):
+    import shutil
+
+    sweep(tmp_path / "sweep")
+    compare.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "results" / "a")])
+    shutil.copytree(tmp_path / "results" / "a", tmp_path / "results" / "b")
+    spec = tmp_path / "results" / "a" / "report.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), "labels": {"regime=none": "gone"}}))
+    (tmp_path / "results" / "b" / "comparison.md").unlink()
+    with pytest.raises(SystemExit):
+        compare.main(["--all", str(tmp_path / "results")])
+    assert "a/report.json: 1 of 2 comparisons not redrawn" in capsys.readouterr().err
+    assert (tmp_path / "results" / "b" / "comparison.md").exists()
