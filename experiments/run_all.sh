@@ -38,8 +38,8 @@ run_figures() {  # figures of single runs that a study's README shows (their dat
   local jobs="$runs/$1/$scale" figures="results/$1/figures"
   [ "$scale" = cpu ] || return 0
   case $1 in
-    shumailov2024_lm)  # jobs: regime.human_fraction 0, 0.1  x  sample.beam_size 0, 5
-      for job in 0:h0_beam0 1:h0_beam5 2:h0.1_beam0 3:h0.1_beam5; do
+    shumailov2024_lm)  # seed 0 of each condition (jobs: regime.human_fraction 0, 0.1 x sample.beam_size 0, 5 x seed)
+      for job in 0:h0_beam0 3:h0_beam5 6:h0.1_beam0 9:h0.1_beam5; do
         cp "$jobs/${job%%:*}/figures/ppl_gen0_hist.png" "$figures/ppl_gen0_hist_${job#*:}.png"
       done ;;
     curation)  # seed 0 of curate=verifier (job 3) and curate=detector (job 18)
