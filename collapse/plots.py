@@ -34,7 +34,7 @@ def _grid(n: int, cols: int, width: float, height: float, **kw):
     cols = math.ceil(n / rows)
     W, H = width * cols, height * rows + 0.4
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False, **kw)
-    fig.subplots_adjust(left=0.6 / W, right=1 - 0.15 / W, bottom=0.55 / H, top=1 - 0.35 / H,
+    fig.subplots_adjust(left=0.8 / W, right=1 - 0.15 / W, bottom=0.55 / H, top=1 - 0.35 / H,
                         wspace=0.6 / (width - 0.6), hspace=0.75 / (height - 0.75))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
@@ -225,7 +225,8 @@ def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, 
                 _clip_to_means(ax, means, lows, highs)
             ax.set_title(name)
             ax.set_xlabel("generation")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            last = max((g for agg in aggs.values() for g in agg.get(name, {})), default=0)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if last >= 1000 else 10, integer=True))  # 4-digit labels
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
         fig.legend(list(handles.values()), [labels[key] for key in handles], loc="lower center", ncol=ncol,
