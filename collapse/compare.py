@@ -343,20 +343,26 @@ def _remove_stale(figures: Path, written: set[str]) -> None:
             (figures / f"{name}.png").unlink(missing_ok=True)
 
 
-def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:
-    """Write `out/summary.csv` for `runs`, then the comparison from it (`write_comparison`)."""
+def run_configs(runs: list[Path], where: dict[str, str] | None = None) -> dict[Path, dict]:
+    """{run: its config.json} of the `runs` whose config has the values of `where` (all: none given); a run
+    whose config.json cannot be read is named and left out."""
     configs = {}
     for run in runs:
         try:
             configs[run] = load_json(run / "config.json")
         except DataError as e:
             log.warning("skipping %s", e)
+    if where:
+        chosen = summary.select(configs, where)
+        log.info("where %s: %d of %d runs", where, len(chosen), len(configs))
+        return chosen
+    return configs
+
+
+def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:
+    """Write `out/summary.csv` for `runs`, then the comparison from it (`write_comparison`)."""
     options = options or Options()
-    if options.where:
-        chosen = summary.select(configs, options.where)
-        log.info("where %s: %d of %d runs", options.where, len(chosen), len(configs))
-        configs = chosen
-    rows, columns = summary.collect(configs)
+    rows, columns = summary.collect(run_configs(runs, options.where))
     if not options.aggregate and len(rows) > 200_000:
         log.warning("summary.csv: %d rows, one per replicate; --aggregate writes one per run × generation × metric",
                     len(rows))
@@ -463,6 +469,8 @@ def _run(args: argparse.Namespace) -> None:
     out = args.out or args.paths[0] if len(runs) > 1 or args.out else None
     if out and (out / "config.json").exists():  # its report's figures have the comparison's names
         raise DataError(out, "a run directory: name another folder for the comparison with --out")
+    if options.where:  # report only the runs compared
+        runs = list(run_configs(runs, options.where))
     for run in runs:
         try:
             log.info("%s", report.write(RunDir(run)))

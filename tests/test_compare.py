@@ -306,6 +306,7 @@ def test_where_compares_a_subset_of_the_runs_as_if_they_were_all(tmp_path, capsy
     compare.main([str(tmp_path / "sweep"), "--out", str(out), "--where", "regime=mix"])
     assert (out / "comparison.md").read_text() == alone.read_text().replace("alone", "out")
     assert json.loads((out / "report.json").read_text())["where"] == {"regime": "mix"}
+    assert [(r / "report.md").exists() for r in runs] == [False] * 4 + [True] * 4  # only the runs compared
     for bad, why in (["--where", "regime"], "'regime' is not KEY=VALUE"), \
                     (["--where", "regime.sizes=1"], "'regime.sizes' is not a config key of these runs"), \
                     (["--where", "regime=accumulate"], "selects none of the 8 runs"):
