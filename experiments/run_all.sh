@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every study preset (conf/experiment/) at one scale, then its comparison report into its results folder.
 #   bash experiments/run_all.sh [scale] [run folder] [preset ...]   (scale=cpu, the default: every preset in
-#                                                                  about four hours on a 2-core CPU; each
+#                                                                  about 5.5 hours on a 2-core CPU; each
 #                                                                  preset's header and README state its time)
 # Presets reading a text corpus (shumailov2024_lm, gerstgrasser2024_text) take COLLAPSE_TEXT (default
 # ../shared/data/tinyshakespeare.txt). A rerun resumes: finished runs are loaded, not recomputed. Each report
