@@ -138,7 +138,7 @@ def test_language_model_preset_runs_at_smoke_scale(tmp_path):
     human share 0 and 0.1, through data=hf's local-file reader."""
     corpus = write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)
     result = collapse("-m", "+experiment=shumailov2024_lm", "scale=smoke", f"data.name={corpus}",
-                      "sample.beam_size=5", f"compilation_cache={XLA_CACHE}", f"out_dir={tmp_path / 'lm'}",
+                      "sample.beam_size=5", "seed=0", f"compilation_cache={XLA_CACHE}", f"out_dir={tmp_path / 'lm'}",
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     configs = finished(tmp_path / "lm")
