@@ -352,11 +352,10 @@ def run_configs(runs: list[Path], where: dict[str, str] | None = None) -> dict[P
             configs[run] = load_json(run / "config.json")
         except DataError as e:
             log.warning("skipping %s", e)
-    if where:
-        chosen = summary.select(configs, where)
+    chosen = summary.select(configs, where) if where else configs
+    if len(chosen) < len(configs):
         log.info("where %s: %d of %d runs", where, len(chosen), len(configs))
-        return chosen
-    return configs
+    return chosen
 
 
 def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:

@@ -45,8 +45,7 @@ def varying(configs: dict) -> tuple[list[str], dict]:
     `regime._option` named `regime`; and {run: {column: value as text}}, without the keys a run's config lacks
     (the fields of another regime) or leaves unset (None). A group added later and absent from a config.json is
     its default option (`LATER_GROUPS`: `curate=none`)."""
-    later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
-    flat = {run: {**later, **flatten(_through_schemas(cfg))} for run, cfg in configs.items()}
+    flat = {run: _flat(cfg) for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     keys = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
     values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if f.get(k) is not None}  # None: unset
@@ -57,9 +56,7 @@ def varying(configs: dict) -> tuple[list[str], dict]:
 def select(configs: dict, where: dict[str, str]) -> dict:
     """The runs of `configs` ({run: config.json}) whose config values, as text, are those of `where`
     ({key as the config columns spell it: value}, e.g. {"sample.temperature": "0.8"})."""
-    later = {f"{group}._option": option for group, option in LATER_GROUPS.items()}
-    texts = {run: {k.replace("._option", ""): str(v) for k, v in {**later, **flatten(_through_schemas(cfg))}.items()}
-             for run, cfg in configs.items()}
+    texts = {run: {k.replace("._option", ""): str(v) for k, v in _flat(cfg).items()} for run, cfg in configs.items()}
     for key in where:
         if not any(key in text for text in texts.values()):
             raise ConfigError("where", f"{key!r} is not a config key of these runs")
@@ -67,6 +64,11 @@ def select(configs: dict, where: dict[str, str]) -> dict:
     if configs and not chosen:
         raise ConfigError("where", f"{where} selects none of the {len(configs)} runs")
     return chosen
+
+
+def _flat(cfg: dict) -> dict:
+    """A config.json flattened (`regime._option`, `regime.size`), a group added later at its default option."""
+    return {**{f"{group}._option": option for group, option in LATER_GROUPS.items()}, **flatten(_through_schemas(cfg))}
 
 
 def _through_schemas(cfg: dict) -> dict:
