@@ -363,7 +363,8 @@ class DetectorCurateConfig(CurateConfig):
     steps: int = 200  # classifier training steps (each detector of the two cross-fits)
     lr: float = 3e-3
     d_embed: int = 64
-    holdout: float = 0.2  # share of each class held out to measure the classifier
+    holdout: float = 0.2  # share of each class held out to calibrate and test the classifier
+    significance: float = 0.01  # used only if it beats chance on the held-out rows at this level (else uniform)
 
 
 @dataclass(frozen=True)

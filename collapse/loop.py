@@ -37,7 +37,7 @@ from collapse.validate import validate
 from collapse.metrics import score, tails
 from collapse.progress import Progress
 from collapse.rng import Phase, for_round, key_for, numpy_rng, replicate_keys
-from collapse.store import RunDir, load_array, load_json, save_array, save_json
+from collapse.store import RunDir, is_writer, load_array, load_json, save_array, save_json
 from collapse.study import Study, check_same_study, open_study, save_human
 from collapse.tracking import make_tracker
 from collapse.train import abstract_checkpoint, total_steps
@@ -165,7 +165,8 @@ def _provenance(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R:
                 outputs: list[Path]) -> None:
     """Generation g's training sets' lineage (`collapse.provenance`): each example's label source and, in
     continuation mode, the human row its prefix comes from; `provenance.json`, whose per-origin scores take one
-    forward pass of generation 0's model over the training set (and, on the grammar, the exact truth)."""
+    forward pass of generation 0's model over the training set and the human test split (their out-of-sample
+    reference), and on the grammar the exact truth over both."""
     cfg, store, P = study.cfg, study.store, prompt_tokens(study.cfg)
     labels = [provenance.label_sources(cfg, g, ts.provenance) for ts in sets]
     for r, ts in enumerate(sets):
@@ -173,20 +174,25 @@ def _provenance(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R:
         if P:
             _save(outputs, store.rep(g, r) / "train_prompt_row.npy",
                   provenance.prompt_rows(ts.provenance, ts.index, lambda j: _kept_prompt_index(study, j, r)))
-    tokens_RNT = np.stack([ts.tokens for ts in sets])
+    tokens_RNT, test_RMT = np.stack([ts.tokens for ts in sets]), np.stack([human.test for human in study.humans])
     n = tokens_RNT.shape[2] - P  # scored tokens per example, as in the metrics
-    ppl0_RN = np.exp(-study.family(0).logprob(params0_R, tokens_RNT, skip=P).astype(np.float64) / n)
-    truths = [human.truth for human in study.humans]
-    true_nll = None if truths[0] is None else [-score.true_logprob(t, ts.tokens, P) / n for t, ts in zip(truths, sets)]
+    nll0_RN, test_nll0_RM = (-study.family(0).logprob(params0_R, x, skip=P).astype(np.float64) / n
+                             for x in (tokens_RNT, test_RMT))
+    scores = []
+    for r, (ts, human) in enumerate(zip(sets, study.humans)):
+        seen_N = (ts.provenance < 0) & (ts.index < study.n_train)  # human train rows: generation 0 trained on them
+        true_N, test_true_M = (None, None) if human.truth is None else (
+            -score.true_logprob(human.truth, x, P) / n for x in (ts.tokens, human.test))
+        scores.append(provenance.origin_scores(ts.provenance, nll0_RN[r], seen_N, true_N, test_nll0_RM[r], test_true_M))
     curated = None
     if not isinstance(cfg.curate, NoCurateConfig):  # how each synthetic origin's samples were curated
         curated = [{provenance.origin_name(int(j)): provenance.curation_summary(
-            load_array(store.rep(int(j), r) / "curate_scores.npy"),
+            load_array(store.rep(int(j), r) / "curate_scores.npy"), load_array(store.rep(int(j), r) / "curate_kept.npy"),
             load_array(store.rep(int(j), r) / "curate_scores_kept.npy"))
             for j in np.unique(ts.provenance[ts.provenance >= 0])} for r, ts in enumerate(sets)]
     save_json(store.gen(g) / "provenance.json", provenance.generation_record(
         g, schedule_name(cfg, g), study.family(g).parameter_count(), P, [ts.provenance for ts in sets], labels,
-        depths_R, list(ppl0_RN), true_nll, curated))
+        depths_R, scores, curated))
 
 
 def _teacher(study: Study, g: int, sets: list[regimes.TrainingSet], model_0: Model | None,
@@ -323,11 +329,12 @@ def _curate(study: Study, g: int, model: Model, model_0: Model, n: int
         curated = []
         for r, human in enumerate(study.humans):
             key = key_for(cfg.seed, g, r, Phase.CURATE)
-            p_M, accuracy = detector.cross_fitted(
+            p_M, accuracy, used = detector.cross_fitted(
                 key, human.train, tokens_RMT[r, :M], prompt_tokens=P, vocab_size=human.vocab_size, steps=c.steps,
-                lr=c.lr, d_embed=c.d_embed, holdout=c.holdout)
+                lr=c.lr, d_embed=c.d_embed, holdout=c.holdout, significance=c.significance)
             kept_n = curation.select_importance(p_M, n, c, numpy_rng(for_round(key, 1)), f"generation {g}: ")
-            curated.append(curation.Curated(kept_n, p_M, p_M[kept_n], accuracy=accuracy))
+            curated.append(curation.Curated(kept_n, p_M, p_M[kept_n], accuracy=accuracy, used=used,
+                                            ess=curation.importance_ess(p_M, c)))
         kept = [tokens_RMT[r][cur.kept_n] for r, cur in enumerate(curated)]
         return list(tokens_RMT), kept, None if not P else [ix[cur.kept_n] for ix, cur in zip(index, curated)], curated
 
@@ -370,9 +377,10 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
                                "curate_kept.npy": cur.kept_n, "curate_scores_kept.npy": cur.kept_scores_n})
                 if cur.accuracy is not None:
                     arrays["curate_detector_accuracy.npy"] = np.float64(cur.accuracy)
+                    arrays["curate_detector_used.npy"] = np.float64(cur.used)
             for name, array in arrays.items():
                 _save(outputs, store.rep(g, r) / name, array)
-        info = {"candidates": [len(c) for c in candidates]} if curate else {}
+        info = {"candidates": [len(cur.scores_M) for cur in curated]} if curate else {}  # drawn, all rounds
         return Samples(kept, [c[:n] for c in candidates], curated), outputs, info
 
     def load():
@@ -387,11 +395,14 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
             passed = int((scores_M >= cfg.curate.threshold).sum()) if curation.thresholded(cfg.curate) else None
             changed, generated = (curation.corrections(candidates[kept_n], kept[r], prompt_tokens(cfg))
                                   if isinstance(cfg.curate, CorrectCurateConfig) else (None, 0))
-            accuracy = (float(load_array(rep / "curate_detector_accuracy.npy"))
-                        if isinstance(cfg.curate, DetectorCurateConfig) else None)
+            detector = {}
+            if isinstance(cfg.curate, DetectorCurateConfig):
+                detector = dict(accuracy=float(load_array(rep / "curate_detector_accuracy.npy")),
+                                used=float(load_array(rep / "curate_detector_used.npy")),
+                                ess=curation.importance_ess(scores_M, cfg.curate))
             drawn.append(candidates[:n])
             curated.append(curation.Curated(kept_n, scores_M, load_array(rep / "curate_scores_kept.npy"), passed,
-                                            changed, generated, accuracy))
+                                            changed, generated, **detector))
         return Samples(kept, drawn, curated)
 
     return _phase(study, g, "sample", load, compute)
@@ -429,6 +440,8 @@ def _record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> 
     tracker.metrics(g, rows)
     report.print_generation(g, rows, seconds)
     store = study.store
+    if not is_writer():  # the run-level files are process 0's, whose markers the others may not see yet
+        return
     store.rebuild_metrics()
     last = store.finished_generations()[-1]  # from the files, so a resumed run gets the same
     counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(study.replicates)]

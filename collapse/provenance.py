@@ -6,7 +6,8 @@ of generation j), `train_index.npy` (row in its pool), `train_label_source.npy` 
 the example's own tokens; j soft labels from generation j's model) and, in continuation mode,
 `train_prompt_row.npy` (the human train row whose first `prompt_tokens` tokens begin a synthetic example; -1 for
 human examples). Per generation, `provenance.json` (`generation_record`): the composition by origin and by label
-source, the mean synthetic depth and the per-origin scores of each replicate's training set.
+source, the mean synthetic depth and the per-origin scores of each replicate's training set, with the same
+scores of the human test split as their out-of-sample reference (`origin_scores`).
 
 Synthetic depth: a human example has depth 0; a sample of generation j has depth 1 + D_j, where D_j is the mean
 depth of generation j's training set (so D_g = sum_j n_j / N (1 + D_j) over the origins j of generation g's set).
@@ -17,9 +18,12 @@ All functions are pure functions of arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from collapse import stats
 
 HARD = -1  # label source of an example trained on its own tokens
 
@@ -81,38 +85,57 @@ def prompt_rows(provenance_N: np.ndarray, index_N: np.ndarray, prompt_index: Cal
     return out
 
 
-def origin_scores(provenance_N: np.ndarray, ppl_gen0_N: np.ndarray, true_nll_N: np.ndarray | None
-                  ) -> dict[str, dict[str, float]]:
-    """Per origin: the mean generation-0 perplexity of its examples and, on the grammar, their mean true NLL per
-    token (nats)."""
+def origin_scores(provenance_N: np.ndarray, nll_gen0_N: np.ndarray, seen_by_gen0_N: np.ndarray,
+                  true_nll_N: np.ndarray | None, test_nll_gen0_M: np.ndarray, test_true_nll_M: np.ndarray | None
+                  ) -> tuple[dict[str, dict], dict[str, float]]:
+    """How generation 0 and (on the grammar) the truth judge each origin's examples, against the same judges
+    on the human test split, which generation 0 never saw (the out-of-sample reference): per-example NLL per
+    scored token `[N]` and the test split's `[M]`.
+
+    Per origin: `rows`; `seen_by_gen0`, the share of its rows generation 0 trained on (human train rows: their
+    `ppl_gen0` is in-sample, biased low); `ppl_gen0`, the geometric-mean perplexity per token under generation
+    0 (exp of the mean NLL per token, as the `ppl_gen0` metric); `ppl_gen0_vs_test`, its ratio to the test
+    split's, with `ppl_gen0_vs_test_ci95` (Welch's interval of the NLL difference, exponentiated): 1 means
+    "reads like unseen human text", as a perfect generator's samples do; on the grammar `true_nll`, the mean
+    true NLL per token (unbiased whoever trained on the rows), `true_nll_vs_test` its difference to the test
+    split's and `true_nll_vs_test_ci95`. Returns (per origin, the reference {`rows`, `ppl_gen0`[, `true_nll`]})."""
+    reference = {"rows": len(test_nll_gen0_M), "ppl_gen0": float(np.exp(np.mean(test_nll_gen0_M, dtype=np.float64)))}
+    if test_true_nll_M is not None:
+        reference["true_nll"] = float(np.mean(test_true_nll_M, dtype=np.float64))
     out = {}
     for j in np.unique(provenance_N):
         rows = provenance_N == j
-        entry = {"ppl_gen0": float(np.mean(ppl_gen0_N[rows], dtype=np.float64))}
+        diff, half = stats.difference_ci(nll_gen0_N[rows], test_nll_gen0_M)
+        entry = {"rows": int(rows.sum()), "seen_by_gen0": float(np.mean(seen_by_gen0_N[rows])),
+                 "ppl_gen0": float(np.exp(np.mean(nll_gen0_N[rows], dtype=np.float64))),
+                 "ppl_gen0_vs_test": math.exp(diff), "ppl_gen0_vs_test_ci95": [math.exp(diff - half),
+                                                                               math.exp(diff + half)]}
         if true_nll_N is not None:
-            entry["true_nll"] = float(np.mean(true_nll_N[rows], dtype=np.float64))
+            diff, half = stats.difference_ci(true_nll_N[rows], test_true_nll_M)
+            entry.update(true_nll=float(np.mean(true_nll_N[rows], dtype=np.float64)), true_nll_vs_test=diff,
+                         true_nll_vs_test_ci95=[diff - half, diff + half])
         out[origin_name(int(j))] = entry
-    return out
+    return out, reference
 
 
-def curation_summary(scores_M: np.ndarray, kept_scores_n: np.ndarray) -> dict[str, float]:
-    """How a generation's samples were curated (README "Curation"): candidates drawn and rows kept, their ratio
-    both ways, and the mean score before and after."""
-    M, n = len(scores_M), len(kept_scores_n)
-    return {"drawn": M, "kept": n, "acceptance": n / M, "drawn_per_kept": M / n,
+def curation_summary(scores_M: np.ndarray, kept_n: np.ndarray, kept_scores_n: np.ndarray) -> dict[str, float]:
+    """How a generation's samples were curated (README "Curation"): candidates drawn and rows kept, the share
+    of the candidates kept (distinct ones: a resampling may keep one twice) and candidates drawn per row kept,
+    and the mean score before and after."""
+    M, n = len(scores_M), len(kept_n)
+    return {"drawn": M, "kept": n, "acceptance": len(np.unique(kept_n)) / M, "drawn_per_kept": M / n,
             "score_mean_before": float(np.mean(scores_M)), "score_mean_after": float(np.mean(kept_scores_n))}
 
 
 def generation_record(g: int, model: str, parameters: int, prompt_tokens: int, provenance: list[np.ndarray],
-                      labels: list[np.ndarray], depths_R: np.ndarray, ppl_gen0: list[np.ndarray],
-                      true_nll: list[np.ndarray] | None, curation: list[dict[str, dict]] | None = None) -> dict:
+                      labels: list[np.ndarray], depths_R: np.ndarray, scores: list[tuple[dict, dict]],
+                      curation: list[dict[str, dict]] | None = None) -> dict:
     """Generation g's `provenance.json`: per replicate its training set's composition by origin and by label
-    source, its mean synthetic depth and the per-origin scores (per-example generation-0 perplexity and true NLL
-    per token over the scored positions `prompt_tokens`..T-1); with curation, per synthetic origin how its
-    samples were curated (`curation[r]`: {origin: `curation_summary`})."""
+    source, its mean synthetic depth, the per-origin scores and their out-of-sample reference (`scores[r]`:
+    `origin_scores`, over the scored positions `prompt_tokens`..T-1); with curation, per synthetic origin how
+    its samples were curated (`curation[r]`: {origin: `curation_summary`})."""
     reps = [{"replicate": r, "size": len(p), "by_origin": counts(p), "by_label_source": counts(labels[r], label_name),
-             "mean_depth": float(depths_R[r]),
-             "scores": origin_scores(p, ppl_gen0[r], None if true_nll is None else true_nll[r]),
+             "mean_depth": float(depths_R[r]), "scores": scores[r][0], "reference": {"human_test": scores[r][1]},
              **({} if curation is None else {"curation": curation[r]})}
             for r, p in enumerate(provenance)]
     return {"generation": g, "model": model, "parameters": parameters, "prompt_tokens": prompt_tokens,

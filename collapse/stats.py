@@ -79,3 +79,17 @@ def aggregate(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
         if row["value"] is not None:
             out[row["metric"]][row["generation"]].append(row["value"])
     return out
+
+
+def difference_ci(a, b) -> tuple[float, float]:
+    """mean(a) - mean(b) of two independent samples and the half-width of its 95 % Welch interval (Student t
+    with the Welch–Satterthwaite degrees of freedom); nan with fewer than two values on either side."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    diff = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return diff, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        return diff, 0.0
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    return diff, t975(max(1, int(df))) * math.sqrt(va + vb)

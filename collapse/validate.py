@@ -255,7 +255,9 @@ def _validate_curate(cfg: Config) -> None:
         _positive(c, "curate", "steps")
         _positive(c, "curate", "d_embed")
         _check(c.lr > 0, "curate.lr", f"must be > 0, got {c.lr}")
-        _check(0 <= c.holdout < 1, "curate.holdout", f"must be in [0, 1), got {c.holdout}")
+        _check(0 < c.holdout < 1, "curate.holdout", f"must be in (0, 1): the held-out rows calibrate the detector "
+               f"and test it against chance, got {c.holdout}")
+        _fraction(c.significance, "curate.significance", closed_low=False)
         return
     if isinstance(c, CorrectCurateConfig):
         _check(grammar, "curate", "curate=correct corrects toward the exact truth, which only data=grammar has")

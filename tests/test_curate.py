@@ -345,12 +345,20 @@ def test_detector_resamples_the_budget_from_cross_fitted_scores(tmp_path):
         np.testing.assert_array_equal(np.load(rep / "samples.npy"), candidates[kept])
         key = loop.key_for(cfg.seed, g, 0, loop.Phase.CURATE)
         human = np.load(tmp_path / "human" / "rep_00" / "train.npy")
-        expected, accuracy = detector.cross_fitted(key, human, candidates[:M], vocab_size=16, steps=20, lr=c.lr,
-                                                   d_embed=8, holdout=c.holdout)
+        expected, accuracy, used = detector.cross_fitted(key, human, candidates[:M], vocab_size=16, steps=20,
+                                                         lr=c.lr, d_embed=8, holdout=c.holdout,
+                                                         significance=c.significance)
         np.testing.assert_array_equal(scores, expected)
         assert _value(tmp_path, g, "curate_detector_accuracy") == accuracy and 0 <= accuracy <= 1
+        assert _value(tmp_path, g, "curate_detector_used") == used
         assert _value(tmp_path, g, "curate_drawn_per_kept") == M / N
         assert _value(tmp_path, g, "curate_unique_kept") == len(np.unique(kept)) / N
+        # acceptance: the distinct candidates kept per candidate drawn, at most 1 although n > M rows are kept
+        assert _value(tmp_path, g, "curate_acceptance") == len(np.unique(kept)) / M <= 1
+        w = detector.importance_weights(scores, c.bias)
+        assert _value(tmp_path, g, "curate_ess") == pytest.approx(w.sum() ** 2 / (w**2).sum() / M, rel=1e-12)
+        marker = json.loads((tmp_path / f"gen_{g:03d}" / "sample.done").read_text())
+        assert marker["candidates"] == [M]  # drawn for curation; the metrics' n - M extra rows are not candidates
     before = outputs(tmp_path)
     for phase in ("sample", "score"):
         (tmp_path / "gen_001" / f"{phase}.done").unlink()

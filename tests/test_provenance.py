@@ -1,6 +1,7 @@
 """Provenance: every regime's composition and synthetic depth against its documented closed form, in every
 generation; the per-example lineage arrays and provenance.json of a finished study."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 
 from collapse import loop, provenance, regimes
 from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig, SampleConfig)
-from tests.helpers import assert_mean, tiny_config
+from collapse.metrics.score import true_logprob
+from tests.helpers import Z, assert_mean, tiny_config
 
 N, G = 40, 8  # human train rows = samples per generation; generations
 
@@ -78,9 +80,26 @@ def test_label_sources_are_hard_and_prompt_rows_follow_the_samples():
     assert [provenance.label_name(j) for j in (-1, 3)] == ["hard", "soft_gen_3"]
     prompts = {0: np.array([10, 11, 12]), 1: np.array([20, 21, 22, 23])}
     np.testing.assert_array_equal(provenance.prompt_rows(prov, index, prompts.__getitem__), [-1, 12, 20, 23, -1])
-    scores = provenance.origin_scores(prov, np.array([1.0, 2, 3, 5, 3]), np.array([0.5, 1, 2, 4, 1.5]))
-    assert scores == {"human": {"ppl_gen0": 2.0, "true_nll": 1.0}, "gen_0": {"ppl_gen0": 2.0, "true_nll": 1.0},
-                      "gen_1": {"ppl_gen0": 4.0, "true_nll": 3.0}}
+
+
+def test_origin_scores_are_geometric_means_against_the_test_split():
+    """By hand: NLL per token 1, 3 (human), 2 (gen_0), 3, 5 (gen_1); the test split's 1.5, 2.5 (mean 2)."""
+    prov = np.array([-1, 0, 1, 1, -1])
+    nll_N, true_N = np.array([1.0, 2, 3, 5, 3]), np.array([0.5, 1, 2, 4, 1.5])
+    seen_N = np.array([True, False, False, False, False])
+    scores, ref = provenance.origin_scores(prov, nll_N, seen_N, true_N, np.array([1.5, 2.5]), np.array([1.0, 2.0]))
+    assert ref == {"rows": 2, "ppl_gen0": pytest.approx(np.exp(2.0)), "true_nll": 1.5}
+    human, gen1 = scores["human"], scores["gen_1"]
+    assert human["rows"] == 2 and human["seen_by_gen0"] == 0.5 and scores["gen_0"]["seen_by_gen0"] == 0
+    assert human["ppl_gen0"] == pytest.approx(np.exp(2.0)) and gen1["ppl_gen0"] == pytest.approx(np.exp(4.0))
+    assert human["ppl_gen0_vs_test"] == pytest.approx(1.0) and gen1["ppl_gen0_vs_test"] == pytest.approx(np.exp(2.0))
+    # Welch: variances 2/2 and 0.5/2, df = 1.25^2 / (1 + 0.0625) = 1.47 -> 1; t975(1) = 12.706
+    half = 12.706204736 * np.sqrt(1.25)
+    np.testing.assert_allclose(gen1["ppl_gen0_vs_test_ci95"], np.exp([2 - half, 2 + half]), rtol=1e-8)
+    assert gen1["true_nll"] == 3.0 and gen1["true_nll_vs_test"] == 1.5 and human["true_nll"] == 1.0
+    np.testing.assert_allclose(gen1["true_nll_vs_test_ci95"], [1.5 - 12.706204736 * np.sqrt(1.25),
+                                                               1.5 + 12.706204736 * np.sqrt(1.25)], rtol=1e-8)
+    assert "ppl_gen0_vs_test_ci95" in scores["gen_0"] and np.isnan(scores["gen_0"]["ppl_gen0_vs_test_ci95"]).all()
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +147,37 @@ def test_a_study_records_each_generations_provenance(mixed_run):
         sample_scores = path / "gen_000" / f"rep_{r:02d}"
         ppl0 = np.load(sample_scores / "ppl_gen0.npy")[index]
         true_nll = -np.load(sample_scores / "true_logprob.npy")[index] / (T - P)
-        assert rep["scores"]["gen_0"]["ppl_gen0"] == pytest.approx(ppl0.astype(np.float64).mean(), rel=1e-5)
+        # the geometric mean of the per-sequence perplexities, as the ppl_gen0 metric
+        assert rep["scores"]["gen_0"]["ppl_gen0"] == pytest.approx(np.exp(np.log(ppl0.astype(np.float64)).mean()),
+                                                                   rel=1e-5)
         assert rep["scores"]["gen_0"]["true_nll"] == pytest.approx(true_nll.astype(np.float64).mean(), rel=1e-5)
         assert rep["scores"]["human"]["true_nll"] < rep["scores"]["gen_0"]["true_nll"]  # the truth prefers its own
+        assert rep["scores"]["human"]["seen_by_gen0"] == 1 and rep["scores"]["gen_0"]["seen_by_gen0"] == 0
+        test = np.load(path / "human" / f"rep_{r:02d}" / "test.npy")
+        truth = loop.open_study(cfg, loop.RunDir(path)).humans[r].truth
+        test_true = -true_logprob(truth, test, P) / (T - P)
+        assert rep["reference"]["human_test"]["true_nll"] == pytest.approx(test_true.mean(), rel=1e-9)
+        assert rep["reference"]["human_test"]["rows"] == len(test)
     report = (path / "report.md").read_text()
     assert "## Provenance" in report and "| 2 | transformer | 19,232 | 0.25 | 1.312 |" in report
     assert (path / "figures" / "provenance.png").stat().st_size > 1000
+
+
+def test_a_perfect_generator_reads_like_the_human_test_split(tmp_path):
+    """The null test of the per-origin scores: under regime=mix fresh=true, generation 1's human rows are new
+    draws of the truth that generation 0 never saw (a perfect generator's samples), so generation 0 must
+    judge them like the test split: log ppl_gen0_vs_test within Z Welch standard errors of 0, and their true
+    NLL within Z standard errors of the test split's. Generation 0's own human rows (the train split) are
+    in-sample and flagged as such (seen_by_gen0 = 1)."""
+    cfg = tiny_config(regime=MixConfig(human_fraction=0.5, fresh=True), generations=2,
+                      data=dataclasses.replace(tiny_config().data, n_train=256, n_test=256))
+    loop.run(cfg, tmp_path)
+    rep = json.loads((tmp_path / "gen_001" / "provenance.json").read_text())["replicates"][0]
+    fresh = rep["scores"]["human"]
+    assert fresh["seen_by_gen0"] == 0 and fresh["rows"] == 128
+    for diff, (lo, hi) in ((np.log(fresh["ppl_gen0_vs_test"]), np.log(fresh["ppl_gen0_vs_test_ci95"])),
+                           (fresh["true_nll_vs_test"], fresh["true_nll_vs_test_ci95"])):
+        se = (hi - lo) / 2 / 1.96  # the 95 % Welch half-width is t975(df) >= 1.96 standard errors
+        assert abs(diff) <= Z * se, fresh
+    gen0 = json.loads((tmp_path / "gen_000" / "provenance.json").read_text())["replicates"][0]["scores"]["human"]
+    assert gen0["seen_by_gen0"] == 1

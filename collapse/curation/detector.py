@@ -18,6 +18,12 @@ Where we differ from the paper:
   synthetic data available then, so it tracks the current model's artefacts and needs no external weights.
 - Budget: they upsample, drawing round(upsample · M) examples from a dataset of M. We keep the synthetic
   budget n fixed: the loop samples M = ceil(n / upsample) candidates (`n_candidates`) and keeps n of them.
+- Calibration: they divide a fixed detector's logits by a temperature fitted once (1.36). Ours is trained
+  from scratch on a few hundred rows, which it partly memorises (unseen rows then score low, whatever their
+  class), so it is calibrated on its held-out rows by Platt scaling (a scale and a shift, `calibrate`), and
+  used only if it beats chance there (`rank_test` at `significance`); otherwise it scores every row 1/2 and
+  the resampling is uniform. Without both, a detector that cannot tell a perfect generator's samples from
+  human data spread its scores over 0.002–0.98, and the weights (1 - p)^10 over four orders of magnitude.
 
 The detector: token embeddings (and hashed bigram embeddings) mean-pooled over the scored positions, then
 a linear head on the pooled vector — a linear model of the sequence's bag of unigrams and bigrams (Joulin
@@ -113,6 +119,43 @@ def fit(det: Detector, key: jax.Array, human_NT: jax.Array, synthetic_NT: jax.Ar
     return det, loss_S
 
 
+def calibrate(logit_human_N: np.ndarray, logit_synthetic_N: np.ndarray, iterations: int = 50
+              ) -> tuple[float, float]:
+    """Platt scaling fitted on held-out rows: (a, c) minimising the class-balanced cross-entropy of
+    sigmoid(a · logit + c) against Platt's smoothed targets (n_s + 1) / (n_s + 2) for synthetic rows and
+    1 / (n_h + 2) for human ones, which keep a finite when a few held-out rows separate perfectly; a >= 0 (a
+    detector may be useless, not inverted). Newton's method in float64. A detector that cannot tell the
+    classes apart gets a ≈ 0 and c ≈ 0: every score near 1/2."""
+    n_h, n_s = len(logit_human_N), len(logit_synthetic_N)
+    z = np.concatenate([logit_human_N, logit_synthetic_N]).astype(np.float64)
+    y = np.concatenate([np.full(n_h, 1 / (n_h + 2)), np.full(n_s, (n_s + 1) / (n_s + 2))])
+    w = np.concatenate([np.full(n_h, 0.5 / n_h), np.full(n_s, 0.5 / n_s)])  # each class weighs 1/2
+    X = np.stack([z, np.ones_like(z)], axis=1)
+    theta = np.zeros(2)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(X @ theta)))
+        grad = X.T @ (w * (p - y))
+        hess = (X * (w * p * (1 - p))[:, None]).T @ X + 1e-12 * np.eye(2)
+        theta = theta - np.linalg.solve(hess, grad)
+        if theta[0] < 0:  # the constrained optimum lies on a = 0, where the balanced loss is least at c = 0
+            return 0.0, 0.0
+    return float(theta[0]), float(theta[1])
+
+
+def rank_test(logit_human_N: np.ndarray, logit_synthetic_N: np.ndarray) -> float:
+    """One-sided p-value of "the detector ranks synthetic rows above human ones no better than chance" on
+    held-out rows (Mann-Whitney U, normal approximation with the tie correction): the detector never saw
+    them, so under the null the two samples are exchangeable."""
+    from scipy import stats
+
+    return float(stats.mannwhitneyu(logit_synthetic_N, logit_human_N, alternative="greater").pvalue)
+
+
+def rescaled(det: Detector, a: float, c: float) -> Detector:
+    """The detector whose logit is a · logit + c (the head is linear, so calibration rescales it)."""
+    return dataclasses.replace(det, w_D=a * det.w_D, b=a * det.b + c)
+
+
 _logits = jax.jit(logits)
 
 
@@ -125,9 +168,9 @@ def scored(tokens_NT, prompt_tokens: int) -> np.ndarray:
     return tokens_NT[:, prompt_tokens:]
 
 
-def prob_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
-    """P(synthetic) `[N]` (float64, from float32 logits, so 1 - p keeps its precision near p = 1), in fixed-size
-    chunks of rows (the last one padded) so the pooled embeddings of a large set never sit in memory at once."""
+def logit_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
+    """logit P(synthetic) `[N]` (float64 from float32), in fixed-size chunks of rows (the last one padded) so the
+    pooled embeddings of a large set never sit in memory at once."""
     x_NT = scored(tokens_NT, prompt_tokens)
     N, T = x_NT.shape
     rows = rows or max(1, min(N, 2**22 // (T * det.w_D.shape[0])))
@@ -137,7 +180,12 @@ def prob_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int |
         n = len(chunk_RT)
         padded_RT = np.pad(chunk_RT, ((0, rows - n), (0, 0)))
         out_N[i:i + n] = np.asarray(_logits(det, padded_RT), np.float64)[:n]
-    return 1.0 / (1.0 + np.exp(-out_N))
+    return out_N
+
+
+def prob_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
+    """P(synthetic) `[N]` (float64, so 1 - p keeps its precision near p = 1)."""
+    return 1.0 / (1.0 + np.exp(-logit_synthetic(det, tokens_NT, prompt_tokens, rows)))
 
 
 def balanced_accuracy(p_human_N: np.ndarray, p_synthetic_N: np.ndarray) -> float:
@@ -156,14 +204,21 @@ def split(key: jax.Array, n: int, holdout: float) -> tuple[np.ndarray, np.ndarra
 
 
 def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, steps: int = 200,
-          lr: float = 3e-3, d_embed: int = 64, holdout: float = 0.2, vocab_size: int,
+          lr: float = 3e-3, significance: float = 0.01, d_embed: int = 64, holdout: float = 0.2, vocab_size: int,
           batch: int = 256, bigram_buckets: int = 1 << 14) -> tuple[Detector, dict]:
     """Trains a detector of synthetic (label 1) vs human (label 0) sequences `[N, T]` (the classes may differ
     in size, not in T) on all but a random `holdout` fraction of each class.
 
-    Returns the detector and a dict: `holdout_accuracy` and `train_accuracy` (balanced, threshold 1/2; nan
-    without held-out rows), `holdout_human` / `holdout_synthetic` / `train_human` / `train_synthetic` (row
-    counts) and `final_loss` (the last step's minibatch loss).
+    The detector is calibrated on the held-out rows (`calibrate`), so its scores are probabilities, and it is
+    tested against chance there (`rank_test`): one whose p-value exceeds `significance` is replaced by the
+    constant 1/2, so that a detector that cannot tell the classes apart (a perfect generator) leaves the
+    resampling uniform instead of amplifying its noise into weights (1 - p)^bias.
+
+    Returns the detector and a dict: `holdout_accuracy` and `train_accuracy` (balanced, threshold 1/2, of the
+    calibrated detector before the chance test; nan without held-out rows), `holdout_human` /
+    `holdout_synthetic` / `train_human` / `train_synthetic` (row counts), `final_loss` (the last step's minibatch
+    loss), `chance_p_value` (`rank_test`; nan without held-out rows), `used` (False: it scores every row 1/2) and
+    `calibration_scale`, `calibration_shift` (a, c of `calibrate`; 1, 0 without held-out rows).
     """
     if not 0 <= holdout < 1:
         raise ValueError(f"holdout={holdout} must be in [0, 1)")
@@ -178,6 +233,12 @@ def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, ste
     det = init(k_init, vocab_size, d_embed, bigram_buckets)
     det, loss_S = fit(det, k_fit, jnp.asarray(human_NT[train_h]), jnp.asarray(synthetic_NT[train_s]),
                       jnp.float32(lr), steps=steps, batch=batch)
+    a, c, p_chance = 1.0, 0.0, float("nan")
+    if len(held_h) and len(held_s):  # calibrate on the held-out rows, and test the detector against chance there
+        z_h, z_s = logit_synthetic(det, human_NT[held_h]), logit_synthetic(det, synthetic_NT[held_s])
+        a, c = calibrate(z_h, z_s)
+        p_chance = rank_test(z_h, z_s)
+    det = rescaled(det, a, c)
     prob = lambda x_NT: prob_synthetic(det, x_NT)  # noqa: E731  (already cut to the scored positions)
     info = dict(
         holdout_accuracy=balanced_accuracy(prob(human_NT[held_h]), prob(synthetic_NT[held_s])),
@@ -185,24 +246,29 @@ def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, ste
         holdout_human=len(held_h), holdout_synthetic=len(held_s),
         train_human=len(train_h), train_synthetic=len(train_s),
         final_loss=float(loss_S[-1]) if steps else float("nan"),
+        chance_p_value=p_chance, used=not p_chance > significance, calibration_scale=a, calibration_shift=c,
     )
+    if not info["used"]:  # no better than chance on rows it never saw: every score 1/2
+        det = rescaled(det, 0.0, 0.0)
     return det, info
 
 
 def cross_fitted(key: jax.Array, human_NT, candidates_MT, *, prompt_tokens: int = 0, **train_kw
-                 ) -> tuple[np.ndarray, float]:
+                 ) -> tuple[np.ndarray, float, float]:
     """p_synthetic `[M]` of every candidate from a detector that never saw it (cross-fitting): one detector
     trained on the human rows against the second half of the candidates scores the first half, and one
-    trained against the first half scores the second. Returns the scores and the two detectors' mean
-    held-out balanced accuracy. `train_kw`: `train`'s keyword arguments (steps, lr, d_embed, holdout, ...)."""
+    trained against the first half scores the second. Returns the scores, the two detectors' mean held-out
+    balanced accuracy and the share of them that passed the chance test (0, 1/2 or 1; a detector that failed
+    it scores its half 1/2). `train_kw`: `train`'s keyword arguments (steps, lr, d_embed, holdout, ...)."""
     M = len(candidates_MT)
     folds = (np.arange(M // 2), np.arange(M // 2, M))
-    p_M, accuracy = np.empty(M), []
+    p_M, accuracy, used = np.empty(M), [], []
     for f, key_f in enumerate(jax.random.split(key, 2)):
         det, info = train(key_f, human_NT, candidates_MT[folds[1 - f]], prompt_tokens=prompt_tokens, **train_kw)
         p_M[folds[f]] = prob_synthetic(det, candidates_MT[folds[f]], prompt_tokens)
         accuracy.append(info["holdout_accuracy"])
-    return p_M, float(np.mean(accuracy))
+        used.append(info["used"])
+    return p_M, float(np.mean(accuracy)), float(np.mean(used))
 
 
 # ------------------------------------------------------------------------------- importance resampling
@@ -223,6 +289,13 @@ def importance_weights(p_synthetic_M, bias: float) -> np.ndarray:
     if bias < 0:
         raise ValueError(f"bias={bias} must be >= 0")
     return (1.0 - p_M) ** bias
+
+
+def effective_sample_size(weights_M) -> float:
+    """Kish's effective sample size (Σw)² / Σw² of importance weights `[M]`: M for uniform weights, 1 when one
+    weight holds all the mass."""
+    w_M = np.asarray(weights_M, np.float64)
+    return float(w_M.sum() ** 2 / np.sum(w_M**2))
 
 
 def resample(rng: np.random.Generator, weights_M, n: int, max_repeats: int) -> np.ndarray:

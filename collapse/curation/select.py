@@ -30,11 +30,13 @@ class Curated:
     changed: int | None = None  # correct: tokens replaced ...
     generated: int = 0  # ... of this many generated tokens
     accuracy: float | None = None  # detector: its held-out balanced accuracy (mean of the two cross-fits)
+    used: float | None = None  # detector: share of the two cross-fits that beat chance (the others score 1/2)
+    ess: float | None = None  # detector: effective sample size of the resampling weights / M
 
     def metrics(self) -> dict[str, float]:
         """The curation rows of metrics.jsonl (docs/metrics.md, "Curation")."""
-        n, M = len(self.kept_n), len(self.scores_M)
-        m = {"curate_acceptance": n / M, "curate_drawn_per_kept": M / n,
+        n, M, distinct = len(self.kept_n), len(self.scores_M), len(np.unique(self.kept_n))
+        m = {"curate_acceptance": distinct / M, "curate_drawn_per_kept": M / n,
              "curate_score_mean_before": float(np.mean(self.scores_M)),
              "curate_score_mean_after": float(np.mean(self.kept_scores_n))}
         if self.passed is not None:
@@ -43,7 +45,9 @@ class Curated:
             m["curate_corrected_fraction"] = self.changed / self.generated
         if self.accuracy is not None:
             m["curate_detector_accuracy"] = self.accuracy
-            m["curate_unique_kept"] = len(np.unique(self.kept_n)) / n  # resampling keeps some rows twice
+            m["curate_detector_used"] = self.used
+            m["curate_ess"] = self.ess
+            m["curate_unique_kept"] = distinct / n  # resampling keeps some rows twice
         return m
 
 
@@ -77,6 +81,11 @@ def select_threshold(scores_M: np.ndarray, n: int, threshold: float) -> np.ndarr
     """The first (at most) n candidates scoring >= `threshold` `[<= n]` (rejection sampling: candidates are
     exchangeable, so the first n to pass are a sample of the accepted distribution)."""
     return np.flatnonzero(np.asarray(scores_M) >= threshold)[:n].astype(np.int64)
+
+
+def importance_ess(p_synthetic_M: np.ndarray, cfg: DetectorCurateConfig) -> float:
+    """The effective sample size of the resampling weights as a share of the M candidates (1: uniform)."""
+    return detector.effective_sample_size(detector.importance_weights(p_synthetic_M, cfg.bias)) / len(p_synthetic_M)
 
 
 def select_importance(p_synthetic_M: np.ndarray, n: int, cfg: DetectorCurateConfig, rng: np.random.Generator,
