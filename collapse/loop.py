@@ -410,7 +410,8 @@ def _sample(study: Study, g: int, model: Model, model_0: Model) -> Samples:
 
 def _score(study: Study, g: int, model: Model, model_0: Model, samples: Samples) -> list[dict]:
     """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them: the
-    model's own draw (`samples.drawn`), then what the curation did (`curate_*` rows)."""
+    model's own draw (`samples.drawn`), what the curation did (`curate_*` rows) and, from generation 1 on, the
+    gap to its teacher (`teacher_gap_*`)."""
     cfg, store = study.cfg, study.store
 
     def compute():
@@ -423,6 +424,10 @@ def _score(study: Study, g: int, model: Model, model_0: Model, samples: Samples)
                                                   study.refs, samples.drawn, rngs, family0=study.family(0))
         for r, curated in enumerate(samples.curated):
             values[r].update(curated.metrics())
+        if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
+            teacher = provenance.teacher_generation(cfg, g)
+            for r, gap in enumerate(score.teacher_gaps(values, store.read_metrics(teacher, required=True))):
+                values[r].update(gap)
         outputs = [store.gen(g) / "metrics.jsonl"]
         for r, named in enumerate(arrays):
             for name, array in named.items():

@@ -23,7 +23,7 @@ SHOWN = ("ppl_human_test", "kl_true", "ppl_gen0", "self_bleu4", "distinct_2", "t
 # The three families of collapse measurement (docs/metrics.md); tail metrics against the exact truth apart.
 FAMILIES = {"perplexity": "Perplexity drift", "diversity": "Diversity",
             "tails": "Tail forgetting (against the human data)", "tails_true": "Tail forgetting (against the truth)",
-            "curation": "Curation"}
+            "teacher": "Student - teacher gap", "curation": "Curation"}
 _TAIL_PREFIXES = ("head_", "torso_", "tail_", "survival", "kl_unigram", "zipf")
 
 
@@ -46,6 +46,8 @@ def family(name: str) -> str:
     """The `FAMILIES` key of a metric name."""
     if name.startswith("curate_"):
         return "curation"
+    if name.startswith("teacher_gap_"):
+        return "teacher"
     if name.startswith(("ppl_", "kl_true", "true_nll")):
         return "perplexity"
     if name.startswith(_TAIL_PREFIXES):

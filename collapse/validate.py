@@ -226,6 +226,9 @@ def _validate_targets(cfg: Config) -> None:
     _one_of(t.distill_on, "train.distill_on", ("samples", "human", "both"))
     _one_of(t.teacher, "train.teacher", ("previous", "gen0"))
     if t.target == "tokens":
+        _check(t.teacher == "previous", "train.teacher", "gen0 chooses the model whose distributions soft and mixed "
+               "targets distil; train.target=tokens trains on the samples as drawn, so no generation has that "
+               "teacher: set train.target=soft|mixed, or drop train.teacher")
         return
     if t.teacher_probs == "topk":
         V = vocab_bound(cfg.data)

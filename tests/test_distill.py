@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from collapse import loop, train
-from collapse.config import MixConfig, TrainConfig
+from collapse.config import ConfigError, MixConfig, TrainConfig, validate
 from collapse.data import grammar
 from collapse.families.transformer import TransformerFamily
 from collapse.model import with_bos
@@ -258,6 +258,31 @@ def test_a_soft_study_runs_and_resumes(tokens_run, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "gen_001/rep_00/train_index.npy"),
                                   np.load(tokens_run / "gen_001/rep_00/train_index.npy"))
     assert not np.array_equal(np.load(tmp_path / "gen_001/train_loss.npy"), np.load(tokens_run / "gen_001/train_loss.npy"))
+
+
+def _values(path, metric):
+    """{(generation, replicate): value} of one metric of a finished run."""
+    return {(r["generation"], r["replicate"]): r["value"]
+            for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r["metric"] == metric}
+
+
+@pytest.mark.parametrize("teacher", ["previous", "gen0"])
+def test_the_student_teacher_gap_is_against_the_actual_teacher(teacher, tmp_path):
+    """teacher_gap_kl_true and teacher_gap_ppl_human_test of generation g are the student's metric minus its
+    teacher's, replicate by replicate: generation g - 1 (train.teacher=previous) or generation 0 (gen0);
+    generation 0 has no teacher and no gap."""
+    cfg = tiny_config(train=_with(target="soft", teacher=teacher), generations=3, replicates=2)
+    loop.run(cfg, tmp_path)
+    for m in ("kl_true", "ppl_human_test"):
+        value, gap = _values(tmp_path, m), _values(tmp_path, f"teacher_gap_{m}")
+        assert sorted(gap) == [(g, r) for g in (1, 2) for r in (0, 1)]
+        for (g, r), v in gap.items():
+            assert v == pytest.approx(value[(g, r)] - value[(0 if teacher == "gen0" else g - 1, r)], abs=1e-12)
+
+
+def test_train_teacher_gen0_needs_a_distillation_target():
+    with pytest.raises(ConfigError, match="train.teacher"):
+        validate(tiny_config(train=_with(teacher="gen0")))
 
 
 def test_a_topk_study_resumes_a_killed_generation_exactly(tmp_path, monkeypatch):

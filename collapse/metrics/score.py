@@ -158,6 +158,19 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
     return values, arrays
 
 
+GAP_METRICS = ("kl_true", "ppl_human_test")  # the student - teacher gaps, where the metric exists
+
+
+def teacher_gaps(values: list[dict[str, float]], teacher_rows: list[dict]) -> list[dict[str, float]]:
+    """Per replicate `teacher_gap_<m>` = m(student) - m(teacher) for the metrics `GAP_METRICS` (the student's
+    `values[r]`, the teacher generation's metric rows): below 0 the student is closer to the truth (or to
+    human text) than the model that taught it. Replicate r's student is taught by replicate r's teacher, so
+    the gap is a paired difference."""
+    teacher = {(row["replicate"], row["metric"]): row["value"] for row in teacher_rows}
+    return [{f"teacher_gap_{m}": v[m] - teacher[(r, m)] for m in GAP_METRICS if m in v and (r, m) in teacher}
+            for r, v in enumerate(values)]
+
+
 def human_reference(cfg: MetricsConfig, human, ref: Reference, rng: np.random.Generator) -> dict[str, float]:
     """The same metrics for the human data: the train split (at the scored positions) as the "samples", and,
     for the grammar, the true language as the "model" (so `kl_true` is 0 and `ppl_human_test` is the truth's
