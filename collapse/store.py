@@ -57,13 +57,23 @@ def is_writer() -> bool:
     return jax is None or jax.process_index() == 0
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part. The file gets
+    the permissions an ordinary `open` would give it (0666 less the umask: collaborators can read a run on a
+    shared cluster), not `mkstemp`'s private 0600."""
     if not is_writer():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -110,8 +120,20 @@ def load_array(path: Path) -> np.ndarray:
         raise DataError(path, f"corrupt .npy file ({e})") from None
 
 
+def _strict(obj: Any) -> Any:
+    """`obj` with every non-finite float (an undefined value) as None, so the JSON written is strict (no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
 def save_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """`obj` as strict, sorted, indented JSON (undefined values null)."""
+    atomic_write(path, (json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
 def load_json(path: Path) -> Any:
@@ -313,9 +335,10 @@ class RunDir:
         """Write generation g's rows, then rebuild the run's metrics.jsonl from all finished generations."""
         atomic_write(self.gen(g) / "metrics.jsonl", jsonl(rows))
 
-    def rebuild_metrics(self) -> None:
-        """The run's metrics.jsonl from the rows of every finished generation."""
-        self.write_run_metrics([row for g in self.finished_generations() for row in self.read_metrics(g)])
+    def rebuild_metrics(self, upto: int | None = None) -> None:
+        """The run's metrics.jsonl from the rows of every finished generation (up to generation `upto`)."""
+        gens = [g for g in self.finished_generations() if upto is None or g <= upto]
+        self.write_run_metrics([row for g in gens for row in self.read_metrics(g)])
 
     def write_run_metrics(self, rows: list[dict[str, Any]]) -> None:
         atomic_write(self.path / "metrics.jsonl", jsonl(rows))

@@ -131,3 +131,19 @@ def test_jsonl_writes_rows_as_json_dumps_does_with_undefined_values_null():
     other = [{"generation": 0, "value": float("nan"), "metric": "x"}, {"a": [1.5, 2], "b": "é"}]  # not metric rows
     assert jsonl(rows + other) == reference(rows + other)
     assert [json.loads(line) for line in jsonl(rows).decode().splitlines()][16]["value"] is None  # nan
+
+
+def test_atomic_write_respects_the_umask(tmp_path):
+    """Files are created as `open` would create them (0666 less the umask), so collaborators can read a run."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "shared.json", b"{}")
+        os.umask(0o077)
+        atomic_write(tmp_path / "private.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
