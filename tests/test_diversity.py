@@ -15,7 +15,7 @@ def test_distinct_n_by_hand():
     assert diversity.distinct_n(tokens, 1, 4) == pytest.approx(3 / 8)
     assert diversity.distinct_n(tokens, 2, 4) == pytest.approx(4 / 6)
     assert diversity.distinct_n(tokens, 4, 4) == pytest.approx(1.0)
-    assert diversity.distinct_n(tokens, 5, 4) == 0.0
+    assert np.isnan(diversity.distinct_n(tokens, 5, 4))  # no 5-gram: undefined, not "no diversity"
 
 
 @pytest.mark.parametrize("V,N,T", [(3, 20, 8), (50, 30, 12), (2**40, 10, 6)])
@@ -53,7 +53,7 @@ def test_unique_n_fixed_by_hand():
     assert diversity.unique_n_fixed(same, 4, 7, rng) == pytest.approx(1 / 7)  # one type in every sample of 7
     distinct = np.arange(50).reshape(10, 5)
     assert diversity.unique_n_fixed(distinct, 50, 1000, rng) == 1.0  # M = 30 trigrams, every n-gram distinct
-    assert diversity.unique_n_fixed(np.zeros((4, 2), int), 4, 10, rng) == 0.0  # no trigram at all
+    assert np.isnan(diversity.unique_n_fixed(np.zeros((4, 2), int), 4, 10, rng))  # no trigram at all: undefined
 
 
 def test_unique_n_fixed_does_not_depend_on_corpus_length():
@@ -95,7 +95,7 @@ def test_self_bleu_matches_nltk(V, S, T):
 def test_rep_n_and_duplicates_by_hand():
     tokens = np.array([[1, 2, 1, 2, 1], [1, 2, 3, 4, 5]])
     assert diversity.rep_n(tokens, 2, 6) == pytest.approx((1 - 2 / 4 + 0) / 2)  # 12 21 12 21: 2 of 4 unique
-    assert diversity.rep_n(tokens, 6, 6) == 0.0
+    assert np.isnan(diversity.rep_n(tokens, 6, 6))
     assert diversity.duplicate_fraction(np.array([[1, 2], [1, 2], [3, 4], [1, 2]])) == pytest.approx(0.5)
     assert diversity.duplicate_fraction(np.array([[1, 2], [2, 1]])) == 0.0
 

@@ -39,9 +39,10 @@ def ngram_counts(tokens_NT: np.ndarray, n: int, vocab_size: int) -> np.ndarray:
 
 
 def distinct_n(tokens_NT: np.ndarray, n: int, vocab_size: int) -> float:
-    """Unique n-grams / total n-grams over the whole corpus (Li et al. 2016, corpus level); 0 without n-grams."""
+    """Unique n-grams / total n-grams over the whole corpus (Li et al. 2016, corpus level); undefined (nan, null
+    in metrics.jsonl) without n-grams (sequences shorter than n), which 0 would misread as total collapse."""
     counts = ngram_counts(tokens_NT, n, vocab_size)
-    return float(len(counts) / counts.sum()) if len(counts) else 0.0
+    return float(len(counts) / counts.sum()) if len(counts) else float("nan")
 
 
 def entropy_bits(counts: np.ndarray) -> float:
@@ -67,12 +68,13 @@ def unique_n_fixed(tokens_NT: np.ndarray, vocab_size: int, sample: int, rng: np.
     (Guo et al. 2024): unlike distinct-n it does not fall merely because a corpus is longer.
 
     For every n the sample has M = min(`sample`, number of `max(ns)`-grams in the corpus) occurrences, drawn
-    uniformly without replacement from all n-gram positions; 0 when the corpus has no `max(ns)`-gram.
+    uniformly without replacement from all n-gram positions; undefined (nan) when the corpus has no
+    `max(ns)`-gram.
     """
     N, T = np.shape(tokens_NT)
     m = min(sample, N * max(T - max(ns) + 1, 0))
     if m == 0:
-        return 0.0
+        return float("nan")
     ratios = []
     for n in ns:
         ids = ngram_ids(tokens_NT, n, vocab_size)
@@ -126,10 +128,10 @@ def self_bleu(tokens_ST: np.ndarray, vocab_size: int, max_n: int = 4, epsilon: f
 
 def rep_n(tokens_NT: np.ndarray, n: int, vocab_size: int) -> float:
     """seq-rep-n (Welleck et al. 2020): 1 - unique / total n-grams within each sequence, averaged over
-    sequences; 0 for sequences shorter than n."""
+    sequences; undefined (nan) for sequences shorter than n."""
     N, T = np.shape(tokens_NT)
     if T < n:
-        return 0.0
+        return float("nan")
     ids_NL = np.sort(ngram_ids(tokens_NT, n, vocab_size).reshape(N, T - n + 1), axis=1)
     unique_N = 1 + (ids_NL[:, 1:] != ids_NL[:, :-1]).sum(axis=1)
     return float(np.mean(1 - unique_N / (T - n + 1)))
