@@ -25,16 +25,21 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(key, message)
 
 
+def _key(prefix: str, name: str) -> str:
+    """The key as the command line spells it: `train.lr`, or `generations` for a top-level key (prefix "")."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 def _positive(obj: Any, prefix: str, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _check(value > 0, f"{prefix}.{name}", f"must be > 0, got {value}")
+        _check(value > 0, _key(prefix, name), f"must be > 0, got {value}")
 
 
 def _non_negative(obj: Any, prefix: str, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _check(value >= 0, f"{prefix}.{name}", f"must be >= 0, got {value}")
+        _check(value >= 0, _key(prefix, name), f"must be >= 0, got {value}")
 
 
 def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
@@ -44,7 +49,8 @@ def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
 def _fraction(value: float, key: str, *, closed_low: bool = True, closed_high: bool = True) -> None:
     low_ok = value >= 0 if closed_low else value > 0
     high_ok = value <= 1 if closed_high else value < 1
-    _check(math.isfinite(value) and low_ok and high_ok, key, f"must be a fraction in [0, 1], got {value}")
+    interval = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
+    _check(math.isfinite(value) and low_ok and high_ok, key, f"must be a fraction in {interval}, got {value}")
 
 
 def _finite(obj: Any, prefix: str) -> None:
@@ -60,8 +66,8 @@ def validate(cfg: Config) -> None:
     for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime"), (mc, "metrics")):
         _finite(obj, prefix)
 
-    _positive(cfg, "config", "generations", "replicates")
-    _non_negative(cfg, "config", "seed", "cpu_devices")
+    _positive(cfg, "", "generations", "replicates")
+    _non_negative(cfg, "", "seed", "cpu_devices")
     _check(cfg.seed < 2**32, "seed", f"must be < 2**32, got {cfg.seed}")
     _one_of(cfg.tracking, "tracking", ("none", "tensorboard", "wandb"))
     _one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))

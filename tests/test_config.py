@@ -42,8 +42,8 @@ def test_wrong_type_is_refused():
 
 
 BAD = [
-    (dict(generations=0), "config.generations"),
-    (dict(replicates=-1), "config.replicates"),
+    (dict(generations=0), "generations"),
+    (dict(replicates=-1), "replicates"),
     (dict(train=TrainConfig(batch_size=-4)), "train.batch_size"),
     (dict(train=TrainConfig(epochs=0, tokens=0)), "train.epochs"),
     (dict(train=TrainConfig(init="gen1")), "train.init"),
@@ -95,7 +95,7 @@ BAD = [
     (dict(model_schedule=["small", "tiny"], train=TrainConfig(init="previous")), "train.init"),
     (dict(model_schedule=["small", "small", "tiny"], train=TrainConfig(init="previous")), "train.init"),
     (dict(model_schedule=["tiny", "small"], train=TrainConfig(init="gen0")), "train.init"),
-    (dict(cpu_devices=-1), "config.cpu_devices"),
+    (dict(cpu_devices=-1), "cpu_devices"),
     (dict(train=TrainConfig(target="logits")), "train.target"),
     (dict(train=TrainConfig(soft_temperature=0.0)), "train.soft_temperature"),
     (dict(train=TrainConfig(soft_temperature=float("inf"))), "train.soft_temperature"),
@@ -117,6 +117,18 @@ def test_validation_names_the_key(overrides, key):
         validate(Config(**overrides))
     assert info.value.key == key
     assert str(info.value).startswith(key)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(sample=SampleConfig(top_p=0.0)), "sample.top_p: must be a fraction in (0, 1], got 0.0"),
+    (dict(train=TrainConfig(warmup_fraction=1.0)), "train.warmup_fraction: must be a fraction in [0, 1), got 1.0"),
+    (dict(data=TextConfig(path="x", valid_fraction=0.0)), "data.valid_fraction: must be a fraction in (0, 1), got 0.0"),
+    (dict(regime=MixConfig(human_fraction=1.5)), "regime.human_fraction: must be a fraction in [0, 1], got 1.5"),
+])
+def test_fraction_errors_name_the_interval_as_it_is(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        validate(Config(**overrides))
+    assert str(info.value) == message
 
 
 def test_training_target_keys_compose_and_validate():
