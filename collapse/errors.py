@@ -1,4 +1,5 @@
-"""The two errors a user sees as one line (the CLI exits with status 2): a bad config value, a bad file.
+"""The errors a user sees as one line: a bad config value or a bad file (the CLI exits with status 2), and a study
+that cannot go on past a generation (status 3).
 
 Their own module, so that code reading files raises `DataError` without importing the config schemas."""
 
@@ -19,3 +20,9 @@ class DataError(ValueError):
     def __init__(self, path: object, message: str):
         super().__init__(f"{path}: {message}")
         self.path = str(path)
+
+
+class StudyStopped(RuntimeError):
+    """A study cannot continue past a generation (training diverged, or its samples cannot be curated to the
+    budget); the finished generations are intact. The message names the generation and the keys that would
+    change the outcome, which change the study itself: a rerun with them belongs in a new run directory."""

@@ -14,6 +14,7 @@ from collapse.config import (Config, ConfigError, CorrectCurateConfig, DetectorC
                              TextConfig, VerifierCurateConfig, from_dict, study_id, to_dict, validate)
 from collapse.curation import select as curation
 from collapse.data import grammar
+from collapse.errors import StudyStopped
 from collapse.metrics.score import true_logprob
 from tests.helpers import assert_mean, assert_same, compose_cfg, outputs, tiny_config
 
@@ -44,10 +45,10 @@ def test_threshold_draws_rounds_until_every_replicate_has_n():
     assert len(out[1].scores_M) == 6 and out[1].passed == 4
     assert out[0].metrics() == {"curate_acceptance": 0.25, "curate_drawn_per_kept": 4.0, "curate_pass_rate": 4 / 12,
                                 "curate_score_mean_before": 4 / 12, "curate_score_mean_after": 1.0}
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(StudyStopped) as info:  # not a config error: the finished generations stay this study's
         curation.select(dataclasses.replace(cfg, max_rounds=1), 3, lambda k: rounds[k], "generation 2: ")
-    assert info.value.key == "curate.threshold"
     assert "generation 2: only 2 of 6 candidates (0.333) of replicate 0 scored >= 0.5 in 1 rounds" in str(info.value)
+    assert "changes the study: run it in a new out_dir" in str(info.value)
 
 
 def test_candidates_per_round_is_the_ceiling():

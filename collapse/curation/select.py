@@ -16,7 +16,7 @@ import numpy as np
 from collapse.config import (CurateConfig, DetectorCurateConfig, NoCurateConfig, PerplexityCurateConfig,
                              VerifierCurateConfig)
 from collapse.curation import detector
-from collapse.errors import ConfigError
+from collapse.errors import StudyStopped
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,15 @@ def select_importance(p_synthetic_M: np.ndarray, n: int, cfg: DetectorCurateConf
     try:
         kept = detector.resample(rng, detector.importance_weights(p_synthetic_M, cfg.bias), n, cfg.max_repeats)
     except ValueError as e:  # every candidate detected with certainty: the weights cannot fill the budget
-        raise ConfigError("curate.bias", f"{where}{e} (the finished generations are intact)") from None
+        raise StudyStopped(f"{where}{e}; the finished generations are intact. A lower curate.bias or a higher "
+                           "curate.max_repeats changes the study: run it in a new out_dir") from None
     return np.sort(kept).astype(np.int64)
 
 
 def select(cfg: CurateConfig, n: int, scored_round: Callable[[int], np.ndarray], where: str = "") -> list[Curated]:
     """Every replicate's selection of n candidates. `scored_round(k)` draws round k's candidates and returns
     their scores `[R, M]`. Quantile options score round 0 alone; `select=threshold` draws rounds while some
-    replicate has fewer than n candidates at or above the threshold, up to `max_rounds` (then a ConfigError
+    replicate has fewer than n candidates at or above the threshold, up to `max_rounds` (then `StudyStopped`
     with the acceptance seen); each replicate keeps the candidates of the fewest rounds that give it n."""
     assert not isinstance(cfg, NoCurateConfig)
     if not thresholded(cfg):
@@ -120,11 +121,11 @@ def select(cfg: CurateConfig, n: int, scored_round: Callable[[int], np.ndarray],
             r = int(np.argmin(passed_RK.sum(axis=1)))
             drawn = sum(s_RM.shape[1] for s_RM in rounds)
             passed = int(passed_RK[r].sum())
-            raise ConfigError("curate.threshold", f"{where}only {passed} of {drawn} candidates "
-                              f"({passed / drawn:.3g}) of replicate {r} scored >= {t} in {len(rounds)} rounds "
-                              f"(curate.max_rounds) of {rounds[0].shape[1]}, and {n} are needed: lower "
-                              "curate.threshold or raise curate.oversample or curate.max_rounds (the finished "
-                              "generations are intact)")
+            raise StudyStopped(f"{where}only {passed} of {drawn} candidates ({passed / drawn:.3g}) of replicate {r} "
+                               f"scored >= {t} in {len(rounds)} rounds (curate.max_rounds) of {rounds[0].shape[1]}, "
+                               f"and {n} are needed; the finished generations are intact. A lower curate.threshold "
+                               "or a higher curate.oversample or curate.max_rounds changes the study: run it in a "
+                               "new out_dir")
     out = []
     for r, passed_K in enumerate(passed_RK):
         k = int(np.searchsorted(np.cumsum(passed_K), n)) + 1  # the fewest rounds with n passes
