@@ -37,7 +37,7 @@ from collapse.validate import validate
 from collapse.metrics import score, tails
 from collapse.progress import Progress
 from collapse.rng import Phase, for_round, key_for, numpy_rng, replicate_keys
-from collapse.store import RunDir, is_writer, load_array, load_json, save_array, save_json
+from collapse.store import PHASES, RunDir, is_writer, load_array, load_json, save_array, save_json
 from collapse.study import Study, check_same_study, open_study, save_human
 from collapse.tracking import make_tracker
 from collapse.train import abstract_checkpoint, total_steps
@@ -58,6 +58,7 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     check_same_study(store, cfg)
     if isinstance(cfg.model, AnalyticConfig):  # closed-form families: the whole study is one compiled program
         return _run_analytic(cfg, store)
+    cfg = _keep_finished(cfg, store)
     study = open_study(cfg, store)
     with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         save_human(study)
@@ -80,6 +81,25 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     return store
 
 
+def defined(value: float) -> float | None:
+    """A metric value as metrics.jsonl holds it: None (null) where it is undefined (nan: e.g. distinct-4 of
+    3-token sequences, a Zipf slope of fewer than two ranks), rather than a number that reads as collapse."""
+    return value if math.isfinite(value) else None
+
+
+def _keep_finished(cfg: Config, store: RunDir) -> Config:
+    """`cfg` with at least as many generations as `store` has finished in a row from generation 0: a study never
+    shrinks (fewer `generations=` than are done loads them all, and config.json keeps counting them)."""
+    done = 0
+    while store.is_done(done, "score"):
+        done += 1
+    if done > cfg.generations:
+        log.info("%s holds %d finished generations; generations=%d runs none of them again", store.path, done,
+                 cfg.generations)
+        return dataclasses.replace(cfg, generations=done)
+    return cfg
+
+
 # --------------------------------------------------------------------------------------------- phases
 
 
@@ -91,7 +111,9 @@ def _phase(study: Study, g: int, name: str, load: Callable, compute: Callable):
     if store.is_done(g, name):
         if store.verify(g, name, lazy=("checkpoint",)):
             try:
-                return load()
+                result = load()
+                study.loaded.add((g, name))
+                return result
             except DataError:
                 pass
         log.warning("%s: outputs missing or damaged; recomputing phase %s of generation %d",
@@ -156,6 +178,7 @@ def _fit(study: Study, g: int, sets: list[regimes.TrainingSet], depths_R: np.nda
 
     if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
         store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
+        study.loaded.add((g, "train"))
         return functools.cache(lambda: _phase(study, g, "train", load, compute))
     params = _phase(study, g, "train", load, compute)
     return lambda: params
@@ -432,7 +455,7 @@ def _score(study: Study, g: int, model: Model, model_0: Model, samples: Samples)
         for r, named in enumerate(arrays):
             for name, array in named.items():
                 _save(outputs, store.rep(g, r) / f"{name}.npy", array)
-        rows = [{"generation": g, "replicate": r, "metric": name, "value": v, "seed": cfg.seed}
+        rows = [{"generation": g, "replicate": r, "metric": name, "value": defined(v), "seed": cfg.seed}
                 for r, metrics in enumerate(values) for name, v in metrics.items()]
         store.write_metrics(g, rows)
         return rows, outputs, {}
@@ -443,14 +466,15 @@ def _score(study: Study, g: int, model: Model, model_0: Model, samples: Samples)
 def _record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> None:
     """Generation g's rows to the tracker and the log; the run's metrics.jsonl, last-seen table and report."""
     tracker.metrics(g, rows)
-    report.print_generation(g, rows, seconds)
+    loaded = [p for p in PHASES if (g, p) in study.loaded]
+    report.print_generation(g, rows, seconds, f"{', '.join(loaded)} loaded from {study.store.path.name}"
+                            if loaded else "")
     store = study.store
     if not is_writer():  # the run-level files are process 0's, whose markers the others may not see yet
         return
-    store.rebuild_metrics()
-    last = store.finished_generations()[-1]  # from the files, so a resumed run gets the same
+    store.rebuild_metrics(upto=g)  # later generations join once the loop has checked them
     counts_GRV = np.stack([[load_array(store.rep(j, r) / "token_counts.npy") for r in range(study.replicates)]
-                           for j in range(last + 1)])
+                           for j in range(g + 1)])
     save_array(store.last_seen, tails.last_seen(counts_GRV))
     report.write(store)
 
@@ -483,7 +507,6 @@ def _run_analytic(cfg: Config, store: RunDir) -> RunDir:
         for name, array in sim.params.items():
             save_array(store.path / "params" / f"{name}.npy", array)
         values = {name: v.tolist() for name, v in sim.metrics.items()}
-        defined = lambda x: x if math.isfinite(x) else None  # noqa: E731 (undefined, e.g. a slope of < 2 ranks)
         rows = [{"generation": g, "replicate": r, "metric": name, "value": defined(v[g][r]), "seed": cfg.seed}
                 for g in range(G) for r in range(R) for name, v in values.items()]
         store.write_run_metrics(rows)

@@ -9,7 +9,7 @@ then writes config.json and the human data, each file only if it is missing or d
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import numpy as np
@@ -36,6 +36,7 @@ class Study:
     refs: list[score.Reference]  # [R]: what each replicate's metrics compare with
     families: dict[str, TransformerFamily]  # one per `model` option the study trains (`model_schedule`)
     device: str  # "<count> x <kind>", recorded in the phase markers
+    loaded: set[tuple[int, str]] = field(default_factory=set)  # (generation, phase) found done and loaded, not run
 
     def family(self, g: int) -> TransformerFamily:
         """The family of generation g's model (its graph and parameter shapes)."""
@@ -133,6 +134,7 @@ def load_humans(cfg: Config, store: RunDir) -> list[HumanData]:
 def save_human(study: Study) -> None:
     """config.json, the human data, its references and the human metric rows (`human/reference.json`)."""
     cfg, store = study.cfg, study.store
+    resumed = (store.path / "config.json").exists()  # then a missing or damaged file is a repair worth a word
     save_json(store.path / "config.json", to_dict(cfg))
     datasets = study.datasets()
     for slot, human in datasets:
@@ -150,6 +152,9 @@ def save_human(study: Study) -> None:
             except DataError:
                 intact = False
             if not intact:
+                if resumed:
+                    log.warning("%s: missing or damaged; rewritten from the config (the human data is a function "
+                                "of it)", path)
                 save_array(path, array)
     if study.humans[0].tokenizer is not None and not store.tokenizer.exists():
         study.humans[0].tokenizer.save(store.tokenizer)
@@ -158,6 +163,8 @@ def save_human(study: Study) -> None:
         if not isinstance(rows, list) or len(rows) != len(datasets):
             raise DataError(store.human_reference, "not one row per human dataset")
     except DataError:  # one row per human dataset, each with its own subsets
+        if resumed:
+            log.warning("%s: missing or damaged; recomputed", store.human_reference)
         save_json(store.human_reference, [
             score.human_reference(cfg.metrics, human, study.refs[slot or 0],
                                   numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))

@@ -99,7 +99,8 @@ def test_resume_recomputes_nothing_and_extends(finished, tmp_path):
     loop.run(dataclasses.replace(cfg, generations=3), copy)  # more generations: only the new one runs
     rows = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
     assert max(r["generation"] for r in rows) == 2
-    assert rows[: len(rows) * 2 // 3] == [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in rows if r["generation"] < 2] == [json.loads(x) for x in
+                                                        (path / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_resume_reads_only_the_checkpoints_it_needs(finished, tmp_path, monkeypatch):
@@ -119,7 +120,8 @@ def test_resume_reads_only_the_checkpoints_it_needs(finished, tmp_path, monkeypa
     loop.run(dataclasses.replace(cfg, generations=3), copy)
     assert loaded == []  # the damaged judge was retrained, not read
     rows = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
-    assert rows[: len(rows) * 2 // 3] == [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in rows if r["generation"] < 2] == [json.loads(x) for x in
+                                                        (path / "metrics.jsonl").read_text().splitlines()]
     loop.run(dataclasses.replace(cfg, generations=4), copy)
     assert loaded == [0]  # intact now: read once, as the judge of generation 3
 
@@ -134,7 +136,8 @@ def test_a_model_schedule_trains_each_generation_at_its_size(tmp_path):
                                                                    ("transformer", 19232)]
     judged = json.loads((tmp_path / "gen_001" / "provenance.json").read_text())["replicates"][0]["scores"]["gen_0"]
     ppl0 = np.load(tmp_path / "gen_000" / "rep_00" / "ppl_gen0.npy")  # generation 0's samples by generation 0
-    assert judged["ppl_gen0"] == pytest.approx(ppl0.astype(np.float64).mean(), rel=1e-5)
+    # the geometric mean per token: every sample has the same number of scored tokens
+    assert judged["ppl_gen0"] == pytest.approx(np.exp(np.log(ppl0.astype(np.float64)).mean()), rel=1e-5)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {r["generation"] for r in rows} == {0, 1, 2} and all(np.isfinite(r["value"]) for r in rows)
     assert "| 0 | tiny | 417,408 |" in (tmp_path / "report.md").read_text()

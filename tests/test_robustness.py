@@ -109,3 +109,26 @@ def test_damaged_run_directory_errors_cleanly_or_resumes_exactly(finished, tmp_p
     except (DataError, ConfigError) as e:
         return  # a clean refusal naming the file or key (here: e)
     assert_same(outputs(copy), outputs(ref))
+
+
+def test_an_altered_generation_is_recomputed_and_a_study_never_shrinks(finished, tmp_path, caplog):
+    """Appending a line to an earlier generation's metrics.jsonl (in the score marker's digests) recomputes that
+    generation's score phase with the same numbers; a rerun with fewer generations loads them all and keeps
+    config.json's count; a resume says what it loaded, and a repaired human file is named."""
+    import json
+    import logging
+
+    cfg, ref = finished
+    copy = tmp_path / "run"
+    shutil.copytree(ref, copy)
+    with open(copy / "gen_000" / "metrics.jsonl", "a") as f:
+        f.write("not json\n")
+    (copy / "human" / "rep_00" / "buckets.npy").unlink()
+    with caplog.at_level(logging.INFO, logger="collapse"):
+        loop.run(dataclasses.replace(cfg, generations=1), copy)
+    assert_same(outputs(copy), outputs(ref))
+    assert json.loads((copy / "config.json").read_text())["generations"] == cfg.generations == 2
+    text = caplog.text
+    assert "recomputing phase score of generation 0" in text and "buckets.npy: missing or damaged" in text
+    assert "(train, sample loaded from run)" in text and "(train, sample, score loaded from run)" in text
+    assert "holds 2 finished generations; generations=1 runs none of them again" in text
