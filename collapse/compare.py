@@ -84,13 +84,27 @@ def condition(values: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items() if v != "") or "all runs"
 
 
+# Config values whose literal text misleads in a label: 0 standing for a default size, or "off".
+ZERO_MEANS = {"regime.size": "train split", "sample.num_sequences": "train split", "sample.top_k": "off",
+              "sample.beam_size": "off", "train.tokens": "epochs", "sample.temperature": "greedy"}
+
+
+def _word(key: str, value: str) -> str:
+    """A config value as a label shows it: booleans as yes / no, a 0 that means something else as that."""
+    if value in ("True", "False"):
+        return "yes" if value == "True" else "no"
+    if key in ZERO_MEANS and value in ("0", "0.0"):
+        return ZERO_MEANS[key]
+    return value
+
+
 def readable(values: dict[str, str]) -> str:
-    """A condition in words for legends and tables: `regime=mix, human_fraction=0.1` (the last part of each
-    column name, where that is unambiguous)."""
+    """A condition in words for legends and tables: `regime=mix, human_fraction=0.1, fresh=no` (the last part
+    of each column name, where that is unambiguous; `ZERO_MEANS` and booleans in words)."""
     shown = {k: v for k, v in values.items() if v != ""}
     last = [k.rsplit(".", 1)[-1] for k in shown]
     short = {k: s if last.count(s) == 1 else k for k, s in zip(shown, last)}
-    return ", ".join(f"{short[k]}={v}" for k, v in shown.items()) or "all runs"
+    return ", ".join(f"{short[k]}={_word(k, v)}" for k, v in shown.items()) or "all runs"
 
 
 def group_runs(configs: dict) -> dict[str, list]:
@@ -103,10 +117,11 @@ def group_runs(configs: dict) -> dict[str, list]:
 
 def units(n: int, shared: bool, seeds: bool) -> str:
     """The independent units of a condition in words (comparison.md's Conditions table)."""
+    count = f"{n} unit{'' if n == 1 else 's'}"
     if seeds:
-        return f"{n} units: seeds (each the mean of its replicates, which share its corpus split)"
-    return f"{n} units: " + ("replicates of one corpus split" if shared else
-                             "seeds × replicates, each with its own human data")
+        return f"{count}: seeds (each the mean of its replicates, which share its corpus split)"
+    return f"{count}: " + ("replicates of one corpus split" if shared else
+                           "seeds × replicates, each with its own human data")
 
 
 def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
@@ -209,6 +224,14 @@ class Comparison:
             values = {c: run[c] for c in columns}
             self.members.setdefault(condition(values), []).append(name)
             self.values.setdefault(condition(values), values)
+        for key, members in self.members.items():  # a condition's runs differ only in their seeds
+            seeds = [self.runs[m]["seed"] for m in members]
+            twice = next((seed for seed in seeds if seeds.count(seed) > 1), None)
+            if twice is not None:
+                same = [m for m in members if self.runs[m]["seed"] == twice]
+                raise DataError(same[1], f"the same study as {same[0]} (config and seed {twice}): pooling both "
+                                "would count one unit twice; compare one of them (move the other away, or "
+                                "select with --where)")
         self.labels = {key: options.labels.get(key) or readable(v) for key, v in self.values.items()}
         stray = [key for key in options.labels if key not in self.values]
         if stray:  # a label that names no condition would leave that condition unlabelled without a word
@@ -460,6 +483,9 @@ def _run(args: argparse.Namespace) -> None:
     if args.paths[0].suffix == ".csv":
         log.info("%s", write_comparison(*summary.read_csv(args.paths[0]), args.out or args.paths[0].parent, options))
         return
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        raise DataError(missing[0], "does not exist")
     runs = find_runs(args.paths)
     if not runs:
         print(f"collapse-report: no run directories (with config.json) under {', '.join(map(str, args.paths))}",

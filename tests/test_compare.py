@@ -71,6 +71,32 @@ def test_no_runs_is_a_clear_error(tmp_path, capsys):
     assert info.value.code == 2 and "name another folder for the comparison with --out" in capsys.readouterr().err
 
 
+def test_a_missing_path_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        compare.main([str(tmp_path / "nowhere")])
+    assert info.value.code == 2 and "nowhere: does not exist" in capsys.readouterr().err
+
+
+def test_two_runs_of_one_study_are_refused_not_pooled(tmp_path, capsys):
+    """A preset's single run beside its sweep's job of the same config and seed: pooling both would read as
+    n = 2 with an interval of 0."""
+    fake_run(tmp_path / "single", tiny_config(seed=0), [[0.6347]], finished=1)
+    fake_run(tmp_path / "0", tiny_config(seed=0), [[0.6347]], finished=1)
+    fake_run(tmp_path / "1", tiny_config(seed=1), [[0.7]], finished=1)
+    with pytest.raises(SystemExit) as info:
+        compare.main([str(tmp_path), "--out", str(tmp_path / "cmp")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "the same study as" in err and "single" in err and "0.6347" not in err
+    assert not (tmp_path / "cmp" / "comparison.md").exists()
+
+
+def test_labels_say_what_a_zero_or_a_boolean_means():
+    assert compare.readable({"regime": "accumulate_subsample", "regime.size": "0"}) == \
+        "regime=accumulate_subsample, size=train split"
+    assert compare.readable({"regime": "mix", "regime.fresh": "False"}) == "regime=mix, fresh=no"
+    assert compare.units(1, shared=False, seeds=False).startswith("1 unit:")
+
+
 def test_keys_that_change_no_number_never_split_a_study():
     from collapse.config import RESUMABLE_KEYS
 
@@ -196,8 +222,8 @@ def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatc
     fig = drawn[out / "figures" / "comparison.png"]
     assert [ax.get_title() for ax in fig.axes] == ["distinct_2"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "replace, hard labels", "regime=replace, target=soft", "regime=mix, fresh=False, human_fraction=0.1, size=0, "
-        "target=tokens", "regime=mix, fresh=False, human_fraction=0.1, size=0, target=soft"]
+        "replace, hard labels", "regime=replace, target=soft", "regime=mix, fresh=no, human_fraction=0.1, size=train split, "
+        "target=tokens", "regime=mix, fresh=no, human_fraction=0.1, size=train split, target=soft"]
     assert {p.name for p in drawn if p.parent == out / "figures"} == {"comparison.png", "perplexity.png",
                                                                       "heatmap.png"}  # kl_true: the rest
     spec = json.loads((out / "report.json").read_text())
