@@ -64,15 +64,34 @@ def _curation(store: RunDir, g: int, r: int, i: int) -> str:
     return line if after == scores[c] else f"{line}, corrected to score {after:.4g}"
 
 
+def _ranges(values: list[int]) -> str:
+    """Sorted integers as ranges: [0, 1, 2, 5] -> "0..2, 5"."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        start = v if start is None else start
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(v) if start == v else f"{start}..{v}")
+            start = None
+    return ", ".join(parts)
+
+
 def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) -> list[str]:
     """The lines `collapse-lineage` prints."""
     store = RunDir(run_dir)
     if not (store.path / "config.json").exists():
         raise DataError(store.path / "config.json", "missing: not a collapse run directory")
+    trained = [g for g in store.generations() if store.is_done(g, "train")]
+    if generation not in trained:
+        raise DataError(store.path, f"generation {generation} has no training set here; trained generations: "
+                        f"{_ranges(trained) or 'none'}")
+    reps = store.replicates(generation)
+    if replicate not in reps:
+        raise DataError(store.gen(generation), f"has no replicate {replicate}; replicates: {_ranges(reps) or 'none'}")
     prov_path = store.rep(generation, replicate) / "train_provenance.npy"
     origins, index = load_array(prov_path), _array(store, generation, replicate, "train_index")
     if not 0 <= row < len(origins):
-        raise DataError(prov_path, f"has {len(origins)} training rows; row {row} is out of range")
+        raise DataError(prov_path, f"row {row} is out of range: generation {generation}'s training set has rows "
+                        f"0..{len(origins) - 1}")
     rec = _record(store, generation)
     P = rec.get("prompt_tokens", 0)
     j, i = int(origins[row]), int(index[row])

@@ -57,11 +57,14 @@ def test_the_command_prints_the_chain_and_refuses_what_it_cannot_read(run, tmp_p
     out = subprocess.run([*cmd, str(path), "1", "40"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("generation 1, replicate 0, training row 40:\n  origin: sample row")
     bad = subprocess.run([*cmd, str(path), "1", "64"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "train_provenance.npy: has 64 training rows; row 64 is out of range" in bad.stderr
+    assert bad.returncode == 2 and ("train_provenance.npy: row 64 is out of range: generation 1's training set has "
+                                    "rows 0..63") in bad.stderr
     with pytest.raises(DataError, match="config.json: missing"):
         lineage.chain(tmp_path, 0, 0)
-    with pytest.raises(DataError, match="rep_03/train_provenance.npy: missing"):
+    with pytest.raises(DataError, match="gen_001: has no replicate 3; replicates: 0$"):
         lineage.chain(path, 1, 0, replicate=3)
+    with pytest.raises(DataError, match="generation 5 has no training set here; trained generations: 0..2$"):
+        lineage.chain(path, 5, 0)
     copy = tmp_path / "copy"
     shutil.copytree(path, copy)
     (copy / "gen_001" / "provenance.json").unlink()
