@@ -3,7 +3,9 @@
     uv run collapse-report runs/my-run                   # rewrite runs/my-run/report.md and figures
     uv run collapse-report runs/sweep --out runs/sweep   # every run below runs/sweep, plus the comparison
     uv run collapse-report runs/sweep/summary.csv        # the comparison again, from its summary.csv alone
-    uv run collapse-report --all                         # every comparison under results/, from the files
+    uv run collapse-report --all                         # every comparison under results/, from the files,
+                                                         # then every results README's quoted numbers
+    uv run collapse-report --quote results/curation/README.md   # one README's quoted numbers (collapse.quote)
 
 A comparison writes `summary.csv` (collapse.summary: every metric row with the run's varying config values;
 with `--aggregate`, n, mean and sd of each run's replicates per generation and metric),
@@ -32,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse import report, summary
+from collapse import quote, report, summary
+from collapse.comparison import Comparison, Options, cell, condition, load_options
 from collapse.errors import ConfigError, DataError
-from collapse.stats import Moments, aggregate, mean_ci
+from collapse.stats import mean_ci
 from collapse.store import RunDir, atomic_write, load_json, save_json
-from collapse.summary import IGNORED, shared_human_data, varying  # noqa: F401  (part of this module's API)
-from collapse.tables import ci_cell, markdown_table
+from collapse.tables import markdown_table
 
 log = logging.getLogger("collapse")
 
@@ -45,26 +47,6 @@ log = logging.getLogger("collapse")
 HEADLINE = {"perplexity": ("kl_true", "ppl_human_test", "ppl_gen0"), "diversity": ("distinct_2", "self_bleu4"),
             "tails": ("tail_mass_ratio", "survival", "tail_mass_ratio_true", "survival_true")}
 MOST_GENERATIONS = 12  # columns of a comparison table (log-spaced beyond, `report.shown_generations`)
-
-
-@dataclasses.dataclass
-class Options:
-    """What a comparison shows; `<out>/report.json` records them, and `--all` reads them back."""
-
-    headline: list[str] = dataclasses.field(default_factory=list)  # empty: `default_headline`
-    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # {condition: label in words}
-    heatmap: list[str] = dataclasses.field(default_factory=list)  # two config columns; empty: automatic
-    complete_only: bool = False  # leave incomplete runs out, rather than use their finished generations
-    aggregate: bool = False  # summary.csv in the aggregated form (n, mean, sd per run × generation × metric)
-    where: dict[str, str] = dataclasses.field(default_factory=dict)  # only the runs with these config values
-
-
-def load_options(path: Path) -> Options:
-    spec = load_json(path)
-    unknown = set(spec) - {f.name for f in dataclasses.fields(Options)}
-    if not isinstance(spec, dict) or unknown:
-        raise DataError(path, f"not a report spec (unknown keys: {', '.join(sorted(unknown))})")
-    return Options(**spec)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -77,88 +59,6 @@ def find_runs(paths: list[Path]) -> list[Path]:
         found.update(p.parent.resolve() for p in path.glob("**/config.json"))
     natural = lambda p: [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in p.parts]  # noqa: E731
     return sorted(found, key=natural)
-
-
-def condition(values: dict[str, str]) -> str:
-    """A condition's key: its config values (`summary.varying`) as `column=value`, the ones it has."""
-    return " ".join(f"{k}={v}" for k, v in values.items() if v != "") or "all runs"
-
-
-# Config values whose literal text misleads in a label: 0 standing for a default size, or "off".
-ZERO_MEANS = {"regime.size": "train split", "sample.num_sequences": "train split", "sample.top_k": "off",
-              "sample.beam_size": "off", "train.tokens": "epochs", "sample.temperature": "greedy"}
-
-
-def _word(key: str, value: str) -> str:
-    """A config value as a label shows it: booleans as yes / no, a 0 that means something else as that."""
-    if value in ("True", "False"):
-        return "yes" if value == "True" else "no"
-    if key in ZERO_MEANS and value in ("0", "0.0"):
-        return ZERO_MEANS[key]
-    return value
-
-
-def readable(values: dict[str, str]) -> str:
-    """A condition in words for legends and tables: `regime=mix, human_fraction=0.1, fresh=no` (the last part
-    of each column name, where that is unambiguous; `ZERO_MEANS` and booleans in words)."""
-    shown = {k: v for k, v in values.items() if v != ""}
-    last = [k.rsplit(".", 1)[-1] for k in shown]
-    short = {k: s if last.count(s) == 1 else k for k, s in zip(shown, last)}
-    return ", ".join(f"{short[k]}={_word(k, v)}" for k, v in shown.items()) or "all runs"
-
-
-def group_runs(configs: dict) -> dict[str, list]:
-    """{condition: runs}: a condition names the config values that differ between runs (seeds pooled)."""
-    groups: dict[str, list] = {}
-    for run, values in varying(configs)[1].items():
-        groups.setdefault(condition(values), []).append(run)
-    return groups
-
-
-def units(n: int, shared: bool, seeds: bool) -> str:
-    """The independent units of a condition in words (comparison.md's Conditions table)."""
-    count = f"{n} unit{'' if n == 1 else 's'}"
-    if seeds:
-        return f"{count}: seeds (each the mean of its replicates, which share its corpus split)"
-    return f"{count}: " + ("replicates of one corpus split" if shared else
-                           "seeds × replicates, each with its own human data")
-
-
-def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
-    """The rows of a group's runs (its seeds) with one value per independent unit, and the units in words.
-
-    Where every replicate drew its own human data, each (seed, replicate) is a unit. Where a seed's
-    replicates share one corpus split, they are not independent draws of the data: with two or more seeds,
-    a seed's replicates are averaged and the seeds are the units (so the interval includes the split's
-    noise); with one seed the replicates are the units, and the interval is conditional on its split."""
-    if not shared or len(rows_by_run) < 2:
-        rows = [{**row, "replicate": (i, row["replicate"])}
-                for i, run_rows in enumerate(rows_by_run.values()) for row in run_rows]
-        return rows, units(len({row["replicate"] for row in rows}), shared, seeds=False)
-    rows = []
-    for i, run_rows in enumerate(rows_by_run.values()):
-        agg = aggregate(run_rows)
-        rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
-                 for name, by_gen in agg.items() for g, values in by_gen.items()]
-    return rows, units(len(rows_by_run), shared, seeds=True)
-
-
-def pooled_moments(rows_by_run: dict, shared: bool) -> tuple[dict, str, int]:
-    """`pooled_rows` for rows of the aggregated summary (each value the `Moments` of one run's replicates):
-    {metric: {generation: Moments over the units}}, the units in words and their number."""
-    cells = [{(r["metric"], r["generation"]): r["value"] for r in rows if r["value"] is not None}
-             for rows in rows_by_run.values()]
-    agg: dict[str, dict[int, Moments]] = {}
-    if not shared or len(cells) < 2:
-        for run in cells:
-            for (name, g), m in run.items():
-                by_gen = agg.setdefault(name, {})
-                by_gen[g] = by_gen[g] + m if g in by_gen else m
-        n = sum(max((m.n for m in run.values()), default=0) for run in cells)
-        return agg, units(n, shared, seeds=False), n
-    for key in dict.fromkeys(k for run in cells for k in run):
-        agg.setdefault(key[0], {})[key[1]] = Moments.of([run[key].mean for run in cells if key in run])
-    return agg, units(len(cells), shared, seeds=True), len(cells)
 
 
 def metric_families(names: list[str]) -> dict[str, list[str]]:
@@ -202,70 +102,6 @@ def _axis_values(cells: list[str]) -> list[str]:
     return present + ([""] if "" in cells else [])
 
 
-def _cell(values: list[float], n: int) -> str:
-    """`mean ± half`, with the number of values where it is less than the condition's `n` units."""
-    text = ci_cell(*mean_ci(values))
-    return text if len(values) >= n else f"{text} (n={len(values)})"
-
-
-class Comparison:
-    """The conditions of a summary (`summary.collect` / `summary.read_csv` rows) pooled per generation."""
-
-    def __init__(self, rows: list[dict], columns: list[str], options: Options):
-        self.runs: dict[str, dict] = {}  # name -> its first row (the run's fields)
-        by_run: dict[str, list[dict]] = {}
-        for row in rows:
-            self.runs.setdefault(row["run"], row)
-            if row["metric"] is not None:
-                by_run.setdefault(row["run"], []).append(row)
-        self.members: dict[str, list[str]] = {}
-        self.values: dict[str, dict[str, str]] = {}
-        for name, run in self.runs.items():
-            values = {c: run[c] for c in columns}
-            self.members.setdefault(condition(values), []).append(name)
-            self.values.setdefault(condition(values), values)
-        for key, members in self.members.items():  # a condition's runs differ only in their seeds
-            seeds = [self.runs[m]["seed"] for m in members]
-            twice = next((seed for seed in seeds if seeds.count(seed) > 1), None)
-            if twice is not None:
-                same = [m for m in members if self.runs[m]["seed"] == twice]
-                raise DataError(same[1], f"the same study as {same[0]} (config and seed {twice}): pooling both "
-                                "would count one unit twice; compare one of them (move the other away, or "
-                                "select with --where)")
-        self.labels = {key: options.labels.get(key) or readable(v) for key, v in self.values.items()}
-        stray = [key for key in options.labels if key not in self.values]
-        if stray:  # a label that names no condition would leave that condition unlabelled without a word
-            raise ConfigError("labels", f"{stray[0]!r} is not a condition of these runs; they are: "
-                                        + "; ".join(self.values))
-        self.incomplete = [name for name, run in self.runs.items() if run["incomplete"]]
-        self.units: dict[str, str] = {}
-        self.aggs: dict[str, dict] = {}  # {condition: {metric: {generation: values}}}
-        self.n: dict[str, int] = {}
-        for key, members in self.members.items():
-            used = {m: by_run[m] for m in members
-                    if m in by_run and not (options.complete_only and self.runs[m]["incomplete"])}
-            shared = self.runs[members[0]]["shared_human_data"]
-            if used and any(isinstance(r["value"], Moments) for rows in used.values() for r in rows):
-                self.aggs[key], self.units[key], self.n[key] = pooled_moments(used, shared)
-            elif used:
-                pooled, self.units[key] = pooled_rows(used, shared)
-                self.aggs[key] = aggregate(pooled)
-                self.n[key] = len({row["replicate"] for row in pooled})
-        self.names = sorted({m for agg in self.aggs.values() for m in agg}, key=report.sort_key)
-
-    def table(self, name: str, gens: list[int]) -> str:
-        """Mean ± 95 % t-interval of metric `name` per condition at generations `gens` (those it has)."""
-        gens = [g for g in gens if any(g in agg.get(name, {}) for agg in self.aggs.values())]
-        body = [[self.labels[key], str(self.n[key]),
-                 *(_cell(agg[name][g], self.n[key]) if g in agg.get(name, {}) else "" for g in gens)]
-                for key, agg in self.aggs.items()]
-        return markdown_table(["condition", "n", *(f"gen {g}" for g in gens)], body)
-
-    def last_values(self, name: str, g: int) -> dict[str, list[float]]:
-        """{condition: values of metric `name` at generation g}, for the conditions that have them."""
-        return {key: agg[name][g] for key, agg in self.aggs.items() if g in agg.get(name, {})}
-
-
 def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out: Path) -> list[str]:
     """The headline metrics at the study's last generation over two config columns: tables and
     `figures/heatmap.png`; [] where the two columns do not single out one condition per cell."""
@@ -286,7 +122,7 @@ def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out
         grid = {cell_of[key]: (v, comp.n[key]) for key, v in comp.last_values(name, g).items()}
         panels[f"{name}, generation {g}"] = np.array(
             [[mean_ci(grid[r, c][0])[0] if (r, c) in grid else np.nan for c in cols] for r in rows])
-        body = [[show(r), *(_cell(*grid[r, c]) if (r, c) in grid else "" for c in cols)] for r in rows]
+        body = [[show(r), *(cell(*grid[r, c]) if (r, c) in grid else "" for c in cols)] for r in rows]
         lines += [f"{name} at generation {g}:", "", markdown_table([f"{a} \\ {b}", *map(show, cols)], body), ""]
     if not panels:
         return []
@@ -412,6 +248,8 @@ def report_all(root: Path) -> list[Path]:
             failed.append(spec)
     if failed:
         raise DataError(failed[0], f"{len(failed)} of {len(specs)} comparisons not redrawn (above)")
+    for readme in quote.readmes(root):  # the numbers the READMEs quote, from the comparisons just written
+        log.info("%s: %s", readme, "quotes rewritten" if quote.rewrite(readme) else "quotes unchanged")
     return made
 
 
@@ -460,7 +298,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="a report.json to take the options from (those given here override it)")
     parser.add_argument("--all", nargs="?", const=Path("results"), type=Path, metavar="DIR",
                         help="rewrite every comparison below DIR (default results/) from its summary.csv and "
-                             "report.json")
+                             "report.json, then the numbers every README below DIR quotes")
+    parser.add_argument("--quote", nargs="+", type=Path, metavar="README",
+                        help="rewrite the quoted tables and numbers of these READMEs from the comparisons they "
+                             "name (summary.csv and report.json; collapse.quote)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -473,6 +314,12 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: argparse.Namespace) -> None:
     if args.all:
         report_all(args.all)
+        return
+    if args.quote:
+        for readme in args.quote:
+            if not readme.exists():
+                raise DataError(readme, "does not exist")
+            log.info("%s: %s", readme, "quotes rewritten" if quote.rewrite(readme) else "quotes unchanged")
         return
     if not args.paths:
         raise DataError(".", "no paths given (run directories, a summary.csv, or --all)")

@@ -15,6 +15,10 @@ the README's own folder, which holds summary.csv and report.json) and followed b
 to show only those conditions (labels as the comparison gives them), in that order. Rows are conditions,
 cells mean ± 95 % t-interval over the condition's units (as comparison.md), so a quoted number is the
 number `collapse-report --all` writes, and `--quote` rewrites every block after the data change.
+
+A number in a sentence is quoted inline, `<!--q METRIC at G for LABEL-->0.642 ± 0.029<!--/q-->` (the mean
+± 95 % of one condition; `METRIC mean at G for LABEL`: the mean alone), with the same optional folder
+(`<!--q all/ kl_true at 7 for soft-->`), so prose numbers are rewritten with the tables.
 """
 
 from __future__ import annotations
@@ -23,19 +27,20 @@ import re
 from pathlib import Path
 
 from collapse import summary
+from collapse.comparison import Comparison, load_options
 from collapse.errors import DataError
 from collapse.stats import mean_ci
 from collapse.store import atomic_write
 from collapse.tables import ci_cell, markdown_table
 
 BLOCK = re.compile(r"<!-- quote(?: (?P<src>[^:]+?))?: (?P<spec>.+?) -->\n(?P<body>.*?)<!-- /quote -->", re.S)
+INLINE = re.compile(r"<!--q (?:(?P<src>\S+/) )?(?P<spec>[^>]+?)-->(?P<body>[^\n]*?)<!--/q-->")
+_ONE = re.compile(r"(?P<metric>\S+)(?P<mean> mean)? at (?P<g>\d+) for (?P<label>.+)$")
 _BELOW = re.compile(r"(?P<metric>\S+) below (?P<x>\S+) over (?P<g0>\d+)-(?P<g1>\d+)$")
 _AT = re.compile(r"(?P<metrics>.+?) at (?P<gens>[\d, ]+)$")
 
 
-def _comparison(folder: Path):
-    from collapse.compare import Comparison, load_options
-
+def _comparison(folder: Path) -> Comparison:
     rows, columns = summary.read_csv(folder / "summary.csv")
     return Comparison(rows, columns, load_options(folder / "report.json"))
 
@@ -56,7 +61,7 @@ def _cell(comp, key: str, name: str, g: int) -> str:
 
 
 def table(comp, spec: str, where: str = "quote") -> str:
-    """The markdown table of one quote spec (module docstring) from a `compare.Comparison`."""
+    """The markdown table of one quote spec (module docstring) from a `comparison.Comparison`."""
     spec, _, only = spec.partition("; rows ")
     keys = _rows(comp, [s.strip() for s in only.split("|")] if only else [], where)
     if m := _BELOW.match(spec.strip()):
@@ -87,23 +92,47 @@ def table(comp, spec: str, where: str = "quote") -> str:
     return f"generation {gens[0]}:\n\n" + markdown_table(["condition", *names], body)
 
 
+def number(comp, spec: str, where: str = "quote") -> str:
+    """The text of one inline quote (`METRIC [mean] at G for LABEL`): mean ± 95 %, or the mean alone."""
+    m = _ONE.match(spec.strip())
+    if not m:
+        raise DataError(where, f"not an inline quote spec: {spec!r} (METRIC [mean] at G for LABEL)")
+    key = _rows(comp, [m["label"].strip()], where)[0]
+    if m["metric"] not in comp.names:
+        raise DataError(where, f"no metric {m['metric']!r} in this comparison")
+    values = comp.aggs[key].get(m["metric"], {}).get(int(m["g"]))
+    if values is None:
+        raise DataError(where, f"{m['label'].strip()!r} has no {m['metric']} at generation {m['g']}")
+    mean, half = mean_ci(values)
+    return f"{mean:.4g}" if m["mean"] else ci_cell(mean, half)
+
+
 def rewrite(readme: Path) -> bool:
-    """Rewrite every quote block of `readme` from its comparison's files; True if the text changed."""
+    """Rewrite every quote block and inline quote of `readme` from its comparisons' files; True if the text
+    changed."""
     text = readme.read_text()
     cache: dict[Path, object] = {}
 
-    def fill(m: re.Match) -> str:
-        folder = (readme.parent / (m["src"] or ".")).resolve()
-        where = f"{readme}: quote {m['spec']!r}"
+    def comparison(src: str | None, where: str):
+        folder = (readme.parent / (src or ".")).resolve()
         if not (folder / "summary.csv").exists():
             raise DataError(where, f"no summary.csv in {folder}")
         if folder not in cache:
             cache[folder] = _comparison(folder)
-        comp = cache[folder]
-        src = f" {m['src']}" if m["src"] else ""
-        return f"<!-- quote{src}: {m['spec']} -->\n{table(comp, m['spec'], where)}\n<!-- /quote -->"
+        return cache[folder]
 
-    new = BLOCK.sub(fill, text)
+    def fill(m: re.Match) -> str:
+        where = f"{readme}: quote {m['spec']!r}"
+        src = f" {m['src']}" if m["src"] else ""
+        return (f"<!-- quote{src}: {m['spec']} -->\n{table(comparison(m['src'], where), m['spec'], where)}\n"
+                "<!-- /quote -->")
+
+    def fill_inline(m: re.Match) -> str:
+        where = f"{readme}: quote {m['spec']!r}"
+        src = f"{m['src']} " if m["src"] else ""
+        return f"<!--q {src}{m['spec']}-->{number(comparison(m['src'], where), m['spec'], where)}<!--/q-->"
+
+    new = INLINE.sub(fill_inline, BLOCK.sub(fill, text))
     if new != text:
         atomic_write(readme, new.encode())
     return new != text
@@ -111,4 +140,4 @@ def rewrite(readme: Path) -> bool:
 
 def readmes(root: Path) -> list[Path]:
     """The READMEs below `root` that quote a comparison."""
-    return sorted(p for p in root.rglob("README.md") if BLOCK.search(p.read_text()))
+    return sorted(p for p in root.rglob("README.md") if BLOCK.search(text := p.read_text()) or INLINE.search(text))

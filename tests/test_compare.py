@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from collapse import compare
+from collapse import compare, comparison, summary
 from collapse.config import AccumulateConfig, MixConfig, ReplaceConfig, to_dict
 from collapse.errors import ConfigError
 from collapse.store import RunDir, save_json
@@ -22,6 +22,14 @@ def fake_run(path, cfg, values, finished):
     store.rebuild_metrics()
 
 
+def group_runs(configs: dict) -> dict[str, list]:
+    """{condition: runs} of {run: config.json}, as a comparison groups them."""
+    groups: dict[str, list] = {}
+    for run, values in summary.varying(configs)[1].items():
+        groups.setdefault(comparison.condition(values), []).append(run)
+    return groups
+
+
 def test_groups_pool_seeds_and_name_what_differs(tmp_path):
     for i, (regime, seed, vals) in enumerate([(ReplaceConfig(), 0, [[0.1], [0.3]]), (ReplaceConfig(), 1, [[0.2], [0.5]]),
                                               (AccumulateConfig(), 0, [[0.1], [0.15]])]):
@@ -29,7 +37,7 @@ def test_groups_pool_seeds_and_name_what_differs(tmp_path):
     (tmp_path / "not-a-run").mkdir()
     runs = compare.find_runs([tmp_path])
     assert len(runs) == 3
-    groups = compare.group_runs({r: json.loads((r / "config.json").read_text()) for r in runs})
+    groups = group_runs({r: json.loads((r / "config.json").read_text()) for r in runs})
     assert sorted(groups) == ["regime=accumulate", "regime=replace"]
     assert len(groups["regime=replace"]) == 2
     compare.main([str(tmp_path)])
@@ -43,7 +51,7 @@ def test_groups_pool_seeds_and_name_what_differs(tmp_path):
 
 def test_labels_leave_out_keys_a_run_does_not_have():
     configs = {"a": to_dict(tiny_config(regime=ReplaceConfig())), "b": to_dict(tiny_config(regime=MixConfig()))}
-    labels = sorted(compare.group_runs(configs))
+    labels = sorted(group_runs(configs))
     assert labels[1] == "regime=replace"  # no regime.human_fraction=None etc.
     assert labels[0].startswith("regime=mix ") and "human_fraction=0.1" in labels[0] and "None" not in labels[0]
 
@@ -91,10 +99,10 @@ def test_two_runs_of_one_study_are_refused_not_pooled(tmp_path, capsys):
 
 
 def test_labels_say_what_a_zero_or_a_boolean_means():
-    assert compare.readable({"regime": "accumulate_subsample", "regime.size": "0"}) == \
+    assert comparison.readable({"regime": "accumulate_subsample", "regime.size": "0"}) == \
         "regime=accumulate_subsample, size=train split"
-    assert compare.readable({"regime": "mix", "regime.fresh": "False"}) == "regime=mix, fresh=no"
-    assert compare.units(1, shared=False, seeds=False).startswith("1 unit:")
+    assert comparison.readable({"regime": "mix", "regime.fresh": "False"}) == "regime=mix, fresh=no"
+    assert comparison.units(1, shared=False, seeds=False).startswith("1 unit:")
 
 
 def test_keys_that_change_no_number_never_split_a_study():
@@ -103,8 +111,8 @@ def test_keys_that_change_no_number_never_split_a_study():
     # seeds 0 and 1 of one study, run on different CPU device counts and with different trackers
     configs = {"a": to_dict(tiny_config(seed=0, cpu_devices=1)),
                "b": to_dict(tiny_config(seed=1, cpu_devices=2, tracking="tensorboard"))}
-    assert compare.group_runs(configs) == {"all runs": ["a", "b"]}
-    assert set(compare.IGNORED) == {"seed", *RESUMABLE_KEYS}
+    assert group_runs(configs) == {"all runs": ["a", "b"]}
+    assert set(summary.IGNORED) == {"seed", *RESUMABLE_KEYS}
 
 
 def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_path):
@@ -117,14 +125,14 @@ def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_pat
     for seed, vals in ((0, [[0.1, 0.3]]), (1, [[0.5, 0.7]])):
         fake_run(tmp_path / f"text{seed}", tiny_config(data=text, seed=seed, replicates=2), vals, finished=1)
         rows[seed] = compare.RunDir(tmp_path / f"text{seed}").read_metrics()
-    pooled, units = compare.pooled_rows({k: v for k, v in rows.items()}, shared=True)
+    pooled, units = comparison.pooled_rows({k: v for k, v in rows.items()}, shared=True)
     assert sorted(r["value"] for r in pooled) == pytest.approx([0.2, 0.6]) and units.startswith("2 units: seeds")
-    pooled, units = compare.pooled_rows({0: rows[0]}, shared=True)  # one seed: its replicates, conditional on it
+    pooled, units = comparison.pooled_rows({0: rows[0]}, shared=True)  # one seed: its replicates, conditional on it
     assert len(pooled) == 2 and units == "2 units: replicates of one corpus split"
-    pooled, units = compare.pooled_rows(rows, shared=False)
+    pooled, units = comparison.pooled_rows(rows, shared=False)
     assert len(pooled) == 4 and units.startswith("4 units: seeds × replicates")
-    assert compare.shared_human_data(json.loads((tmp_path / "text0" / "config.json").read_text()))
-    assert not compare.shared_human_data(to_dict(tiny_config()))
+    assert summary.shared_human_data(json.loads((tmp_path / "text0" / "config.json").read_text()))
+    assert not summary.shared_human_data(to_dict(tiny_config()))
     compare.main([str(tmp_path)])
     text_md = (tmp_path / "comparison.md").read_text()
     assert "| all runs | 2 | 0.4 ± 2.5 |" in text_md  # t(1) = 12.706 over the seed means 0.2 and 0.6: 12.706 * 0.2
@@ -192,7 +200,7 @@ def test_incomplete_runs_are_listed_and_contribute_only_finished_generations(tmp
     assert "incomplete run 0" in caplog.text and why in caplog.text
     # kl_true of regime=replace, target=tokens: runs 0 (i = 0) and 1 (i = 1), replicates + 0, 0.1; run 0 has gen 0
     assert "| regime=replace, target=tokens | 4 | 0.55 ± 0.92 | 2.05 ± 0.64 (n=2) | 3.05 ± 0.64 (n=2) |" in text
-    text = compare.compare(runs, tmp_path / "out2", compare.Options(complete_only=True)).read_text()
+    text = compare.compare(runs, tmp_path / "out2", comparison.Options(complete_only=True)).read_text()
     assert "left out of every aggregate" in text and "| 1 of 3 | " + why + " | no |" in text
     assert "| regime=replace, target=tokens | 2 | 1.05 ± 0.64 | 2.05 ± 0.64 | 3.05 ± 0.64 |" in text
 
@@ -205,7 +213,7 @@ def test_two_varying_config_columns_give_a_heatmap_of_the_last_generation(tmp_pa
     runs = compare.find_runs([tmp_path / "sweep"])
     text = compare.compare([runs[0], runs[2]], tmp_path / "out").read_text()  # train.target alone
     assert "## regime" not in text and not (tmp_path / "out" / "figures" / "heatmap.png").exists()  # removed
-    text = compare.compare([runs[0], runs[2]], tmp_path / "asked", compare.Options(heatmap=["regime", "x"])).read_text()
+    text = compare.compare([runs[0], runs[2]], tmp_path / "asked", comparison.Options(heatmap=["regime", "x"])).read_text()
     assert "## regime" not in text  # not two of the config columns: a warning, no heatmap
 
 
@@ -228,7 +236,7 @@ def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatc
                                                                       "heatmap.png"}  # kl_true: the rest
     spec = json.loads((out / "report.json").read_text())
     assert spec["headline"] == ["distinct_2"] and spec["labels"] == json.loads(labels.read_text())
-    stray = compare.Options(labels={"regime=replace target=tokens": "a key spelt as the table's label"})
+    stray = comparison.Options(labels={"regime=replace target=tokens": "a key spelt as the table's label"})
     with pytest.raises(ConfigError, match="'regime=replace target=tokens' is not a condition.*regime=replace "
                                           "train.target=tokens;"):
         compare.compare(compare.find_runs([tmp_path / "sweep"]), out, stray)
@@ -238,7 +246,7 @@ def test_default_headline_is_one_metric_per_family():
     names = ["ppl_human_test", "kl_true", "self_bleu4", "distinct_2", "survival", "tail_mass_ratio", "zipf_exponent"]
     assert compare.default_headline(names) == ["kl_true", "distinct_2", "tail_mass_ratio"]
     assert compare.default_headline(["var_ratio", "mean_drift"]) == ["mean_drift", "var_ratio"]  # analytic
-    assert compare.readable({"regime": "mix", "regime.human_fraction": "0.1", "regime.size": ""}) == \
+    assert comparison.readable({"regime": "mix", "regime.human_fraction": "0.1", "regime.size": ""}) == \
         "regime=mix, human_fraction=0.1"
 
 

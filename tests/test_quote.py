@@ -71,3 +71,19 @@ def test_a_block_quotes_another_folder(tmp_path):
     readme.write_text("<!-- quote all/: kl_true at 1 -->\n<!-- /quote -->\n")
     quote.rewrite(readme)
     assert f"| regime=replace | {_cell('replace', 1)} |" in readme.read_text()
+
+
+def test_inline_quotes_are_rewritten_in_sentences(tmp_path):
+    _study(tmp_path, {"regime=mix": "10 % human"})
+    readme = tmp_path / "README.md"
+    readme.write_text("KL <!--q kl_true at 2 for 10 % human-->old<!--/q--> against "
+                      "<!--q kl_true mean at 2 for regime=replace-->x<!--/q--> without human data.\n")
+    assert quote.rewrite(readme)
+    mean = (VALUES[("replace", 0)][2] + VALUES[("replace", 1)][2]) / 2
+    assert readme.read_text() == (f"KL <!--q kl_true at 2 for 10 % human-->{_cell('mix', 2)}<!--/q--> against "
+                                  f"<!--q kl_true mean at 2 for regime=replace-->{mean:.4g}<!--/q--> without "
+                                  "human data.\n")
+    assert quote.readmes(tmp_path) == [readme]
+    readme.write_text("<!--q kl_true at 9 for 10 % human-->x<!--/q-->\n")
+    with pytest.raises(DataError, match="has no kl_true at generation 9"):
+        quote.rewrite(readme)
