@@ -38,7 +38,8 @@ import numpy as np
 
 from collapse import devices, train
 from collapse import sample as sampler
-from collapse.config import TrainConfig, TransformerConfig, schemas
+from collapse.config import TrainConfig, schemas
+from collapse.families import TransformerConfig
 from collapse.families.transformer import TransformerFamily
 
 V = 256  # byte vocabulary

@@ -18,7 +18,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from collapse.config import AnalyticConfig, Config
+from collapse.config import Config
+from collapse.families import AnalyticConfig
 from collapse.errors import ConfigError, DataError
 from collapse.hydra_config import conf_dir, from_hydra, register_configs
 from collapse.validate import batch_sizes, validate
@@ -54,7 +55,7 @@ def _main(dcfg: DictConfig) -> None:
         cfg = from_hydra(dcfg)
         validate(cfg)  # before importing JAX: a bad value is refused at once
         set_up_jax(cfg)
-        from collapse import loop
+        from collapse.run import loop
 
         loop.run(cfg, out_dir)
     except (ConfigError, DataError) as e:

@@ -38,7 +38,8 @@ from collapse import quote, report, summary
 from collapse.comparison import Comparison, Options, cell, condition, load_options
 from collapse.errors import ConfigError, DataError
 from collapse.stats import mean_ci
-from collapse.store import RunDir, atomic_write, load_json, save_json
+from collapse.files import atomic_write, load_json, save_json
+from collapse.store import RunDir
 from collapse.tables import markdown_table
 
 log = logging.getLogger("collapse")

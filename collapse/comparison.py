@@ -14,7 +14,7 @@ import numpy as np
 from collapse import report
 from collapse.errors import ConfigError, DataError
 from collapse.stats import Moments, aggregate, mean_ci
-from collapse.store import load_json
+from collapse.files import load_json
 from collapse.tables import ci_cell, markdown_table
 
 

@@ -1,205 +1,32 @@
-"""Typed configuration: the schemas, the one registry of every group's options, and the config as JSON.
+"""Typed configuration: a study's schema (`Config`), the single-schema groups (`train`, `sample`, `metrics`), the
+registry of every group's options and the config as JSON.
 
-Each Hydra config group (`data`, `model`, `train`, `sample`, `regime`, `metrics`, `curate`) is a frozen dataclass, the
-single source of every default; groups with several kinds of option (`data=grammar|text|hf`, `regime=replace|...`)
-have one subclass per kind, so a key that the chosen option does not have is refused by Hydra before anything
-runs. `OPTIONS` names each option once: Hydra's schemas, the option lists of errors and `_option` in config.json
-derive from it. Checks: `collapse.validate`; Hydra glue: `collapse.hydra_config`. Nothing here imports JAX.
+Each Hydra config group is a frozen dataclass, the single source of every default; groups with several kinds
+of option have one subclass per option, registered beside its code (`collapse.options`): `data` in
+collapse/data, `model` in collapse/families, `regime` in collapse/regimes, `curate` in collapse/curation, so a key
+that the chosen option does not have is refused by Hydra before anything runs. `OPTIONS` lists them: Hydra's
+schemas, the option lists of errors and `_option` in config.json derive from it. Checks: `collapse.validate`;
+Hydra glue: `collapse.hydra_config`. Nothing here imports JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from collapse.errors import ConfigError, DataError  # noqa: F401  (re-exported for existing imports)
+from collapse.checks import check, fraction, non_negative, one_of, positive
+from collapse.curation import CurateConfig, NoCurateConfig
+from collapse.data import DataConfig, GrammarConfig
+from collapse.families import AnalyticConfig, ModelConfig, TinyConfig, TransformerConfig
+from collapse.options import Option, Registered, lookup, option_name, registered
+from collapse.regimes import RegimeConfig, ReplaceConfig
 
-# ----------------------------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Human data: split once into train / valid / test (and a fresh reserve when a regime needs one)."""
-
-    seq_len: int = 64  # T: tokens per training sequence
+# ------------------------------------------------------------------------------------- train / sample / metrics
 
 
 @dataclass(frozen=True)
-class GrammarConfig(DataConfig):
-    """Built-in ground-truth language with exact probabilities (see `collapse.data.grammar`).
-
-    The language itself depends only on `language_seed`, so runs with different `seed`s study the same truth.
-    """
-
-    vocab_size: int = 512
-    n_states: int = 32
-    zipf_exponent: float = 1.1  # emission weights ∝ rank^-exponent
-    state_sharpness: float = 2.0  # std of the per-state log-normal jitter of emission weights
-    transitions: str = "token"  # next state from the emitted token (token) or from state and token (state_token)
-    language_seed: int = 0
-    n_train: int = 2048  # sequences
-    n_valid: int = 256
-    n_test: int = 512
-
-
-@dataclass(frozen=True)
-class TokenizedConfig(DataConfig):
-    """Real text, tokenized into fixed-length blocks after a document-level split."""
-
-    tokenizer: str = "byte"  # byte | bpe
-    bpe_vocab_size: int = 4096
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
-    fresh_fraction: float = 0.0  # held-out reserve for regime=mix fresh=true (a split even when unused)
-    max_chars: int = 0  # read at most this many characters (0 = all)
-
-
-@dataclass(frozen=True)
-class TextConfig(TokenizedConfig):
-    """Local UTF-8 files: a path or glob; plain text, or JSONL with the text in `field`."""
-
-    path: str = ""
-    format: str = "auto"  # auto (by extension) | plain | jsonl
-    field: str = "text"
-
-
-@dataclass(frozen=True)
-class HFConfig(TokenizedConfig):
-    """A Hugging Face dataset, loaded offline from a local path or the local cache (needs the `hf` extra)."""
-
-    name: str = ""  # hub name (e.g. wikitext) or a local dataset directory / data file
-    subset: str = ""  # the dataset's config name (e.g. wikitext-2-raw-v1)
-    split: str = "train"  # the split read (splits=official: the train split)
-    text_field: str = "text"
-    documents: str = "auto"  # rows (each non-empty row) | wikitext (articles by level-1 headings) | auto
-    splits: str = "random"  # random (document-level split of `split`) | official (valid_split, test_split)
-    valid_split: str = "validation"
-    test_split: str = "test"
-
-
-# ---------------------------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """A model family."""
-
-
-@dataclass(frozen=True)
-class TransformerConfig(ModelConfig):
-    """Decoder-only pre-norm transformer (`collapse.model`)."""
-
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 512
-    context: int = 128  # maximum positions
-    dtype: str = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
-    scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
-
-
-# The named sizes, one class each so that config.json records the `model` option chosen (`_option: small`) and
-# reports and `study_id` tell the sizes apart; their sizes live in conf/model/<option>.yaml. A plain
-# `TransformerConfig` (the Python API, and run directories written before the sizes had names) is `transformer`.
-@dataclass(frozen=True)
-class TinyConfig(TransformerConfig):
-    """`model=tiny`: the defaults of TransformerConfig."""
-
-
-@dataclass(frozen=True)
-class SmallConfig(TransformerConfig):
-    """`model=small`: 3.2 M parameters (with a 256-token vocabulary)."""
-
-    d_model: int = 256
-    n_layers: int = 4
-    d_ff: int = 1024
-    context: int = 256
-
-
-@dataclass(frozen=True)
-class GPT2SmallConfig(TransformerConfig):
-    """`model=gpt2_small`: GPT-2 small's shape (124 M parameters with a 50k vocabulary), meant for a GPU."""
-
-    d_model: int = 768
-    n_layers: int = 12
-    n_heads: int = 12
-    d_ff: int = 3072
-    context: int = 1024
-    dtype: str = "bfloat16"
-    scan_layers: bool = True  # one compiled layer for all 12: faster compiles (results/benchmark.md)
-
-
-@dataclass(frozen=True)
-class AnalyticConfig(ModelConfig):
-    """A small model with closed-form behaviour (`collapse.families`): it holds its own ground truth, and
-    the `data`, `train`, `sample` and `metrics` groups do not apply. Generation 0 fits `samples` points drawn
-    from the truth; every generation samples `samples` points from its fit (the regimes' human and synthetic
-    sizes)."""
-
-    samples: int = 100  # M: points per generation (human train size = synthetic corpus size)
-
-
-@dataclass(frozen=True)
-class GaussianConfig(AnalyticConfig):
-    """d-dimensional Gaussian refitted by maximum likelihood or unbiasedly; truth N(0, std² I)."""
-
-    dim: int = 1
-    std: float = 1.0  # true standard deviation per coordinate
-    estimator: str = "mle"  # mle (divide by n) | unbiased (divide by n - 1)
-    bias: float = 1.0  # λ: generation k samples from N(μ_k, λ Σ_k) (Alemohammad et al.; 1 = unbiased sampling)
-
-
-@dataclass(frozen=True)
-class GMMConfig(AnalyticConfig):
-    """K-component Gaussian mixture fitted by EM (warm-started from the previous generation's fit).
-
-    Truth: equal weights, unit covariances, means `separation` apart along the first axis."""
-
-    samples: int = 1000
-    components: int = 2
-    dim: int = 2
-    separation: float = 4.0
-    em_steps: int = 20  # EM iterations per generation
-    reg_covar: float = 1e-6  # added to every covariance's diagonal (as scikit-learn does)
-
-
-@dataclass(frozen=True)
-class CategoricalConfig(AnalyticConfig):
-    """n-gram model over a Zipf vocabulary refitted by maximum likelihood (counts / total).
-
-    Truth: order 1 (unigram) p(i) ∝ (i + 1)^-zipf_exponent; order n ≥ 2: every context of n - 1 tokens
-    (BOS-padded) has its own random permutation of these Zipf weights (from `truth_seed`). Each generation
-    samples `samples` sequences of `seq_len` tokens through temperature, top-k and top-p (the family's own
-    sampling knobs; the `sample` group configures the transformer only)."""
-
-    samples: int = 1000
-    vocab_size: int = 1000
-    zipf_exponent: float = 1.1
-    order: int = 1  # 1 = unigram, 2 = bigram, ...
-    seq_len: int = 1  # tokens per sequence
-    truth_seed: int = 0
-    temperature: float = 1.0  # 0 = greedy (the most likely token only)
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1 = off
-
-
-@dataclass(frozen=True)
-class LinRegConfig(AnalyticConfig):
-    """Linear regression y = x·w* + N(0, noise); OLS refitted on labels produced by the previous fit plus fresh
-    noise, at the replicate's fixed design X (`samples` × `dim`, standard normal entries)."""
-
-    dim: int = 10
-    noise: float = 1.0  # σ²: label-noise variance
-    truth_seed: int = 0  # w* ~ N(0, I / dim)
-
-
-# ------------------------------------------------------------------------------------- train / sample
-
-
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Registered, group="train", option="train", choice=False):
     """AdamW with linear warmup and cosine decay, global-norm clipping, per generation."""
 
     batch_size: int = 64
@@ -224,9 +51,26 @@ class TrainConfig:
     distill_on: str = "samples"  # rows that get soft targets: samples (synthetic) | human | both
     teacher: str = "previous"  # previous (generation k-1 teaches k) | gen0 (generation 0 teaches every k)
 
+    def validate(self) -> None:
+        positive(self, "train", "batch_size", "lr", "log_every")
+        non_negative(self, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every")
+        check(self.epochs > 0 or self.tokens > 0, "train.epochs",
+              "set train.epochs > 0 or a token budget train.tokens > 0")
+        fraction(self.min_lr_ratio, "train.min_lr_ratio")
+        fraction(self.warmup_fraction, "train.warmup_fraction", closed_high=False)
+        fraction(self.b1, "train.b1", closed_high=False)
+        fraction(self.b2, "train.b2", closed_high=False)
+        one_of(self.init, "train.init", ("scratch", "gen0", "previous"))
+        one_of(self.target, "train.target", ("tokens", "soft", "mixed"))
+        positive(self, "train", "soft_temperature", "soft_top_k")
+        fraction(self.hard_weight, "train.hard_weight")
+        one_of(self.teacher_probs, "train.teacher_probs", ("online", "topk"))
+        one_of(self.distill_on, "train.distill_on", ("samples", "human", "both"))
+        one_of(self.teacher, "train.teacher", ("previous", "gen0"))
+
 
 @dataclass(frozen=True)
-class SampleConfig:
+class SampleConfig(Registered, group="sample", option="sample", choice=False):
     """How each generation writes its synthetic corpus."""
 
     mode: str = "unconditional"  # unconditional (from BOS) | continuation (of human prefixes)
@@ -239,12 +83,22 @@ class SampleConfig:
     beam_size: int = 0  # >= 2: beam search (deterministic, continuation mode only; temperature / top-k / top-p unused)
     batch_size: int = 1024
 
+    def validate(self) -> None:
+        one_of(self.mode, "sample.mode", ("unconditional", "continuation"))
+        positive(self, "sample", "candidates", "batch_size")
+        non_negative(self, "sample", "num_sequences", "temperature", "top_k", "beam_size")
+        fraction(self.top_p, "sample.top_p", closed_low=False)
+        check(self.top_k <= self.candidates, "sample.top_k",
+              f"must be <= sample.candidates ({self.candidates}), got {self.top_k}")
+        if self.mode == "continuation":
+            positive(self, "sample", "prompt_len")
+
 
 # -------------------------------------------------------------------------------------------- metrics
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
+class MetricsConfig(Registered, group="metrics", option="metrics", choice=False):
     """What every generation is measured on (docs/metrics.md defines each metric).
 
     Every size is fixed, so all generations (whose corpora have the same shape) are measured on equally
@@ -260,125 +114,14 @@ class MetricsConfig:
     semantic: bool = False  # embedding diversity of decoded text (text data; needs the `semantic` extra)
     semantic_subset: int = 512  # sequences embedded for semantic_distance and vendi
 
-
-# --------------------------------------------------------------------------------------------- regime
-
-
-@dataclass(frozen=True)
-class RegimeConfig:
-    """Who trains generation k >= 1 (generation 0 always trains on the human train split)."""
-
-    @property
-    def name(self) -> str:
-        return option_name(self)
-
-
-@dataclass(frozen=True)
-class ReplaceConfig(RegimeConfig):
-    """Only the newest generation's samples."""
-
-
-@dataclass(frozen=True)
-class AccumulateConfig(RegimeConfig):
-    """All human data plus all synthetic data so far; the training set grows.
-
-    `human_fraction` h (None: the pools as they are): all samples so far, S sequences, plus the human train
-    split repeated to round(h S / (1 - h)) sequences, so that human data is the share h of every training set
-    (h = 1: the human train split alone)."""
-
-    human_fraction: float | None = None
-
-
-@dataclass(frozen=True)
-class AccumulateSubsampleConfig(RegimeConfig):
-    """Accumulate, but train on a fresh uniform subset of fixed size each generation.
-
-    `human_fraction` h (None: uniform over the whole pool): round(h size) human train sequences and the rest
-    uniform over all samples so far."""
-
-    size: int = 0  # sequences (0 = as many as the human train split)
-    human_fraction: float | None = None
-
-
-@dataclass(frozen=True)
-class MixConfig(RegimeConfig):
-    """A fraction of human data, the rest from the newest generation's samples."""
-
-    human_fraction: float = 0.1
-    fresh: bool = False  # False: drawn from the original train split; True: never-seen human data
-    size: int = 0  # sequences (0 = as many as the human train split)
-
-
-# --------------------------------------------------------------------------------------------- curate
-
-
-@dataclass(frozen=True)
-class CurateConfig:
-    """What happens to each generation's samples before they join the pools (README "Curation"). The synthetic
-    budget stays `sample.num_sequences` (n): a selection draws M = ceil(oversample · n) candidates and keeps n."""
-
-    @property
-    def name(self) -> str:
-        return option_name(self)
-
-
-@dataclass(frozen=True)
-class NoCurateConfig(CurateConfig):
-    """`curate=none`: every sample joins the pools as drawn."""
-
-
-@dataclass(frozen=True)
-class VerifierCurateConfig(CurateConfig):
-    """Keep the candidates a verifier scores best (Feng et al.): the exact true log-probability per generated
-    token (`scorer=truth`, the grammar) or `package.module:function` (`fn(tokens_NT, prompt_tokens) -> [N]`,
-    higher = better), plus Gaussian noise of std `noise` (an imperfect verifier)."""
-
-    oversample: float = 2.0  # candidates drawn per kept sample (per round in select=threshold)
-    scorer: str = "truth"  # truth | truth_ratio (data=grammar: log p_true, log p_true - log q_model) | package.module:function
-    noise: float = 0.0  # std of the Gaussian noise added to every score
-    select: str = "quantile"  # quantile (the n best of M) | threshold (the first n scoring >= threshold)
-    threshold: float = -3.5  # select=threshold: the lowest score admitted (truth: nats per token)
-    max_rounds: int = 4  # select=threshold: rounds of M candidates at most before giving up
-
-
-@dataclass(frozen=True)
-class PerplexityCurateConfig(CurateConfig):
-    """Keep a quantile band of the candidates by their perplexity per generated token under a model
-    (Gambetta et al.; Qiao et al.): generation 0's (`model=gen0`) or the generation's own (`current`)."""
-
-    oversample: float = 2.0  # candidates drawn per kept sample
-    model: str = "gen0"  # gen0 | current: the judge
-    keep: str = "low"  # low (least surprising) | high (most surprising) | band (from band_start)
-    band_start: float = 0.25  # keep=band: the kept quantiles are [band_start, band_start + 1 / oversample)
-
-
-@dataclass(frozen=True)
-class DetectorCurateConfig(CurateConfig):
-    """Importance resampling by a human-vs-synthetic classifier (Drayson et al. 2025): weights
-    (1 - p_synthetic)^bias, each candidate repeated at most `max_repeats` times (`collapse.curation.detector`)."""
-
-    upsample: float = 1.5  # kept samples per candidate drawn (M = ceil(n / upsample); each kept <= max_repeats)
-    bias: float = 10.0  # β of the weights (1 - p_synthetic)^β
-    max_repeats: int = 3  # times a candidate may be kept at most
-    steps: int = 200  # classifier training steps (each detector of the two cross-fits)
-    lr: float = 3e-3
-    d_embed: int = 64
-    holdout: float = 0.2  # share of each class held out to calibrate and test the classifier
-    significance: float = 0.01  # used only if it beats chance on the held-out rows at this level (else uniform)
-
-
-@dataclass(frozen=True)
-class CorrectCurateConfig(CurateConfig):
-    """Correct every sample toward the truth (Gillman et al.; the grammar only): `unit=token` replaces each
-    generated token, with probability `fraction`, by a draw from the truth given the corrected prefix;
-    `unit=sequence` replaces each sample's generated tokens, with probability `fraction`, by the truth's
-    continuation of its prompt (their γ-ideal corrector: the mixture (1 - fraction) q + fraction p)."""
-
-    fraction: float = 0.5
-    unit: str = "token"  # token | sequence
-
-
-# ---------------------------------------------------------------------------------------------- study
+    def validate(self) -> None:
+        positive(self, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
+        check(self.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {self.self_bleu_subset}")
+        check(self.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {self.semantic_subset}")
+        fraction(self.head_mass, "metrics.head_mass", closed_low=False, closed_high=False)
+        fraction(self.tail_mass, "metrics.tail_mass", closed_low=False, closed_high=False)
+        check(self.head_mass + self.tail_mass <= 1, "metrics.tail_mass",
+              f"head_mass + tail_mass must not exceed 1, got {self.head_mass} + {self.tail_mass}")
 
 
 @dataclass(frozen=True)
@@ -409,58 +152,16 @@ class Config:
 
 # ------------------------------------------------------------------------------------------- registry
 
-
-@dataclass(frozen=True)
-class Option:
-    """An option of a config group: its schema, and `_option: <name>` in config.json. `choice`: selected on the
-    command line as `<group>=<name>` (conf/<group>/<name>.yaml); the single schema of `train`, `sample` and
-    `metrics` backs options of other names (`sample=continuation`), and `model: transformer` is only read back
-    (config.json written before the transformer sizes had names; the Python API's plain TransformerConfig)."""
-
-    group: str
-    name: str
-    schema: type
-    choice: bool = True
-
-
 GROUPS = ("data", "model", "train", "sample", "regime", "metrics", "curate")
 
-OPTIONS: tuple[Option, ...] = (
-    Option("data", "grammar", GrammarConfig),
-    Option("data", "text", TextConfig),
-    Option("data", "hf", HFConfig),
-    Option("model", "transformer", TransformerConfig, choice=False),
-    Option("model", "tiny", TinyConfig),
-    Option("model", "small", SmallConfig),
-    Option("model", "gpt2_small", GPT2SmallConfig),
-    # analytic families: the option name is also the module's, collapse.families.<name>
-    Option("model", "gaussian", GaussianConfig),
-    Option("model", "gmm", GMMConfig),
-    Option("model", "categorical", CategoricalConfig),
-    Option("model", "linreg", LinRegConfig),
-    Option("train", "train", TrainConfig, choice=False),
-    Option("sample", "sample", SampleConfig, choice=False),
-    Option("regime", "replace", ReplaceConfig),
-    Option("regime", "accumulate", AccumulateConfig),
-    Option("regime", "accumulate_subsample", AccumulateSubsampleConfig),
-    Option("regime", "mix", MixConfig),
-    Option("metrics", "metrics", MetricsConfig, choice=False),
-    Option("curate", "none", NoCurateConfig),
-    Option("curate", "verifier", VerifierCurateConfig),
-    Option("curate", "perplexity", PerplexityCurateConfig),
-    Option("curate", "detector", DetectorCurateConfig),
-    Option("curate", "correct", CorrectCurateConfig),
-)
-
-_BY_SCHEMA = {o.schema: o for o in OPTIONS}
-_BY_NAME = {(o.group, o.name): o for o in OPTIONS}
+OPTIONS: tuple[Option, ...] = registered()  # every built-in option (a test may register more: `options`)
 
 
 def schemas(group: str, base: type = object) -> dict[str, type]:
     """{name: schema} of the options of `group` a user chooses by name whose schema is a `base`, in registry
     order (`schemas("model", AnalyticConfig)`: the analytic families, each implemented by
     collapse.families.<name>)."""
-    return {o.name: o.schema for o in OPTIONS if o.group == group and o.choice and issubclass(o.schema, base)}
+    return {o.name: o.schema for o in registered() if o.group == group and o.choice and issubclass(o.schema, base)}
 
 
 def choices(group: str, base: type = object) -> tuple[str, ...]:
@@ -468,13 +169,6 @@ def choices(group: str, base: type = object) -> tuple[str, ...]:
     return tuple(schemas(group, base))
 
 
-def option_name(obj: object) -> str:
-    """The option name of a group's config object (`_option` in config.json)."""
-    return _BY_SCHEMA[type(obj)].name
-
-
-# Derived views, under the names the rest of the code has used.
-GROUP_SCHEMAS: list[tuple[str, str, type]] = [(o.group, o.name, o.schema) for o in OPTIONS]
 ANALYTIC_MODELS = choices("model", AnalyticConfig)  # `model` options of the analytic families
 TRANSFORMER_MODELS = choices("model", TransformerConfig)  # `model` options of the transformer
 
@@ -508,7 +202,11 @@ def from_dict(d: dict[str, Any]) -> Config:
     d = dict(d)
     for group in GROUPS:
         fields = dict(d[group]) if group in d or group not in LATER_GROUPS else {"_option": LATER_GROUPS[group]}
-        d[group] = _BY_NAME[(group, fields.pop("_option"))].schema(**fields)
+        name = fields.pop("_option")
+        option = lookup(group, name)
+        if option is None:
+            raise KeyError(f"{group}={name} is not an option")
+        d[group] = option.schema(**fields)
     return Config(**d)
 
 
@@ -558,23 +256,10 @@ def generation_model(cfg: Config, g: int) -> ModelConfig:
     name = schedule_name(cfg, g)
     if name == option_name(cfg.model):
         return cfg.model
-    return _BY_NAME[("model", name)].schema()
+    return lookup("model", name).schema()
 
 
 def prompt_tokens(cfg: Config) -> int:
     """Human prefix tokens at the start of every synthetic sequence (0 in unconditional mode): metrics score
     positions prompt_tokens..T-1 only."""
     return cfg.sample.prompt_len if cfg.sample.mode == "continuation" else 0
-
-
-# Names that moved to their own modules, still importable from here (loaded on first use: those modules
-# import this one).
-_MOVED = {"validate": "collapse.validate", "batch_sizes": "collapse.validate", "splits_evenly": "collapse.validate",
-          "MAX_TABLE": "collapse.validate", "from_hydra": "collapse.hydra_config",
-          "register_configs": "collapse.hydra_config"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -114,6 +114,16 @@ class Layout:
     def n(self) -> int:
         return self.mesh.size
 
+    @property
+    def batch_split(self) -> int:
+        """Devices each batch is split over (1 when whole replicates sit on each device)."""
+        return 1 if self.by_replicate else self.n
+
+    def slice_size(self, batch: int, n: int) -> int:
+        """Rows per fixed-size slice of n rows: at most `batch` (no more than n), rounded up to a multiple of the
+        devices sharing each slice, so one compiled program serves every slice (the last one padded)."""
+        return -(-min(batch, n) // self.batch_split) * self.batch_split
+
     def replicated(self) -> NamedSharding:
         return NamedSharding(self.mesh, PartitionSpec())
 

@@ -18,7 +18,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from collapse.config import GROUPS, OPTIONS, Config, Option, study_id
+from collapse.config import Config, GROUPS, OPTIONS, study_id
+from collapse.options import Option
 
 
 def conf_dir() -> str:

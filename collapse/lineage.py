@@ -19,20 +19,21 @@ import numpy as np
 
 from collapse.errors import DataError
 from collapse.provenance import label_name
-from collapse.store import RunDir, load_array, load_json
+from collapse.files import load_array, load_json
+from collapse.store import RunDir
 
 
 def _record(store: RunDir, g: int) -> dict:
     """Generation g's provenance.json, else its manifest.json (composition under "counts")."""
-    path = store.gen(g) / "provenance.json"
+    path = store.provenance(g)
     if path.exists():
         return load_json(path)
-    manifest = load_json(store.gen(g) / "manifest.json")  # DataError naming the file if missing
+    manifest = load_json(store.manifest(g))  # DataError naming the file if missing
     return {**manifest, "replicates": [{**rep, "by_origin": rep["counts"]} for rep in manifest["replicates"]]}
 
 
 def _array(store: RunDir, g: int, r: int, name: str) -> np.ndarray:
-    return load_array(store.rep(g, r) / f"{name}.npy")
+    return load_array(store.array(g, r, name))
 
 
 def _human_train_size(store: RunDir, r: int) -> int:
@@ -87,7 +88,7 @@ def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) ->
     reps = store.replicates(generation)
     if replicate not in reps:
         raise DataError(store.gen(generation), f"has no replicate {replicate}; replicates: {_ranges(reps) or 'none'}")
-    prov_path = store.rep(generation, replicate) / "train_provenance.npy"
+    prov_path = store.array(generation, replicate, "train_provenance")
     origins, index = load_array(prov_path), _array(store, generation, replicate, "train_index")
     if not 0 <= row < len(origins):
         raise DataError(prov_path, f"row {row} is out of range: generation {generation}'s training set has rows "
@@ -106,9 +107,9 @@ def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) ->
             prompt = int(_array(store, j, replicate, "prompt_index")[i])
             source += f", continuing the first {P} tokens of human train row {prompt}"
         lines.append(source)
-        if (store.rep(j, replicate) / "curate_kept.npy").exists():
+        if store.array(j, replicate, "curate_kept").exists():
             lines.append(_curation(store, j, replicate, i))
-    label_path = store.rep(generation, replicate) / "train_label_source.npy"
+    label_path = store.array(generation, replicate, "train_label_source")
     label = int(load_array(label_path)[row]) if label_path.exists() else -1
     lines.append(f"  labels: {'hard (its own tokens)' if label < 0 else label_name(label)}")
     lines.append(f"generation {generation}{_model(rec)} trained on {_composition(rec['replicates'][replicate])}")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from collapse.attention import KV, cached_attention, self_attention, update_cache
-from collapse.config import TransformerConfig
+from collapse.families import TransformerConfig
 
 
 def _init(std: float) -> nnx.Initializer:

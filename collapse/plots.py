@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse.stats import aggregate, mean_ci  # noqa: E402
-from collapse.store import atomic_write  # noqa: E402
+from collapse.files import atomic_write  # noqa: E402
 
 
 def save(fig, path: Path) -> Path:

@@ -38,22 +38,16 @@ def label_name(j: int) -> str:
     return "hard" if j < 0 else f"soft_gen_{j}"
 
 
-def teacher_generation(cfg, g: int) -> int:
-    """The generation whose model teaches generation g >= 1 (`train.teacher`): g - 1 (previous) or 0 (gen0)."""
-    return 0 if cfg.train.teacher == "gen0" else g - 1
-
-
-def label_sources(cfg, g: int, provenance_N: np.ndarray) -> np.ndarray:
-    """Each training example's label source `[N]` int32: -1 for hard labels (its own tokens), j for the soft
-    labels of generation j's model (README "Training targets"). Generation 0 and `train.target=tokens` train
-    on tokens only; otherwise `train.distill_on` picks the rows the teacher labels: `samples` the synthetic
-    rows (provenance >= 0), `human` the human rows, `both` every row."""
-    t = cfg.train
-    if g == 0 or t.target == "tokens":
+def label_sources(train, teacher: int, g: int, provenance_N: np.ndarray) -> np.ndarray:
+    """Each training example's label source `[N]` int32: -1 for hard labels (its own tokens), `teacher` (the
+    generation whose model teaches g) for its soft labels (docs/training-targets.md). Generation 0 and
+    `train.target=tokens` train on tokens only; otherwise `train.distill_on` picks the rows the teacher labels:
+    `samples` the synthetic rows (provenance >= 0), `human` the human rows, `both` every row."""
+    if g == 0 or train.target == "tokens":
         return np.full(len(provenance_N), HARD, np.int32)
     synthetic_N = np.asarray(provenance_N) >= 0
-    soft_N = {"samples": synthetic_N, "human": ~synthetic_N, "both": np.ones_like(synthetic_N)}[t.distill_on]
-    return np.where(soft_N, teacher_generation(cfg, g), HARD).astype(np.int32)
+    soft_N = {"samples": synthetic_N, "human": ~synthetic_N, "both": np.ones_like(synthetic_N)}[train.distill_on]
+    return np.where(soft_N, teacher, HARD).astype(np.int32)
 
 
 def counts(values_N: np.ndarray, name: Callable[[int], str] = origin_name) -> dict[str, int]:

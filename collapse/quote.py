@@ -30,7 +30,7 @@ from collapse import summary
 from collapse.comparison import Comparison, load_options
 from collapse.errors import DataError
 from collapse.stats import mean_ci
-from collapse.store import atomic_write
+from collapse.files import atomic_write
 from collapse.tables import ci_cell, markdown_table
 
 BLOCK = re.compile(r"<!-- quote(?: (?P<src>[^:]+?))?: (?P<spec>.+?) -->\n(?P<body>.*?)<!-- /quote -->", re.S)

@@ -13,7 +13,8 @@ import numpy as np
 from collapse.config import ANALYTIC_MODELS
 from collapse.errors import DataError
 from collapse.stats import aggregate, mean_ci
-from collapse.store import PHASES, RunDir, atomic_write, load_array, load_json
+from collapse.files import atomic_write, load_array, load_json
+from collapse.store import PHASES, RunDir
 from collapse.tables import ci_cell, markdown_table
 
 log = logging.getLogger("collapse")

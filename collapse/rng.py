@@ -10,6 +10,7 @@ import enum
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 HUMAN_STREAM = 2**32 - 1  # a "generation" no run reaches
 ROUND_STREAM = 2**32 - 1  # folded into a phase key before the round number (no batch index reaches it)
@@ -51,8 +52,6 @@ def human_key(seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), HUMAN_STREAM)
 
 
-def numpy_rng(key: jax.Array) -> "np.random.Generator":
+def numpy_rng(key: jax.Array) -> np.random.Generator:
     """A NumPy generator seeded from a JAX key, for host-side shuffles that must also derive from the seed."""
-    import numpy as np
-
     return np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())

@@ -1,4 +1,5 @@
-"""The run directory: every file written atomically (temporary file, then rename), completion markers last.
+"""The run directory: its layout (the one home of its file names), phase markers with digests, orbax
+checkpoints, metrics.jsonl and the lock; every file written atomically (`collapse.files`), markers last.
 
     <run>/config.json                 the resolved config (checked on resume)
     <run>/human/{train,valid,test,fresh}.npy, tokenizer.json   the human data (text: shared by the replicates)
@@ -29,71 +30,19 @@ Analytic families (`collapse.families.analytic`) run every generation in one pro
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
-import json
 import logging
-import math
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Callable
-from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from collapse.errors import DataError
+from collapse.files import atomic_write, digest, is_writer, jsonl, load_json, read_jsonl, save_json
 
 PHASES = ("train", "sample", "score")
 log = logging.getLogger("collapse")
-
-
-def is_writer() -> bool:
-    """Only process 0 of a multi-process run writes files (orbax checkpoints excepted: all take part)."""
-    jax = sys.modules.get("jax")
-    return jax is None or jax.process_index() == 0
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it, then restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part. The file gets
-    the permissions an ordinary `open` would give it (0666 less the umask: collaborators can read a run on a
-    shared cluster), not `mkstemp`'s private 0600."""
-    if not is_writer():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def digest(path: Path) -> str | None:
-    """SHA-256 of a file, or of a directory's files and their relative names; None if it does not exist."""
-    if not path.exists():
-        return None
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else "").encode() + b"\0")
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _barrier(name: str) -> None:
@@ -103,46 +52,6 @@ def _barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
-
-
-def save_array(path: Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array), allow_pickle=False)
-    atomic_write(path, buf.getvalue())
-
-
-def load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(path, "missing") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(path, f"corrupt .npy file ({e})") from None
-
-
-def _strict(obj: Any) -> Any:
-    """`obj` with every non-finite float (an undefined value) as None, so the JSON written is strict (no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
-def save_json(path: Path, obj: Any) -> None:
-    """`obj` as strict, sorted, indented JSON (undefined values null)."""
-    atomic_write(path, (json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
-
-
-def load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "missing") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataError(path, f"corrupt JSON ({e})") from None
 
 
 def gen_name(g: int) -> str:
@@ -166,8 +75,19 @@ def _numbered(parent: Path, name: Callable[[int], str]) -> list[int]:
     return sorted(found)
 
 
+# A replicate's arrays of a generation (gen_NNN/rep_NN/<name>.npy), by the phase that writes them: the one list
+# of their names, which every writer and reader goes through (`RunDir.array`).
+ARRAYS = {
+    "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row"),
+    "sample": ("samples", "provenance", "prompt_index", "candidates", "curate_scores", "curate_kept",
+               "curate_scores_kept", "curate_detector_accuracy", "curate_detector_used"),
+    "score": ("ppl_gen0", "ppl_self", "ppl_test", "token_counts", "true_logprob"),
+}
+_ARRAY_NAMES = {name for names in ARRAYS.values() for name in names}
+
+
 class RunDir:
-    """Paths and atomic reads/writes of one run directory."""
+    """Paths and atomic reads/writes of one run directory (the layout above)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).absolute()
@@ -210,6 +130,27 @@ class RunDir:
 
     def checkpoint(self, g: int) -> Path:
         return self.gen(g) / "checkpoint"
+
+    def array(self, g: int, r: int, name: str) -> Path:
+        """Replicate r's array `name` of generation g (one of `ARRAYS`)."""
+        if name not in _ARRAY_NAMES:
+            raise KeyError(f"{name!r} is not an array of the run-directory layout (store.ARRAYS)")
+        return self.rep(g, r) / f"{name}.npy"
+
+    def manifest(self, g: int) -> Path:
+        """Generation g's training-set composition per replicate, its model option and parameter count."""
+        return self.gen(g) / "manifest.json"
+
+    def provenance(self, g: int) -> Path:
+        """Generation g's training sets' lineage (`collapse.provenance.generation_record`)."""
+        return self.gen(g) / "provenance.json"
+
+    def train_loss(self, g: int) -> Path:
+        return self.gen(g) / "train_loss.npy"
+
+    def metrics_file(self, g: int | None = None) -> Path:
+        """Generation g's metric rows, or (None) the run's, every finished generation's."""
+        return self.path / "metrics.jsonl" if g is None else self.gen(g) / "metrics.jsonl"
 
     # --- phase markers
     def marker(self, g: int, phase: str) -> Path:
@@ -333,7 +274,7 @@ class RunDir:
     # --- metrics
     def write_metrics(self, g: int, rows: list[dict[str, Any]]) -> None:
         """Write generation g's rows, then rebuild the run's metrics.jsonl from all finished generations."""
-        atomic_write(self.gen(g) / "metrics.jsonl", jsonl(rows))
+        atomic_write(self.metrics_file(g), jsonl(rows))
 
     def rebuild_metrics(self, upto: int | None = None) -> None:
         """The run's metrics.jsonl from the rows of every finished generation (up to generation `upto`)."""
@@ -341,47 +282,11 @@ class RunDir:
         self.write_run_metrics([row for g in gens for row in self.read_metrics(g)])
 
     def write_run_metrics(self, rows: list[dict[str, Any]]) -> None:
-        atomic_write(self.path / "metrics.jsonl", jsonl(rows))
+        atomic_write(self.metrics_file(), jsonl(rows))
 
     def read_metrics(self, g: int | None = None, required: bool = False) -> list[dict[str, Any]]:
-        path = self.path / "metrics.jsonl" if g is None else self.gen(g) / "metrics.jsonl"
-        if not path.exists():
-            if required:
-                raise DataError(path, "missing")
+        """Generation g's metric rows (None: the run's); a missing file reads as none unless `required`."""
+        path = self.metrics_file(g)
+        if not path.exists() and not required:
             return []
-        rows = []
-        for i, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise DataError(f"{path}:{i}", "corrupt metrics line") from None
-        return rows
-
-
-METRIC_FIELDS = ("generation", "replicate", "metric", "value", "seed")  # of a metric row, in order
-
-
-def jsonl(rows: list[dict[str, Any]]) -> bytes:
-    """Rows as strict JSON, one object per line as `json.dumps` writes it, an undefined value (None, NaN, ±inf;
-    e.g. survival in an empty bucket) as null: the one writer of metrics.jsonl. Metric rows (`METRIC_FIELDS`)
-    are formatted directly, several times faster than `json.dumps`: a long analytic study has hundreds of
-    thousands of rows."""
-    return "".join([_metric_line(r) if tuple(r) == METRIC_FIELDS else _line(r) for r in rows]).encode()
-
-
-def _metric_line(r: dict[str, Any]) -> str:
-    return (f'{{"generation": {r["generation"]}, "replicate": {r["replicate"]}, "metric": {_json_string(r["metric"])}, '
-            f'"value": {_json_value(r["value"])}, "seed": {r["seed"]}}}\n')
-
-
-def _json_value(v: Any) -> str:
-    if type(v) is float:  # the common case first
-        return repr(v) if math.isfinite(v) else "null"
-    if v is None or isinstance(v, float) and not math.isfinite(v):
-        return "null"
-    return json.dumps(v)
-
-
-def _line(row: dict[str, Any]) -> str:
-    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-    return json.dumps(clean, allow_nan=False) + "\n"
+        return read_jsonl(path)

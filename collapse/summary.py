@@ -30,7 +30,8 @@ from pathlib import Path
 from collapse.config import ANALYTIC_MODELS, LATER_GROUPS, RESUMABLE_KEYS, flatten, from_dict, to_dict
 from collapse.errors import ConfigError, DataError
 from collapse.stats import Moments
-from collapse.store import PHASES, RunDir, atomic_write
+from collapse.files import atomic_write
+from collapse.store import PHASES, RunDir
 
 RUN_FIELDS = ("seed", "shared_human_data", "planned_generations", "finished_generations", "incomplete")
 ROW_FIELDS = ("generation", "replicate", "metric", "value")

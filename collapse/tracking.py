@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import Config, study_id, to_dict
 from collapse.errors import ConfigError
 
 
@@ -60,13 +59,13 @@ class TensorBoardTracker(Tracker):
 
 
 class WandbTracker(Tracker):
-    def __init__(self, cfg: Config, run_dir: Path):
+    def __init__(self, run_dir: Path, project: str, mode: str, run_id: str, config: dict):
         try:
             import wandb
         except ImportError:
             raise ConfigError("tracking", "tracking=wandb needs the extra: uv sync --extra wandb") from None
-        self.run = wandb.init(project=cfg.wandb_project, name=run_dir.name, id=study_id(cfg), resume="allow",
-                              dir=str(run_dir), mode=cfg.wandb_mode, config=to_dict(cfg))
+        self.run = wandb.init(project=project, name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir),
+                              mode=mode, config=config)
         self.run.define_metric("generation")
         self.run.define_metric("metrics/*", step_metric="generation")
 
@@ -80,9 +79,12 @@ class WandbTracker(Tracker):
         self.run.finish()
 
 
-def make_tracker(cfg: Config, run_dir: Path) -> Tracker:
-    if cfg.tracking == "tensorboard":
+def make_tracker(kind: str, run_dir: Path, project: str = "collapse", mode: str = "offline", run_id: str = "",
+                 config: dict | None = None) -> Tracker:
+    """The tracker `kind` (`tracking`: none, tensorboard, wandb); W&B names the run `run_id` (the study id, so a
+    resumed study continues its run) and records `config` (config.json's content)."""
+    if kind == "tensorboard":
         return TensorBoardTracker(run_dir)
-    if cfg.tracking == "wandb":
-        return WandbTracker(cfg, run_dir)
+    if kind == "wandb":
+        return WandbTracker(run_dir, project, mode, run_id, config or {})
     return Tracker()

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from collapse.config import Config, ReplaceConfig  # noqa: E402
+from collapse.config import Config  # noqa: E402
+from collapse.regimes import ReplaceConfig  # noqa: E402
 from collapse.stats import mean_ci  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"

@@ -32,8 +32,10 @@ jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # CPU only; before J
 
 import numpy as np  # noqa: E402
 
-from collapse import train  # noqa: E402
-from collapse.config import GrammarConfig, TinyConfig, TrainConfig  # noqa: E402
+from collapse import distill  # noqa: E402
+from collapse.config import TrainConfig  # noqa: E402
+from collapse.data import GrammarConfig  # noqa: E402
+from collapse.families import TinyConfig  # noqa: E402
 from collapse.data import grammar  # noqa: E402
 from collapse.devices import make_layout  # noqa: E402
 from collapse.families.transformer import TransformerFamily  # noqa: E402
@@ -44,7 +46,7 @@ layout = make_layout(1, {"train.batch_size": B})
 family = TransformerFamily(TinyConfig(), V, layout)
 data_RNT = np.asarray(grammar.sample(grammar.make_grammar(GrammarConfig()), jax.random.key(0), N, T), np.int32)[None]
 student = family.init(jax.random.split(jax.random.key(1), 1))
-teacher = train.Teacher(family.graphdef, family.init(jax.random.split(jax.random.key(2), 1)), np.ones((1, N), bool))
+teacher = distill.Teacher(family.graphdef, family.init(jax.random.split(jax.random.key(2), 1)), np.ones((1, N), bool))
 base = TrainConfig(batch_size=B, epochs=1, log_every=50)
 targets = {
     "tokens": (base, None),
@@ -70,9 +72,9 @@ for name, (cfg, t) in targets.items():
     stored = cfg.soft_top_k * 8 if cfg.teacher_probs == "topk" and t is not None else 0
     print(f"{name:<22} {rate:>10.0f} {1e3 * s / args.steps:>8.2f} {rate / reference:>9.2f} {stored:>11}")
     if stored:  # of which the one teacher pass that stores the top-k (once per generation, before the steps)
-        train.teacher_topk(t, data_RNT, cfg.soft_temperature, cfg.soft_top_k, cfg.batch_size, layout)
+        distill.teacher_topk(t, data_RNT, cfg.soft_temperature, cfg.soft_top_k, cfg.batch_size, layout)
         t0 = time.perf_counter()
-        train.teacher_topk(t, data_RNT, cfg.soft_temperature, cfg.soft_top_k, cfg.batch_size, layout)
+        distill.teacher_topk(t, data_RNT, cfg.soft_temperature, cfg.soft_top_k, cfg.batch_size, layout)
         pass_s = time.perf_counter() - t0
         rest = s - pass_s
         print(f"{'  of which top-k pass':<22} {'':>10} {1e3 * pass_s / args.steps:>8.2f}   (steps alone: "

@@ -25,8 +25,9 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse.config import Config, GrammarConfig, MetricsConfig  # noqa: E402
-from collapse.data import HumanData, grammar, load_human  # noqa: E402
+from collapse.config import Config, MetricsConfig  # noqa: E402
+from collapse.data import grammar  # noqa: E402
+from collapse.data.human import HumanData, load_human  # noqa: E402
 from collapse.data.tokenizer import ByteTokenizer  # noqa: E402
 from collapse.metrics import score  # noqa: E402
 
@@ -67,7 +68,7 @@ def bench(human: HumanData, samples_NT: np.ndarray, repeats: int = 3) -> tuple[f
 
 def main() -> None:
     cfg = Config()
-    human = load_human(cfg)
+    human = load_human(cfg.data, cfg.seed, cfg.generations)
     T = cfg.data.seq_len
     text_cfg = dataclasses.replace(cfg.data, vocab_size=256)
     text_truth = grammar.make_grammar(text_cfg)

@@ -9,7 +9,8 @@ import argparse
 import time
 
 t0 = time.perf_counter()
-from collapse.config import Config, GaussianConfig  # noqa: E402
+from collapse.config import Config  # noqa: E402
+from collapse.families import GaussianConfig  # noqa: E402
 from collapse.families import analytic  # noqa: E402
 
 imported = time.perf_counter() - t0

@@ -12,7 +12,7 @@ generation under replace, 2000 replicates:
 import numpy as np
 
 from _common import band, figure, save, study, theory
-from collapse.config import CategoricalConfig
+from collapse.families import CategoricalConfig
 from collapse.families import analytic, categorical
 
 V, N, G, R = 200, 200, 60, 2000

@@ -14,7 +14,7 @@ V = 1000, refitted by MLE from n = 10 000 tokens a generation under replace, 300
 import numpy as np
 
 from _common import band, figure, save, study, theory
-from collapse.config import CategoricalConfig
+from collapse.families import CategoricalConfig
 from collapse.families import analytic, categorical
 
 V, N, G, R, BETA = 1000, 10000, 30, 300, 1.1

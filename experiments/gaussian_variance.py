@@ -12,7 +12,8 @@
 import numpy as np
 
 from _common import band, figure, save, study, theory
-from collapse.config import AccumulateConfig, GaussianConfig, ReplaceConfig
+from collapse.families import GaussianConfig
+from collapse.regimes import AccumulateConfig, ReplaceConfig
 from collapse.families import analytic, gaussian
 
 M, G, R = 100, 200, 2000

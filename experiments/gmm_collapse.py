@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from _common import band, figure, save, study, theory
-from collapse.config import GMMConfig
+from collapse.families import GMMConfig
 from collapse.families import analytic, gmm
 
 G, R = 2000, 20

@@ -11,7 +11,8 @@ d = 16, σ² = 1, 1000 replicates (a fresh standard-normal design each):
 import numpy as np
 
 from _common import band, figure, save, study, theory
-from collapse.config import AccumulateConfig, AccumulateSubsampleConfig, LinRegConfig, MixConfig, ReplaceConfig
+from collapse.families import LinRegConfig
+from collapse.regimes import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig
 from collapse.families import analytic, linreg
 
 G, R = 100, 1000

@@ -3,7 +3,9 @@ command line, run-directory comparison, and the statistical check of a mean."""
 
 import os
 
-from collapse.config import Config, GrammarConfig, SampleConfig, TrainConfig, TransformerConfig
+from collapse.config import Config, SampleConfig, TrainConfig
+from collapse.data import GrammarConfig
+from collapse.families import TransformerConfig
 from collapse.hydra_config import compose as compose_cfg  # noqa: F401  (the config `collapse <overrides>` runs)
 
 TINY_MODEL = TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, context=32)

@@ -7,9 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse import loop, regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, GMMConfig, MixConfig, ReplaceConfig)
+from collapse.run import loop
+from collapse import regimes
+from collapse.config import Config
+from collapse.errors import ConfigError
+from collapse.families import CategoricalConfig, GMMConfig, GaussianConfig
+from collapse.regimes import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig
 from collapse.families import analytic
 
 M, G = 12, 5

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from collapse.config import Config, CategoricalConfig
+from collapse.config import Config
+from collapse.families import CategoricalConfig
 from collapse.families import analytic, categorical
 from tests.helpers import assert_mean
 

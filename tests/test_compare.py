@@ -3,9 +3,11 @@ import json
 import pytest
 
 from collapse import compare, comparison, summary
-from collapse.config import AccumulateConfig, MixConfig, ReplaceConfig, to_dict
+from collapse.config import to_dict
+from collapse.regimes import AccumulateConfig, MixConfig, ReplaceConfig
 from collapse.errors import ConfigError
-from collapse.store import RunDir, save_json
+from collapse.files import save_json
+from collapse.store import RunDir
 from tests.helpers import tiny_config
 
 
@@ -118,7 +120,7 @@ def test_keys_that_change_no_number_never_split_a_study():
 def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_path):
     """Text runs: a seed's replicates share its corpus split, so with two seeds the units are the seeds
     (each the mean of its replicates); grammar runs pool every (seed, replicate), each with its own data."""
-    from collapse.config import TextConfig
+    from collapse.data import TextConfig
 
     text = TextConfig(path="corpus.txt", seq_len=16)
     rows = {}
@@ -304,7 +306,7 @@ def test_a_config_without_a_later_group_reads_as_its_default_option():
 def test_aggregated_summary_gives_the_comparison_of_the_full_one(tmp_path):
     """`--aggregate`: one row per run × generation × metric (n, mean, sd) pools to the same tables, for
     independent replicates (the grammar sweep) and for replicates sharing a corpus split (text, two seeds)."""
-    from collapse.config import TextConfig
+    from collapse.data import TextConfig
 
     sweep(tmp_path / "sweep", finished={3: 2})
     for seed, vals in ((0, [[0.1, 0.3], [0.2, 0.4]]), (1, [[0.5, 0.7], [0.9, 1.3]])):

@@ -2,10 +2,14 @@ import dataclasses
 
 import pytest
 
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, CategoricalConfig, Config, ConfigError,
-                             GaussianConfig, GMMConfig, GrammarConfig, HFConfig, LinRegConfig, MetricsConfig, MixConfig,
-                             ReplaceConfig, SampleConfig, SmallConfig, TextConfig, TinyConfig, TrainConfig,
-                             TransformerConfig, from_dict, generation_model, study_id, to_dict, validate)
+from collapse.config import (Config, MetricsConfig, SampleConfig, TrainConfig, from_dict, generation_model, study_id,
+                             to_dict)
+from collapse.data import GrammarConfig, HFConfig, TextConfig
+from collapse.errors import ConfigError
+from collapse.families import (CategoricalConfig, GMMConfig, GaussianConfig, LinRegConfig, SmallConfig, TinyConfig,
+                               TransformerConfig)
+from collapse.regimes import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig
+from collapse.validate import validate
 from tests.helpers import compose_cfg
 
 
@@ -219,8 +223,9 @@ def test_analytic_families_compose_and_ignore_the_transformer_groups():
 
 
 def test_config_json_records_the_transformer_size_chosen(tmp_path):
-    from collapse import study
-    from collapse.store import RunDir, save_json
+    from collapse.run import study
+    from collapse.files import save_json
+    from collapse.store import RunDir
 
     tiny, small, gpt2 = compose_cfg("model=tiny"), compose_cfg("model=small"), compose_cfg("model=gpt2_small")
     assert [to_dict(c)["model"]["_option"] for c in (tiny, small, gpt2)] == ["tiny", "small", "gpt2_small"]
@@ -258,11 +263,12 @@ def test_model_schedule_composes_round_trips_and_names_each_generations_model():
 
 
 def test_one_registry_of_options():
-    from collapse.config import ANALYTIC_MODELS, GROUP_SCHEMAS, OPTIONS, TRANSFORMER_MODELS, option_name
+    from collapse.config import ANALYTIC_MODELS, OPTIONS, TRANSFORMER_MODELS, option_name
+    from collapse.options import registered
 
     assert ANALYTIC_MODELS == ("gaussian", "gmm", "categorical", "linreg")
     assert TRANSFORMER_MODELS == ("tiny", "small", "gpt2_small")
-    assert GROUP_SCHEMAS == [(o.group, o.name, o.schema) for o in OPTIONS]
+    assert set(OPTIONS) <= set(registered())  # the built-in options, each registered beside its code
     assert len({o.schema for o in OPTIONS}) == len(OPTIONS)  # a schema names its option: `_option` in config.json
     assert MixConfig().name == option_name(MixConfig()) == "mix"
     assert option_name(TransformerConfig()) == "transformer"

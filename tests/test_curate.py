@@ -8,14 +8,21 @@ import jax
 import numpy as np
 import pytest
 
-from collapse import lineage, loop
-from collapse.config import (Config, ConfigError, CorrectCurateConfig, DetectorCurateConfig,
-                             GaussianConfig, GrammarConfig, NoCurateConfig, PerplexityCurateConfig, SampleConfig,
-                             TextConfig, VerifierCurateConfig, from_dict, study_id, to_dict, validate)
+from collapse import lineage
+from collapse.rng import Phase, key_for, replicate_keys
+from collapse.run import loop, study
+from collapse.store import RunDir
+from collapse.config import Config, SampleConfig, from_dict, study_id, to_dict
+from collapse.curation import (CorrectCurateConfig, DetectorCurateConfig, NoCurateConfig, PerplexityCurateConfig,
+                               VerifierCurateConfig)
+from collapse.data import GrammarConfig, TextConfig
+from collapse.errors import ConfigError
+from collapse.families import GaussianConfig
+from collapse.validate import validate
 from collapse.curation import select as curation
 from collapse.data import grammar
 from collapse.errors import StudyStopped
-from collapse.metrics.score import true_logprob
+from collapse.data.grammar import true_logprob
 from tests.helpers import assert_mean, assert_same, compose_cfg, outputs, tiny_config
 
 SCORES = np.array([5.0, 1, 3, 3, 0, 9, 2, 7, 4, 6])  # ascending ranks: 4 1 6 2 3 8 0 9 7 5
@@ -34,10 +41,9 @@ def test_quantile_ties_rank_by_index():
 
 
 def test_threshold_draws_rounds_until_every_replicate_has_n():
-    cfg = VerifierCurateConfig(select="threshold", threshold=0.5, max_rounds=3)
     rounds = [np.array([[1, 0, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0]]), np.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]])]
     asked = []
-    out = curation.select(cfg, 3, lambda k: asked.append(k) or rounds[k])
+    out = curation.select(3, lambda k: asked.append(k) or rounds[k], threshold=0.5, max_rounds=3)
     assert asked == [0, 1]
     np.testing.assert_array_equal(out[0].kept_n, [0, 2, 9])  # replicate 0 needed round 1: candidate 6 + 3
     assert len(out[0].scores_M) == 12 and out[0].passed == 4
@@ -46,16 +52,16 @@ def test_threshold_draws_rounds_until_every_replicate_has_n():
     assert out[0].metrics() == {"curate_acceptance": 0.25, "curate_drawn_per_kept": 4.0, "curate_pass_rate": 4 / 12,
                                 "curate_score_mean_before": 4 / 12, "curate_score_mean_after": 1.0}
     with pytest.raises(StudyStopped) as info:  # not a config error: the finished generations stay this study's
-        curation.select(dataclasses.replace(cfg, max_rounds=1), 3, lambda k: rounds[k], "generation 2: ")
+        curation.select(3, lambda k: rounds[k], threshold=0.5, max_rounds=1, where="generation 2: ")
     assert "generation 2: only 2 of 6 candidates (0.333) of replicate 0 scored >= 0.5 in 1 rounds" in str(info.value)
     assert "changes the study: run it in a new out_dir" in str(info.value)
 
 
 def test_candidates_per_round_is_the_ceiling():
-    assert curation.candidates_per_round(VerifierCurateConfig(oversample=1.1), 100) == 110
-    assert curation.candidates_per_round(PerplexityCurateConfig(oversample=1.5), 7) == 11
-    assert curation.candidates_per_round(CorrectCurateConfig(), 7) == 7
-    assert curation.candidates_per_round(DetectorCurateConfig(upsample=1.5), 300) == 200  # n / upsample
+    assert VerifierCurateConfig(oversample=1.1).candidates(100) == 110
+    assert PerplexityCurateConfig(oversample=1.5).candidates(7) == 11
+    assert CorrectCurateConfig().candidates(7) == 7
+    assert DetectorCurateConfig(upsample=1.5).candidates(300) == 200  # n / upsample
 
 
 def _unique_share(tokens_NT, prompt_tokens):  # a user's verifier: the share of distinct generated tokens
@@ -219,7 +225,7 @@ def test_correct_rewrites_every_sample_toward_the_truth(tmp_path):
     np.testing.assert_array_equal(np.load(rep / "curate_kept.npy"), np.arange(N))
     candidates, samples = np.load(rep / "candidates.npy"), np.load(rep / "samples.npy")
     truth = grammar.make_grammar(cfg.data)
-    expected = grammar.correct(truth, loop.key_for(cfg.seed, 0, 0, loop.Phase.CURATE), candidates, 0, 1.0)
+    expected = grammar.correct(truth, key_for(cfg.seed, 0, 0, Phase.CURATE), candidates, 0, 1.0)
     np.testing.assert_array_equal(samples, expected)
     changed = _value(tmp_path, 0, "curate_corrected_fraction")
     assert changed == (samples != candidates).mean() and 0.5 < changed < 1  # a redrawn token may come out the same
@@ -233,19 +239,19 @@ def test_a_curated_study_resumes_to_identical_numbers(tmp_path, monkeypatch):
     cfg = tiny_config(curate=VerifierCurateConfig(select="threshold", threshold=-4.3, oversample=1.5, max_rounds=8))
     ref, run = tmp_path / "ref", tmp_path / "run"
     loop.run(cfg, ref)
-    real, calls = loop._candidate_scores, []
+    real, calls = VerifierCurateConfig.scores, []
 
-    def interrupted(study, g, round, *args):
-        calls.append((g, round))
-        if (g, round) == (1, 1):
+    def interrupted(self, d, round, tokens_RMT):
+        calls.append((d.g, round))
+        if (d.g, round) == (1, 1):
             raise KeyboardInterrupt
-        return real(study, g, round, *args)
+        return real(self, d, round, tokens_RMT)
 
-    monkeypatch.setattr(loop, "_candidate_scores", interrupted)
+    monkeypatch.setattr(VerifierCurateConfig, "scores", interrupted)
     with pytest.raises(KeyboardInterrupt):
         loop.run(cfg, run)
     assert (run / "gen_000" / "score.done").exists() and not (run / "gen_001" / "sample.done").exists()
-    monkeypatch.setattr(loop, "_candidate_scores", real)
+    monkeypatch.setattr(VerifierCurateConfig, "scores", real)
     loop.run(cfg, run)
     assert_same(outputs(run), outputs(ref))
     (run / "gen_001" / "rep_00" / "curate_kept.npy").write_bytes(b"garbage")
@@ -273,10 +279,10 @@ def test_curate_none_is_the_study_without_the_group(tmp_path):
     with pytest.raises(ConfigError, match="curate._option"):
         loop.run(curated, tmp_path)
     # the samples are those of the sampling stream of a study without curation (round 0 of Phase.SAMPLE)
-    study = loop.open_study(cfg, loop.RunDir(tmp_path))
-    params = loop.RunDir(tmp_path).load_params(0, study.family(0).abstract(1))
-    again = study.family(0).sample(params, np.zeros((1, N, 0), np.int32),
-                                   loop.replicate_keys(cfg.seed, 0, 1, loop.Phase.SAMPLE), cfg.sample, 16)
+    opened = study.open_study(cfg, RunDir(tmp_path))
+    params = RunDir(tmp_path).load_params(0, opened.family(0).abstract(1))
+    again = opened.family(0).sample(params, np.zeros((1, N, 0), np.int32),
+                                    replicate_keys(cfg.seed, 0, 1, Phase.SAMPLE), cfg.sample, 16)
     np.testing.assert_array_equal(np.load(tmp_path / "gen_000" / "rep_00" / "samples.npy"), again[0])
 
 
@@ -330,7 +336,7 @@ def test_detector_resamples_the_budget_from_cross_fitted_scores(tmp_path):
     """curate=detector: M = ceil(n / upsample) candidates scored by the detector that did not train on them,
     n kept by Drayson et al.'s resampling (each at most max_repeats times); the metrics still measure an iid
     draw of n; a rerun of generation 1's sampling gives the same files."""
-    from collapse.curation import detector
+    from collapse.curation import classifier, detector
 
     c = DetectorCurateConfig(upsample=1.5, max_repeats=3, steps=20, d_embed=8)
     cfg = tiny_config(curate=c)
@@ -344,9 +350,9 @@ def test_detector_resamples_the_budget_from_cross_fitted_scores(tmp_path):
         assert M == 43 and len(scores) == M and len(candidates) == N  # the n - M beyond M are only measured
         assert kept.max() < M and np.bincount(kept).max() <= 3 and (np.diff(kept) >= 0).all()
         np.testing.assert_array_equal(np.load(rep / "samples.npy"), candidates[kept])
-        key = loop.key_for(cfg.seed, g, 0, loop.Phase.CURATE)
+        key = key_for(cfg.seed, g, 0, Phase.CURATE)
         human = np.load(tmp_path / "human" / "rep_00" / "train.npy")
-        expected, accuracy, used = detector.cross_fitted(key, human, candidates[:M], vocab_size=16, steps=20,
+        expected, accuracy, used = classifier.cross_fitted(key, human, candidates[:M], vocab_size=16, steps=20,
                                                          lr=c.lr, d_embed=8, holdout=c.holdout,
                                                          significance=c.significance)
         np.testing.assert_array_equal(scores, expected)

@@ -1,4 +1,5 @@
-"""The curation detector and Drayson et al.'s importance resampling (collapse.curation.detector).
+"""The curation detector (collapse.curation.classifier) and Drayson et al.'s importance resampling
+(collapse.curation.detector).
 
 Detector accuracies are balanced accuracies on held-out rows. Given the trained detector, held-out rows are
 iid, so with n held-out rows per class the balanced accuracy of a detector that cannot tell the classes
@@ -12,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from collapse.config import GrammarConfig
+from collapse.data import GrammarConfig
+from collapse.curation import classifier as C
 from collapse.curation import detector as D
 from collapse.data import grammar as G
 from helpers import Z, assert_mean
@@ -32,7 +34,7 @@ def _tempered(g: G.Grammar, tau: float) -> G.Grammar:
 
 
 def _train(human_NT, synthetic_NT, key=0, **kw):
-    return D.train(jax.random.key(key), human_NT, synthetic_NT, vocab_size=V, holdout=HOLDOUT, **kw)
+    return C.train(jax.random.key(key), human_NT, synthetic_NT, vocab_size=V, holdout=HOLDOUT, **kw)
 
 
 # ------------------------------------------------------------------------------------------ detector
@@ -68,7 +70,7 @@ def test_unbalanced_classes_are_weighted_equally():
     det, info = _train(human_NT, same_NT)
     assert info["holdout_human"] == 4 * N and info["holdout_synthetic"] == N // 2
     fresh_NT = G.sample(g, jax.random.key(3), 1000, T)
-    assert 0.25 < D.prob_synthetic(det, fresh_NT).mean() < 0.75
+    assert 0.25 < C.prob_synthetic(det, fresh_NT).mean() < 0.75
 
 
 def test_prompt_positions_are_ignored():
@@ -90,11 +92,11 @@ def test_prompt_positions_are_ignored():
     det2, info2 = _train(altered_h, altered_s, prompt_tokens=P)
     assert info == info2
     jax.tree.map(np.testing.assert_array_equal, det, det2)
-    np.testing.assert_array_equal(D.prob_synthetic(det, synthetic_NT, P), D.prob_synthetic(det, altered_s, P))
+    np.testing.assert_array_equal(C.prob_synthetic(det, synthetic_NT, P), C.prob_synthetic(det, altered_s, P))
     assert info["holdout_accuracy"] > 0.5 + Z * CHANCE_SD
 
     reads_prompt, _ = _train(human_NT, synthetic_NT, prompt_tokens=0)
-    assert not np.array_equal(D.prob_synthetic(reads_prompt, synthetic_NT), D.prob_synthetic(reads_prompt, altered_s))
+    assert not np.array_equal(C.prob_synthetic(reads_prompt, synthetic_NT), C.prob_synthetic(reads_prompt, altered_s))
 
 
 def test_detector_is_reproducible_from_its_key():
@@ -110,16 +112,16 @@ def test_detector_is_reproducible_from_its_key():
 
 
 def test_prob_synthetic_in_chunks_matches_one_pass_and_hashed_bigrams_stay_in_range():
-    det = D.init(jax.random.key(0), 300, 8, bigram_buckets=1024)  # 300^2 bigrams > 1024: hashed
-    det = D.Detector(det.embed_VD, det.bigram_HD, jax.random.normal(jax.random.key(1), (8,)), det.b)
+    det = C.init(jax.random.key(0), 300, 8, bigram_buckets=1024)  # 300^2 bigrams > 1024: hashed
+    det = C.Detector(det.embed_VD, det.bigram_HD, jax.random.normal(jax.random.key(1), (8,)), det.b)
     tokens_NT = np.random.default_rng(0).integers(0, 300, (37, 12))
-    ids = np.asarray(D.bigram_ids(tokens_NT[:, :-1], tokens_NT[:, 1:], 300, 1024))
+    ids = np.asarray(C.bigram_ids(tokens_NT[:, :-1], tokens_NT[:, 1:], 300, 1024))
     assert ids.min() >= 0 and ids.max() < 1024 and len(np.unique(ids)) > 200
-    whole = D.prob_synthetic(det, tokens_NT, 2)
+    whole = C.prob_synthetic(det, tokens_NT, 2)
     assert whole.dtype == np.float64 and whole.shape == (37,)
-    np.testing.assert_allclose(D.prob_synthetic(det, tokens_NT, 2, rows=5), whole, rtol=1e-6)
+    np.testing.assert_allclose(C.prob_synthetic(det, tokens_NT, 2, rows=5), whole, rtol=1e-6)
     with pytest.raises(ValueError, match="prompt_tokens"):
-        D.prob_synthetic(det, tokens_NT, 12)
+        C.prob_synthetic(det, tokens_NT, 12)
 
 
 def test_calibrate_minimises_the_balanced_loss_and_never_inverts():
@@ -138,9 +140,9 @@ def test_calibrate_minimises_the_balanced_loss_and_never_inverts():
         return 0.5 * (xent(a * z_h + c, t_h).mean() + xent(a * z_s + c, t_s).mean())
 
     expected = minimize(loss, [1.0, 0.0], method="Nelder-Mead", options=dict(xatol=1e-10, fatol=1e-14)).x
-    np.testing.assert_allclose(D.calibrate(z_h, z_s), expected, atol=1e-6)
-    assert D.calibrate(z_s, z_h) == (0.0, 0.0)
-    a, c = D.calibrate(np.array([-2.0, -1.5, -1.0]), np.array([1.0, 3.0]))  # separable: a bounded fit
+    np.testing.assert_allclose(C.calibrate(z_h, z_s), expected, atol=1e-6)
+    assert C.calibrate(z_s, z_h) == (0.0, 0.0)
+    a, c = C.calibrate(np.array([-2.0, -1.5, -1.0]), np.array([1.0, 3.0]))  # separable: a bounded fit
     assert 0 < a < 10 and np.isfinite(c)
 
 
@@ -151,7 +153,7 @@ def test_a_detector_no_better_than_chance_scores_every_row_one_half():
     human_NT, same_NT = G.sample(g, jax.random.key(1), N, T), G.sample(g, jax.random.key(2), N, T)
     det, info = _train(human_NT, same_NT)
     assert info["chance_p_value"] > 0.01 and not info["used"]
-    np.testing.assert_array_equal(D.prob_synthetic(det, G.sample(g, jax.random.key(3), 50, T)), 0.5)
+    np.testing.assert_array_equal(C.prob_synthetic(det, G.sample(g, jax.random.key(3), 50, T)), 0.5)
     det, info = _train(human_NT, G.sample(_tempered(g, 2.0), jax.random.key(2), N, T))
     assert info["chance_p_value"] < 1e-6 and info["used"] and info["calibration_scale"] > 0
 
@@ -172,8 +174,7 @@ def test_detector_curation_is_uniform_under_the_null():
     fresh candidates it differs from 1/2 by the held-out means' sampling error, sd(p) · sqrt(1/n_h + 1/n_s) / 2
     (0 when the chance test fails and every score is 1/2). Before calibration and the chance test the scores
     spread over 0.002-0.98 (mean ~0.22) and only ~43 % of kept rows were distinct against ~58 % uniformly."""
-    from collapse.config import DetectorCurateConfig
-    from collapse.curation import select as S
+    from collapse.curation import DetectorCurateConfig
 
     c = DetectorCurateConfig()
     g = _grammar()
@@ -183,15 +184,15 @@ def test_detector_curation_is_uniform_under_the_null():
     for seed in range(3):
         human_NT = G.sample(g, jax.random.key(10 + seed), n, T)
         candidates_MT = G.sample(g, jax.random.key(20 + seed), M, T)
-        p_M, _, _ = D.cross_fitted(jax.random.key(seed), human_NT, candidates_MT, vocab_size=V, steps=c.steps,
+        p_M, _, _ = C.cross_fitted(jax.random.key(seed), human_NT, candidates_MT, vocab_size=V, steps=c.steps,
                                    lr=c.lr, d_embed=c.d_embed, holdout=c.holdout, significance=c.significance)
         n_h, n_s = round(c.holdout * n), round(c.holdout * (M - M // 2))
         bound = Z * p_M.std() * (np.sqrt(1 / n_h + 1 / n_s) / 2 + 1 / np.sqrt(M))
         assert abs(p_M.mean() - 0.5) <= bound, (p_M.mean(), bound)
-        kept_n = S.select_importance(p_M, n, c, np.random.default_rng(seed))
+        kept_n = D.resample(np.random.default_rng(seed), D.importance_weights(p_M, c.bias), n, c.max_repeats)
         distinct = len(np.unique(kept_n))
         assert abs(distinct - M * q) <= Z * np.sqrt(M * q * (1 - q)), (distinct, M * q)
-        assert S.importance_ess(p_M, c) > 0.9
+        assert c.ess(p_M) > 0.9
 
 
 # ----------------------------------------------------------------------------------------- resampling

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from collapse import devices, loop
-from collapse.config import ConfigError
+from collapse.errors import ConfigError
 from tests.helpers import TINY, compose_cfg
 
 
@@ -58,7 +58,7 @@ def test_batches_that_do_not_split_over_the_devices_are_refused(monkeypatch):
 def test_the_layout_follows_the_config_rule_splits_evenly(monkeypatch, n):
     """make_layout accepts exactly what validation (`config.splits_evenly`) accepts, sharding replicates
     whenever they divide evenly."""
-    from collapse.config import splits_evenly
+    from collapse.validate import splits_evenly
 
     class Mesh:
         size = n

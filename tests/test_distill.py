@@ -9,8 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse import loop, train
-from collapse.config import ConfigError, MixConfig, TrainConfig, validate
+from collapse.run import loop
+from collapse import distill, train
+from collapse.config import TrainConfig
+from collapse.errors import ConfigError
+from collapse.regimes import MixConfig
+from collapse.validate import validate
 from collapse.data import grammar
 from collapse.families.transformer import TransformerFamily
 from collapse.model import with_bos
@@ -42,11 +46,11 @@ def test_soft_loss_is_tau_squared_kl_of_the_tempered_distributions(tau):
     q = _softmax(teacher.astype(np.float64) / tau)
     p = _softmax(student.astype(np.float64) / tau)
     expected_BT = tau**2 * _kl(q, p)
-    got_BT = np.asarray(train.soft_loss(jnp.asarray(student), jnp.asarray(teacher), tau))
+    got_BT = np.asarray(distill.soft_loss(jnp.asarray(student), jnp.asarray(teacher), tau))
     assert got_BT.shape == (2, 3)
     np.testing.assert_allclose(got_BT, expected_BT, rtol=1e-5, atol=1e-6)
     # τ² scaling: the loss at τ is τ² times the τ = 1 loss of the logits divided by τ
-    np.testing.assert_allclose(got_BT, tau**2 * np.asarray(train.soft_loss(student / tau, teacher / tau, 1.0)),
+    np.testing.assert_allclose(got_BT, tau**2 * np.asarray(distill.soft_loss(student / tau, teacher / tau, 1.0)),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -55,10 +59,10 @@ def test_soft_loss_by_hand_and_zero_when_student_equals_teacher():
     teacher = jnp.asarray([[[0.0, np.log(3.0)]]], jnp.float32)
     student = jnp.zeros((1, 1, 2), jnp.float32)
     kl = 0.25 * np.log(0.5) + 0.75 * np.log(1.5)
-    np.testing.assert_allclose(train.soft_loss(student, teacher, 1.0), [[kl]], rtol=1e-6)
+    np.testing.assert_allclose(distill.soft_loss(student, teacher, 1.0), [[kl]], rtol=1e-6)
     logits = jnp.asarray(_logits(2))
-    np.testing.assert_allclose(train.soft_loss(logits, logits, 1.0), 0.0, atol=1e-6)
-    np.testing.assert_allclose(train.soft_loss(logits, logits + 3.0, 2.0), 0.0, atol=1e-6)  # shift-invariant
+    np.testing.assert_allclose(distill.soft_loss(logits, logits, 1.0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(distill.soft_loss(logits, logits + 3.0, 2.0), 0.0, atol=1e-6)  # shift-invariant
 
 
 def _topk(teacher, tau, k):
@@ -69,8 +73,8 @@ def _topk(teacher, tau, k):
 @pytest.mark.parametrize("tau", [1.0, 2.0])
 def test_topk_loss_equals_the_online_loss_at_k_equal_v(tau):
     student, teacher = _logits(3), _logits(4)
-    online = train.soft_loss(jnp.asarray(student), jnp.asarray(teacher), tau)
-    np.testing.assert_allclose(train.topk_soft_loss(jnp.asarray(student), *_topk(teacher, tau, V), tau), online,
+    online = distill.soft_loss(jnp.asarray(student), jnp.asarray(teacher), tau)
+    np.testing.assert_allclose(distill.topk_soft_loss(jnp.asarray(student), *_topk(teacher, tau, V), tau), online,
                                rtol=1e-5, atol=1e-6)
 
 
@@ -87,14 +91,14 @@ def test_topk_loss_below_v_spreads_the_rest_uniformly(k):
     q += ((1 - top.sum(-1)) / (V - k))[..., None]
     np.put_along_axis(q, order[..., :k], top, axis=-1)
     p = _softmax(student.astype(np.float64) / tau)
-    got = train.topk_soft_loss(jnp.asarray(student), *_topk(teacher, tau, k), tau)
+    got = distill.topk_soft_loss(jnp.asarray(student), *_topk(teacher, tau, k), tau)
     np.testing.assert_allclose(got, tau**2 * _kl(q, p), rtol=1e-5, atol=1e-6)
 
 
 def test_topk_gap_to_online_vanishes_as_k_grows():
     student, teacher = _logits(7, (4, 8, 16)), _logits(8, (4, 8, 16), scale=3.0)
-    online = np.asarray(train.soft_loss(jnp.asarray(student), jnp.asarray(teacher), 1.0))
-    gaps = [np.abs(np.asarray(train.topk_soft_loss(jnp.asarray(student), *_topk(teacher, 1.0, k), 1.0)) - online).mean()
+    online = np.asarray(distill.soft_loss(jnp.asarray(student), jnp.asarray(teacher), 1.0))
+    gaps = [np.abs(np.asarray(distill.topk_soft_loss(jnp.asarray(student), *_topk(teacher, 1.0, k), 1.0)) - online).mean()
             for k in (2, 8, 15, 16)]
     assert gaps[0] > gaps[1] > gaps[2] > 0 and gaps[3] < 1e-5
 
@@ -118,17 +122,17 @@ def test_mixed_loss_is_alpha_hard_plus_one_minus_alpha_soft_on_soft_rows(family)
     g = family.graphdef
     logits = lambda p: nnx_logits(g, p, tokens_BT)  # noqa: E731
     hard_B = np.asarray(jax.vmap(lambda t: train.lm_loss(g, student, t[None]))(tokens_BT))
-    soft_B = np.asarray(train.soft_loss(logits(student), logits(teacher), 2.0)).mean(1)
+    soft_B = np.asarray(distill.soft_loss(logits(student), logits(teacher), 2.0)).mean(1)
     alpha = 0.3
     cfg = TrainConfig(target="mixed", hard_weight=alpha, soft_temperature=2.0)
-    got = train.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B}, cfg, g, teacher)
+    got = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B}, cfg, g, teacher)
     rows = np.where(np.asarray(soft_B), alpha * hard_B + (1 - alpha) * soft_B, hard_B)
     np.testing.assert_allclose(got, rows.mean(), rtol=1e-5)
-    soft = train.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B},
+    soft = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B},
                               dataclasses.replace(cfg, target="soft"), g, teacher)
     np.testing.assert_allclose(soft, np.where(np.asarray(soft_B), soft_B, hard_B).mean(), rtol=1e-5)
     # no soft row: the hard loss, as lm_loss computes it
-    none = train.distill_loss(g, student, {"tokens": tokens_BT, "soft": jnp.zeros(4, bool)}, cfg, g, teacher)
+    none = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": jnp.zeros(4, bool)}, cfg, g, teacher)
     np.testing.assert_allclose(none, train.lm_loss(g, student, tokens_BT), rtol=1e-6)
 
 
@@ -147,8 +151,8 @@ def test_stored_topk_targets_give_the_online_loss_at_k_equal_v(family):
     soft_RN = np.zeros((1, 10), bool)
     soft_RN[0, [1, 4, 5, 9]] = True
     teacher_R = family.init(jax.random.split(jax.random.key(3), 1))
-    teacher = train.Teacher(family.graphdef, teacher_R, soft_RN)
-    logp, ids = train.teacher_topk(teacher, data_RNT, 2.0, V, batch=3)
+    teacher = distill.Teacher(family.graphdef, teacher_R, soft_RN)
+    logp, ids = distill.teacher_topk(teacher, data_RNT, 2.0, V, batch=3)
     assert logp.shape == ids.shape == (1, 10, 8, V) and logp.dtype == np.float32 and ids.dtype == np.int32
     assert not logp[0, ~soft_RN[0]].any()
     t = jax.tree.map(lambda x: x[0], teacher_R)
@@ -158,8 +162,8 @@ def test_stored_topk_targets_give_the_online_loss_at_k_equal_v(family):
     student = _params(family, 4)
     cfg = TrainConfig(target="soft", soft_temperature=2.0)
     batch = {"tokens": jnp.asarray(data_RNT[0]), "soft": jnp.asarray(soft_RN[0])}
-    online = train.distill_loss(family.graphdef, student, batch, cfg, family.graphdef, t)
-    stored = train.distill_loss(family.graphdef, student, {**batch, "topk_logp": logp[0], "topk_ids": ids[0]}, cfg)
+    online = distill.distill_loss(family.graphdef, student, batch, cfg, family.graphdef, t)
+    stored = distill.distill_loss(family.graphdef, student, {**batch, "topk_logp": logp[0], "topk_ids": ids[0]}, cfg)
     np.testing.assert_allclose(stored, online, rtol=1e-5)
 
 
@@ -167,7 +171,7 @@ def test_the_online_teacher_gets_no_gradient(family):
     tokens_BT = jnp.asarray(np.random.default_rng(2).integers(0, V, (2, 8)), jnp.int32)
     student, teacher = _params(family, 5), _params(family, 6)
     cfg = TrainConfig(target="soft")
-    grads = jax.grad(lambda s, t: train.distill_loss(family.graphdef, s, {"tokens": tokens_BT, "soft": jnp.ones(2, bool)},
+    grads = jax.grad(lambda s, t: distill.distill_loss(family.graphdef, s, {"tokens": tokens_BT, "soft": jnp.ones(2, bool)},
                                                      cfg, family.graphdef, t), argnums=(0, 1))(student, teacher)
     assert all(float(jnp.abs(x).sum()) == 0 for x in jax.tree.leaves(grads[1]))
     assert any(float(jnp.abs(x).sum()) > 0 for x in jax.tree.leaves(grads[0]))
@@ -181,7 +185,7 @@ def _mean_kl(family, teacher_R, student_R, tokens_NT):
     t = jax.tree.map(lambda x: x[0], teacher_R)
     s = jax.tree.map(lambda x: x[0], student_R)
     tokens = jnp.asarray(tokens_NT)
-    return float(train.soft_loss(nnx_logits(family.graphdef, s, tokens), nnx_logits(family.graphdef, t, tokens),
+    return float(distill.soft_loss(nnx_logits(family.graphdef, s, tokens), nnx_logits(family.graphdef, t, tokens),
                                  1.0).mean())
 
 
@@ -190,7 +194,7 @@ def test_a_soft_student_approaches_its_teacher_on_a_tiny_grammar():
     distill_on=both on the same human rows. The mean KL(teacher ‖ student) per token on held-out rows falls
     from 1.6 nats at init to 0.002 (bound: 0.01, under a hundredth of the init value); a hard-label student
     trained the same way stays further away (0.006: it learns the sampled tokens, not the teacher)."""
-    from collapse.config import GrammarConfig
+    from collapse.data import GrammarConfig
 
     g = grammar.make_grammar(GrammarConfig(vocab_size=16, n_states=4))
     data = np.asarray(grammar.sample(g, jax.random.key(0), 256 + 64, 16), np.int32)
@@ -201,7 +205,7 @@ def test_a_soft_student_approaches_its_teacher_on_a_tiny_grammar():
                               [np.random.default_rng(0)], cfg)
     init_R = family.init(jax.random.split(jax.random.key(2), 1))
     at_init = _mean_kl(family, teacher_R, init_R, held_out_NT)
-    teacher = train.Teacher(family.graphdef, teacher_R, np.ones((1, 256), bool))
+    teacher = distill.Teacher(family.graphdef, teacher_R, np.ones((1, 256), bool))
     soft_cfg = dataclasses.replace(cfg, target="soft", distill_on="both")
     student_R, losses = family.fit(init_R, train_NT[None], [np.random.default_rng(1)], soft_cfg, teacher=teacher)
     hard_R, _ = family.fit(init_R, train_NT[None], [np.random.default_rng(1)], cfg)
@@ -224,11 +228,14 @@ def test_label_sources_follow_distill_on_and_teacher():
 
     provenance = np.array([-1, 0, 0, -1, 2])
     cfg = lambda **t: Config(train=TrainConfig(target="soft", **t))  # noqa: E731
-    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="samples"), 3, provenance), [-1, 2, 2, -1, 2])
-    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="human"), 3, provenance), [2, -1, -1, 2, -1])
-    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="both", teacher="gen0"), 3, provenance), [0] * 5)
-    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="both"), 0, provenance), [-1] * 5)
-    np.testing.assert_array_equal(prov.label_sources(Config(), 3, provenance), [-1] * 5)
+    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="samples").train, 2, 3, provenance),
+                                  [-1, 2, 2, -1, 2])
+    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="human").train, 2, 3, provenance),
+                                  [2, -1, -1, 2, -1])
+    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="both", teacher="gen0").train, 0, 3, provenance),
+                                  [0] * 5)
+    np.testing.assert_array_equal(prov.label_sources(cfg(distill_on="both").train, -1, 0, provenance), [-1] * 5)
+    np.testing.assert_array_equal(prov.label_sources(Config().train, 2, 3, provenance), [-1] * 5)
 
 
 def _with(**train_keys):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy.special import digamma, polygamma
 
-from collapse.config import AccumulateConfig, Config, GaussianConfig, ReplaceConfig
+from collapse.config import Config
+from collapse.families import GaussianConfig
+from collapse.regimes import AccumulateConfig, ReplaceConfig
 from collapse.families import analytic, gaussian
 from tests.helpers import assert_mean
 

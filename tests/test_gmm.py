@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse.config import Config, GMMConfig
+from collapse.config import Config
+from collapse.families import GMMConfig
 from collapse.families import analytic, gmm
 from tests.helpers import assert_mean
 

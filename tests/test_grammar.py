@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse.config import GrammarConfig
+from collapse.data import GrammarConfig
 from collapse.data import grammar as G
 
 ALPHA = 1e-3

@@ -10,8 +10,9 @@ import pytest
 
 datasets = pytest.importorskip("datasets")
 
-from collapse.config import Config, DataError, HFConfig  # noqa: E402
-from collapse.data import load_human  # noqa: E402
+from collapse.data import HFConfig
+from collapse.errors import DataError
+from collapse.data.human import load_human  # noqa: E402
 from collapse.data.hf import document_rule, group_rows, read_documents_hf  # noqa: E402
 from collapse.data.text import to_blocks  # noqa: E402
 
@@ -151,7 +152,7 @@ def test_wikitext_articles_stay_in_one_split(wikitext):
     assert docs == ["".join(article(title, n)) for title, n in SPLIT_ARTICLES["train"]]
     assert len(read(wikitext, documents="rows")) == sum(1 for r in rows_of("train") if r.strip())
     cfg = HFConfig(name=str(wikitext), seq_len=16, valid_fraction=0.2, test_fraction=0.2)
-    human = load_human(Config(data=cfg))
+    human = load_human(cfg, 0, 5)
     text = {split: bytes(getattr(human, split).ravel().tolist()).decode() for split in ("train", "valid", "test")}
     for title, n in SPLIT_ARTICLES["train"]:  # heading, section and paragraphs all in the same split
         holders = {split for split, t in text.items() if f"{title} paragraph" in t or f" = {title}" in t}
@@ -169,7 +170,7 @@ def test_official_splits(wikitext):
     assert "".join(read(wikitext, splits="official", max_chars=50)["train"]) == "".join(docs["train"])[:50]
 
     cfg = HFConfig(name=str(wikitext), seq_len=16, splits="official", fresh_fraction=0.25)
-    human = load_human(Config(data=cfg))
+    human = load_human(cfg, 0, 5)
     test_ids = human.tokenizer.encode("\n\n".join(docs["test"]))  # byte tokenizer, trained on train only
     np.testing.assert_array_equal(human.test, to_blocks(test_ids, 16))
     np.testing.assert_array_equal(human.valid, to_blocks(human.tokenizer.encode("\n\n".join(docs["valid"])), 16))

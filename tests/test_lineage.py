@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from collapse import lineage, loop
-from collapse.config import MixConfig, SampleConfig
+from collapse import lineage
+from collapse.run import loop
+from collapse.config import SampleConfig
+from collapse.regimes import MixConfig
 from collapse.errors import DataError
 from tests.helpers import tiny_config
 

@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse.config import AccumulateConfig, Config, LinRegConfig, ReplaceConfig
+from collapse.config import Config
+from collapse.families import LinRegConfig
+from collapse.regimes import AccumulateConfig, ReplaceConfig
 from collapse.families import analytic, linreg
 from tests.helpers import Z, assert_mean
 

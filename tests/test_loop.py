@@ -6,8 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from collapse import loop, study
-from collapse.config import AccumulateConfig, ConfigError, DataError, MixConfig, SampleConfig, TextConfig
+from collapse.run import loop
+from collapse.run import study
+from collapse.config import SampleConfig
+from collapse.data import TextConfig
+from collapse.errors import ConfigError, DataError
+from collapse.regimes import AccumulateConfig, MixConfig
 from collapse.store import PHASES, RunDir
 from tests.helpers import tiny_config, write_corpus
 

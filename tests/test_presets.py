@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collapse.config import AnalyticConfig, GaussianConfig, MixConfig
+from collapse.families import AnalyticConfig, GaussianConfig
+from collapse.regimes import MixConfig
 from collapse.hydra_config import SCALES, conf_dir, from_hydra, register_configs
 from collapse.validate import validate
 from tests.helpers import XLA_CACHE, compose_cfg, write_corpus
@@ -150,7 +151,7 @@ def test_language_model_preset_runs_at_smoke_scale(tmp_path):
 def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch):
     """The first job of every preset's sweep at scale=smoke, in this process, to its last generation's report
     (the text presets on a corpus of the test's own, through COLLAPSE_TEXT)."""
-    from collapse import loop
+    from collapse.run import loop
     from collapse.report import write
 
     monkeypatch.setenv("COLLAPSE_TEXT", str(write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)))

@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from collapse import loop, provenance, regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig, SampleConfig)
-from collapse.metrics.score import true_logprob
+from collapse.run import loop, study
+from collapse.store import RunDir
+from collapse import provenance, regimes
+from collapse.config import SampleConfig
+from collapse.regimes import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, ReplaceConfig
+from collapse.data.grammar import true_logprob
 from tests.helpers import Z, assert_mean, tiny_config
 
 N, G = 40, 8  # human train rows = samples per generation; generations
@@ -22,7 +25,7 @@ def simulate(regime, seed=0):
     synthetic, sets, depths = [], [], []
     rng = np.random.default_rng(seed)
     for g in range(G):
-        ts = regimes.build(regime, g, human, fresh, synthetic, rng)
+        ts = regimes.training_set(regime, g, human, fresh, synthetic, rng)
         depths.append(provenance.mean_depths([ts.provenance], depths))
         sets.append(ts)
         synthetic.append(np.zeros((N, 2), np.int32))
@@ -75,8 +78,8 @@ def test_accumulate_subsample_depth_from_its_exact_counts_and_composition_in_exp
 def test_label_sources_are_hard_and_prompt_rows_follow_the_samples():
     prov = np.array([-1, 0, 1, 1, -1])
     index = np.array([7, 2, 0, 3, 9])
-    np.testing.assert_array_equal(provenance.label_sources(tiny_config(), 2, prov), -1)
-    assert provenance.counts(provenance.label_sources(tiny_config(), 2, prov), provenance.label_name) == {"hard": 5}
+    np.testing.assert_array_equal(provenance.label_sources(tiny_config().train, 1, 2, prov), -1)
+    assert provenance.counts(provenance.label_sources(tiny_config().train, 1, 2, prov), provenance.label_name) == {"hard": 5}
     assert [provenance.label_name(j) for j in (-1, 3)] == ["hard", "soft_gen_3"]
     prompts = {0: np.array([10, 11, 12]), 1: np.array([20, 21, 22, 23])}
     np.testing.assert_array_equal(provenance.prompt_rows(prov, index, prompts.__getitem__), [-1, 12, 20, 23, -1])
@@ -154,7 +157,7 @@ def test_a_study_records_each_generations_provenance(mixed_run):
         assert rep["scores"]["human"]["true_nll"] < rep["scores"]["gen_0"]["true_nll"]  # the truth prefers its own
         assert rep["scores"]["human"]["seen_by_gen0"] == 1 and rep["scores"]["gen_0"]["seen_by_gen0"] == 0
         test = np.load(path / "human" / f"rep_{r:02d}" / "test.npy")
-        truth = loop.open_study(cfg, loop.RunDir(path)).humans[r].truth
+        truth = study.open_study(cfg, RunDir(path)).humans[r].truth
         test_true = -true_logprob(truth, test, P) / (T - P)
         assert rep["reference"]["human_test"]["true_nll"] == pytest.approx(test_true.mean(), rel=1e-9)
         assert rep["reference"]["human_test"]["rows"] == len(test)

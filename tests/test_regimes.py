@@ -1,8 +1,11 @@
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from collapse import regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, ConfigError, MixConfig, ReplaceConfig)
+from collapse.errors import ConfigError
+from collapse.regimes import AccumulateConfig, AccumulateSubsampleConfig, MixConfig, RegimeConfig, ReplaceConfig
 
 NH, NS, T = 40, 45, 5
 
@@ -33,7 +36,7 @@ REGIMES = [ReplaceConfig(), AccumulateConfig(), AccumulateSubsampleConfig(), Acc
 @pytest.mark.parametrize("generation", [0, 1, 3])
 def test_sizes_and_provenance(regime, generation):
     human, fresh, synthetic = pools(generation)
-    ts = regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
+    ts = regimes.training_set(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
     assert len(ts.tokens) == len(ts.provenance) == len(ts.index)
     assert len(ts.tokens) == regimes.training_size(regime, generation, NH, NS)
     check_provenance(ts, human, fresh, synthetic)
@@ -45,7 +48,7 @@ def test_sizes_and_provenance(regime, generation):
     elif isinstance(regime, AccumulateConfig):
         assert counts == {"human": NH, **{f"gen_{j}": NS for j in range(generation)}}
     elif isinstance(regime, MixConfig):
-        n_h, n_s = regimes.mix_counts(regime, NH)
+        n_h, n_s = regime.counts(NH)
         assert counts == {"human": n_h, f"gen_{generation - 1}": n_s}
         assert n_h == round(regime.human_fraction * (regime.size or NH))
         if regime.fresh:  # never-seen human rows, a new slice every generation
@@ -63,7 +66,7 @@ def test_subsample_is_uniform_over_the_pool():
     regime, generation = AccumulateSubsampleConfig(size=35), 3
     human, fresh, synthetic = pools(generation)
     pool = NH + generation * NS
-    draws = [regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(s)).counts()["human"]
+    draws = [regimes.training_set(regime, generation, human, fresh, synthetic, np.random.default_rng(s)).counts()["human"]
              for s in range(400)]
     mean = 35 * NH / pool
     var = 35 * (NH / pool) * (1 - NH / pool) * (pool - 35) / (pool - 1)
@@ -71,7 +74,7 @@ def test_subsample_is_uniform_over_the_pool():
 
 
 def test_fresh_needed_and_size_checks():
-    assert regimes.fresh_per_generation(MixConfig(human_fraction=0.25, fresh=True), 40) == 10
+    assert MixConfig(human_fraction=0.25, fresh=True).fresh_per_generation(40) == 10
     assert regimes.fresh_needed(MixConfig(human_fraction=0.25, fresh=True), 5, 40) == 10 * 4
     assert regimes.fresh_needed(MixConfig(human_fraction=0.25), 5, 40) == 0
     assert regimes.fresh_needed(MixConfig(human_fraction=0.5, size=20, fresh=True), 3, 40) == 10 * 2
@@ -102,11 +105,11 @@ def test_check_fresh_refuses_an_exhausted_reserve_with_the_numbers():
 def test_fresh_rows_of_each_generation_are_their_own_slice():
     """Generation g takes reserve rows (g-1)*n_h .. g*n_h: disjoint from train and from other generations."""
     regime = MixConfig(human_fraction=0.25, fresh=True)
-    n_h = regimes.fresh_per_generation(regime, NH)
+    n_h = regime.fresh_per_generation(NH)
     seen = set()
     for g in range(1, 5):
         human, fresh, synthetic = pools(g)
-        ts = regimes.build(regime, g, human, fresh, synthetic, np.random.default_rng(g))
+        ts = regimes.training_set(regime, g, human, fresh, synthetic, np.random.default_rng(g))
         rows = ts.index[ts.provenance == -1]
         np.testing.assert_array_equal(rows, NH + np.arange((g - 1) * n_h, g * n_h))
         assert seen.isdisjoint(rows.tolist())
@@ -121,7 +124,7 @@ def test_human_share_is_the_same_number_under_every_regime(regime, generation):
     """`human_fraction` h: the human share of every training set of generation >= 1, whichever synthetic data
     the regime keeps (mix: the newest generation's; accumulate_subsample: a subset of all; accumulate: all)."""
     human, fresh, synthetic = pools(generation)
-    ts = regimes.build(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
+    ts = regimes.training_set(regime, generation, human, fresh, synthetic, np.random.default_rng(0))
     check_provenance(ts, human, fresh, synthetic)
     assert len(ts.tokens) == regimes.training_size(regime, generation, NH, NS)
     is_human = ts.provenance == -1
@@ -144,3 +147,46 @@ def test_human_share_sizes_are_checked():
     with pytest.raises(ConfigError, match="regime.size"):
         regimes.check_sizes(AccumulateSubsampleConfig(human_fraction=1.0, size=NH + 1), 3, NH, NS, 1)
     regimes.check_sizes(AccumulateSubsampleConfig(human_fraction=0.5, size=NH), 3, NH, NS, 1)
+
+
+# A new regime is one module: its schema, validation and behaviour, registered under its option name. This one
+# trains generation g on the first half of the human train split and the first half of generation g - 1's samples.
+@dataclass(frozen=True)
+class HalvesConfig(RegimeConfig, option="halves_for_a_test"):
+    share: float = 0.5  # the human share
+
+    def validate(self) -> None:
+        if not 0 <= self.share <= 1:
+            raise ConfigError("regime.share", f"must be in [0, 1], got {self.share}")
+
+    def training_size(self, g, n_human, n_synthetic):
+        return round(self.share * n_human) + n_synthetic - round(self.share * n_synthetic)
+
+    def build(self, g, human, fresh, synthetic, rng):
+        n_h, n_s = round(self.share * len(human)), len(synthetic[-1]) - round(self.share * len(synthetic[-1]))
+        return regimes.base.concat([regimes.base.take(human, -1, np.arange(n_h)),
+                                    regimes.base.take(synthetic[-1], g - 1, np.arange(n_s))])
+
+
+def test_a_new_regime_is_one_registered_module(tmp_path):
+    """Registered by its class alone: listed among the options, written to config.json by name and read back,
+    validated, checked for sizes and run by the loop; refused by the analytic families, which need its form."""
+    from collapse.config import Config, choices, from_dict, to_dict
+    from collapse.families import GaussianConfig
+    from collapse.run import loop
+    from collapse.validate import validate
+    from tests.helpers import tiny_config
+
+    assert "halves_for_a_test" in choices("regime")
+    cfg = tiny_config(regime=HalvesConfig())
+    assert to_dict(cfg)["regime"] == {"_option": "halves_for_a_test", "share": 0.5}
+    assert from_dict(to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="regime.share"):
+        validate(tiny_config(regime=HalvesConfig(share=2.0)))
+    with pytest.raises(ConfigError, match="regime: regime=halves_for_a_test has no form for the analytic"):
+        validate(Config(model=GaussianConfig(), regime=HalvesConfig()))
+    loop.run(cfg, tmp_path)
+    origins = np.load(tmp_path / "gen_001" / "rep_00" / "train_provenance.npy")
+    index = np.load(tmp_path / "gen_001" / "rep_00" / "train_index.npy")
+    np.testing.assert_array_equal(origins, [-1] * 32 + [0] * 32)
+    np.testing.assert_array_equal(index, np.r_[np.arange(32), np.arange(32)])

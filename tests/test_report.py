@@ -20,7 +20,8 @@ def test_table_subsamples_long_studies():
 def test_report_lists_generations_past_999_and_replicates_past_99(tmp_path):
     import numpy as np
 
-    from collapse.store import RunDir, save_array
+    from collapse.files import save_array
+    from collapse.store import RunDir
 
     store = RunDir(tmp_path)
     for g in (0, 1000):
@@ -38,8 +39,10 @@ def test_report_lists_generations_past_999_and_replicates_past_99(tmp_path):
 
 
 def test_report_names_the_transformer_size(tmp_path):
-    from collapse.config import SmallConfig, to_dict
-    from collapse.store import RunDir, save_json
+    from collapse.config import to_dict
+    from collapse.families import SmallConfig
+    from collapse.files import save_json
+    from collapse.store import RunDir
     from tests.helpers import tiny_config
 
     store = RunDir(tmp_path)

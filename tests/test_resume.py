@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from collapse import loop, train
-from collapse.config import DataError
+from collapse.run import loop
+from collapse import train
+from collapse.errors import DataError
 from tests.helpers import TINY, assert_same, outputs, tiny_config
 
 CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_every=4)  # 16 steps, 4 chunks

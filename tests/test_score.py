@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from collapse.config import MetricsConfig
-from collapse.data import HumanData, grammar, load_human
+from collapse.data import grammar
+from collapse.data.human import HumanData, load_human
 from collapse.data.tokenizer import ByteTokenizer
 from collapse.metrics import score, tails
 from tests.helpers import assert_mean, tiny_config
@@ -27,7 +28,7 @@ class UnigramFamily:
 
 @pytest.fixture(scope="module")
 def human():
-    return load_human(tiny_config())
+    return load_human(tiny_config().data, 0, 2)
 
 
 def unigram_params(V, R, seed):
@@ -41,7 +42,7 @@ def test_generation_metrics_in_closed_form(human):
     params, params0 = unigram_params(V, R, 1), unigram_params(V, R, 2)
     rng = np.random.default_rng(3)
     samples = [rng.integers(0, V, (40, T)) for _ in range(R)]
-    humans = [human, load_human(tiny_config(), replicate=1)]
+    humans = [human, load_human(tiny_config().data, 0, 2, replicate=1)]
     assert not np.array_equal(humans[0].test, humans[1].test)
     refs = [score.reference(h, CFG) for h in humans]
     values, arrays = score.generation_metrics(CFG, UnigramFamily(), params, params0, humans, refs, samples,

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from collapse.config import ConfigError
+from collapse.errors import ConfigError
 from collapse.metrics import semantic
 
 

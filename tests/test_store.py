@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from collapse.config import DataError
-from collapse.store import RunDir, atomic_write, load_array, load_json, save_array, save_json
+from collapse.errors import DataError
+from collapse.files import atomic_write, load_array, load_json, save_array, save_json
+from collapse.store import RunDir
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
@@ -118,7 +119,7 @@ def test_jsonl_writes_rows_as_json_dumps_does_with_undefined_values_null():
     import json
     import math
 
-    from collapse.store import jsonl
+    from collapse.files import jsonl
 
     def reference(rows):  # the generic writer: json.dumps per row, non-finite floats as null
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731

@@ -6,8 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from collapse import regimes, study
-from collapse.config import MixConfig, TextConfig
+from collapse import regimes
+from collapse.run import study
+from collapse.data import TextConfig
+from collapse.regimes import MixConfig
 from collapse.store import RunDir
 from tests.helpers import tiny_config, write_corpus
 
@@ -39,14 +41,14 @@ def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
     human = study.load_humans(cfg, RunDir(tmp_path / "run"))[0]
     seen = {tuple(row) for split in (human.train, human.valid, human.test) for row in split}
     assert len(seen) == len(human.train) + len(human.valid) + len(human.test)
-    n_h = regimes.fresh_per_generation(cfg.regime, len(human.train))
+    n_h = cfg.regime.fresh_per_generation(len(human.train))
     assert n_h == round(0.1 * len(human.train)) > 0
     if source == "grammar":
         assert len(human.fresh) == 9 * n_h  # the rows the study needs, drawn from the truth
     regimes.check_fresh(cfg.regime, cfg.generations, len(human.train), len(human.fresh), 0.5)
     synthetic = np.zeros((len(human.train), 16), np.int32)
     for g in range(1, 10):
-        ts = regimes.build(cfg.regime, g, human.train, human.fresh, [synthetic] * g, np.random.default_rng(g))
+        ts = regimes.training_set(cfg.regime, g, human.train, human.fresh, [synthetic] * g, np.random.default_rng(g))
         rows = {tuple(row) for row in ts.tokens[ts.provenance == -1]}
         assert len(rows) == n_h and seen.isdisjoint(rows), f"generation {g}"
         seen |= rows
@@ -55,7 +57,7 @@ def test_fresh_rows_of_each_generation_are_new_human_data(source, tmp_path):
 def test_topk_larger_than_the_learned_bpe_vocabulary_is_refused_before_any_training(tmp_path):
     """The bpe tokenizer may learn fewer tokens than data.bpe_vocab_size: the study checks train.soft_top_k
     against the vocabulary it learned."""
-    from collapse.config import ConfigError
+    from collapse.errors import ConfigError
 
     train = dataclasses.replace(tiny_config().train, target="soft", teacher_probs="topk", soft_top_k=1500)
     cfg = tiny_config(data=TextConfig(path=write_corpus(tmp_path / "corpus.txt", words=["a", "b", "c"]), seq_len=16,

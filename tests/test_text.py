@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from collapse.config import DataError, TextConfig, TokenizedConfig
+from collapse.data import TextConfig, TokenizedConfig
+from collapse.errors import DataError
 from collapse.data import tokenizer as tokenizer_lib
 from collapse.data.text import (
     limit_chars,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collapse.config import DataError
+from collapse.errors import DataError
 from collapse.data.tokenizer import (
     BPETokenizer,
     ByteTokenizer,

@@ -4,7 +4,7 @@ import types
 import numpy as np
 import pytest
 
-from collapse.config import ConfigError
+from collapse.errors import ConfigError
 from collapse.tracking import Tracker, TensorBoardTracker, make_tracker
 from tests.helpers import tiny_config
 
@@ -12,7 +12,7 @@ ROWS = [{"generation": 2, "replicate": r, "metric": "kl_true", "value": v} for r
 
 
 def test_off_by_default(tmp_path):
-    assert type(make_tracker(tiny_config(), tmp_path)) is Tracker
+    assert type(make_tracker(tiny_config().tracking, tmp_path)) is Tracker
 
 
 def test_tensorboard_writes_events(tmp_path):
@@ -42,7 +42,7 @@ def test_wandb_runs_offline_in_the_run_directory(tmp_path, monkeypatch):
         return Run()
 
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
-    tracker = make_tracker(tiny_config(tracking="wandb"), tmp_path)
+    tracker = make_tracker("wandb", tmp_path, run_id="x", config={"seed": 0})
     tracker.metrics(2, ROWS)
     tracker.close()
     assert calls["init"]["mode"] == "offline" and calls["init"]["dir"] == str(tmp_path)
@@ -52,4 +52,4 @@ def test_wandb_runs_offline_in_the_run_directory(tmp_path, monkeypatch):
 def test_missing_extra_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import fails
     with pytest.raises(ConfigError, match="tracking=wandb needs the extra"):
-        make_tracker(tiny_config(tracking="wandb"), tmp_path)
+        make_tracker("wandb", tmp_path, run_id="x", config={"seed": 0})

@@ -1,9 +1,7 @@
-"""Detector-guided curation: a small human-vs-synthetic classifier and importance resampling on its scores.
-
-Drayson et al. 2025 ("Machine-generated text detection prevents language model collapse", code:
-github.com/GeorgeDrayson/model_collapse, src/utils/data_selection_strategy.py) score every synthetic
-example with a detector's probability of being machine-written, p_i, and resample the synthetic data towards
-human-like examples:
+"""`curate=detector`: importance resampling by a human-vs-synthetic classifier (Drayson et al. 2025, "Machine-
+generated text detection prevents language model collapse", code: github.com/GeorgeDrayson/model_collapse,
+src/utils/data_selection_strategy.py). They score every synthetic example with a detector's probability of
+being machine-written, p_i, and resample the synthetic data towards human-like examples:
 
     w_i = (1 - p_i)^bias                                  (bias = 10 in their importance_sampling.yaml)
     expanded = each candidate index repeated max_repeats times            (max_repeats = 3)
@@ -12,266 +10,83 @@ human-like examples:
 so a candidate is kept 0..max_repeats times. NumPy's `choice(replace=False, p=...)` is successive sampling:
 each draw picks among the entries not yet drawn with probability ∝ their weight.
 
-Where we differ from the paper:
-- Detector: they use a pretrained ModernBERT classifier (temperature-calibrated), fixed across
-  generations. We train a small fastText-like detector (`train`) each generation on the human and
-  synthetic data available then, so it tracks the current model's artefacts and needs no external weights.
-- Budget: they upsample, drawing round(upsample · M) examples from a dataset of M. We keep the synthetic
-  budget n fixed: the loop samples M = ceil(n / upsample) candidates (`n_candidates`) and keeps n of them.
-- Calibration: they divide a fixed detector's logits by a temperature fitted once (1.36). Ours is trained
-  from scratch on a few hundred rows, which it partly memorises (unseen rows then score low, whatever their
-  class), so it is calibrated on its held-out rows by Platt scaling (a scale and a shift, `calibrate`), and
-  used only if it beats chance there (`rank_test` at `significance`); otherwise it scores every row 1/2 and
-  the resampling is uniform. Without both, a detector that cannot tell a perfect generator's samples from
-  human data spread its scores over 0.002–0.98, and the weights (1 - p)^10 over four orders of magnitude.
-
-The detector: token embeddings (and hashed bigram embeddings) mean-pooled over the scored positions, then
-a linear head on the pooled vector — a linear model of the sequence's bag of unigrams and bigrams (Joulin
-et al. 2017, fastText). In continuation mode the first `prompt_tokens` tokens are a human prompt shared by
-both classes: they are cut off before the model sees the sequence (a bigram straddling the prompt's end is
-dropped too), so nothing about the prompt can change a score.
-
-Scores of rows the detector was trained on are biased towards their label (it has seen them): score fresh
-candidates, not the detector's own training rows.
-
-Shape suffixes: N sequences, T positions, B batch rows per class, V vocabulary, H bigram buckets,
-D embedding width, M candidates.
+Where we differ from the paper: the detector (`collapse.curation.classifier`: trained each generation,
+calibrated, tested against chance, cross-fitted), and the budget: they upsample, drawing round(upsample · M)
+examples from a dataset of M; we keep the synthetic budget n fixed, sample M = ceil(n / upsample) candidates
+(`n_candidates`) and keep n of them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from functools import partial
+from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-KNUTH = 2654435761  # multiplicative hash constant (odd, ≈ 2^32 / golden ratio)
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Detector:
-    """The classifier's parameters (a pytree). logit(synthetic) = w · pool(tokens) + b."""
-
-    embed_VD: jax.Array  # unigram embeddings
-    bigram_HD: jax.Array  # bigram embeddings: exact (H = V^2) when V^2 <= the bucket budget, else hashed
-    w_D: jax.Array
-    b: jax.Array  # scalar
+from collapse.checks import check, fraction, non_negative, positive
+from collapse.curation.base import CurateConfig, Curated, Drawing, Synthesis
+from collapse.errors import StudyStopped
 
 
-def init(key: jax.Array, vocab_size: int, d_embed: int, bigram_buckets: int) -> Detector:
-    """Small random embeddings and a zero head, so every sequence starts at p = 1/2."""
-    H = min(bigram_buckets, vocab_size**2)
-    k_uni, k_bi = jax.random.split(key)
-    return Detector(embed_VD=0.1 * jax.random.normal(k_uni, (vocab_size, d_embed)),
-                    bigram_HD=0.1 * jax.random.normal(k_bi, (H, d_embed)),
-                    w_D=jnp.zeros(d_embed), b=jnp.zeros(()))
+@dataclass(frozen=True)
+class DetectorCurateConfig(CurateConfig, option="detector"):
+    """Importance resampling by a human-vs-synthetic classifier: weights (1 - p_synthetic)^bias, each candidate
+    repeated at most `max_repeats` times."""
 
+    upsample: float = 1.5  # kept samples per candidate drawn (M = ceil(n / upsample); each kept <= max_repeats)
+    bias: float = 10.0  # β of the weights (1 - p_synthetic)^β
+    max_repeats: int = 3  # times a candidate may be kept at most
+    steps: int = 200  # classifier training steps (each detector of the two cross-fits)
+    lr: float = 3e-3
+    d_embed: int = 64
+    holdout: float = 0.2  # share of each class held out to calibrate and test the classifier
+    significance: float = 0.01  # used only if it beats chance on the held-out rows at this level (else uniform)
 
-def bigram_ids(prev_NT: jax.Array, next_NT: jax.Array, vocab_size: int, buckets: int) -> jax.Array:
-    """Row of each bigram in the bigram table: prev · V + next when all V^2 bigrams fit, else its
-    multiplicative (Knuth) hash into `buckets` (a power of two) rows."""
-    flat_NT = prev_NT.astype(jnp.uint32) * jnp.uint32(vocab_size) + next_NT.astype(jnp.uint32)
-    if vocab_size**2 <= buckets:
-        return flat_NT.astype(jnp.int32)
-    shift = 32 - int(math.log2(buckets))
-    return ((flat_NT * jnp.uint32(KNUTH)) >> jnp.uint32(shift)).astype(jnp.int32)
+    def validate(self, has_truth: bool) -> None:
+        check(self.upsample > 0, "curate.upsample", f"kept samples per candidate: must be > 0, got {self.upsample}")
+        check(self.max_repeats >= 1, "curate.max_repeats", f"must be >= 1, got {self.max_repeats}")
+        check(self.upsample <= self.max_repeats, "curate.upsample", f"{self.upsample} keeps more samples per "
+              f"candidate than curate.max_repeats={self.max_repeats} allows")
+        non_negative(self, "curate", "bias")
+        positive(self, "curate", "steps", "d_embed")
+        check(self.lr > 0, "curate.lr", f"must be > 0, got {self.lr}")
+        check(0 < self.holdout < 1, "curate.holdout", f"must be in (0, 1): the held-out rows calibrate the "
+              f"detector and test it against chance, got {self.holdout}")
+        fraction(self.significance, "curate.significance", closed_low=False)
 
+    def candidates(self, n: int) -> int:
+        return n_candidates(n, self.upsample)
 
-def logits(det: Detector, scored_NT: jax.Array) -> jax.Array:
-    """logit P(synthetic) `[N]` of sequences already cut to their scored positions."""
-    V, H = det.embed_VD.shape[0], det.bigram_HD.shape[0]
-    pooled_ND = det.embed_VD[scored_NT].mean(axis=1)
-    if H > 0 and scored_NT.shape[1] > 1:
-        ids_NT = bigram_ids(scored_NT[:, :-1], scored_NT[:, 1:], V, H)
-        pooled_ND = pooled_ND + det.bigram_HD[ids_NT].mean(axis=1)
-    return pooled_ND @ det.w_D + det.b
+    def curate(self, d: Drawing) -> Synthesis:
+        from collapse.curation import classifier
+        from collapse.rng import for_round, numpy_rng
 
+        M = self.candidates(d.n)
+        # M < n: the metrics still measure an iid draw of n (the n - M beyond the candidates are only measured)
+        tokens_RMT, index = d.draw(max(M, d.n), 0)
+        curated = []
+        for r, human in enumerate(d.humans):
+            p_M, accuracy, used = classifier.cross_fitted(
+                d.keys[r], human.train, tokens_RMT[r, :M], prompt_tokens=d.P, vocab_size=human.vocab_size,
+                steps=self.steps, lr=self.lr, d_embed=self.d_embed, holdout=self.holdout,
+                significance=self.significance)
+            try:
+                kept_n = np.sort(resample(numpy_rng(for_round(d.keys[r], 1)), importance_weights(p_M, self.bias), d.n,
+                                          self.max_repeats)).astype(np.int64)
+            except ValueError as e:  # every candidate detected with certainty: the weights cannot fill the budget
+                raise StudyStopped(f"{d.where}{e}; the finished generations are intact. A lower curate.bias or a "
+                                   "higher curate.max_repeats changes the study: run it in a new out_dir") from None
+            curated.append(Curated(kept_n, p_M, p_M[kept_n], accuracy=accuracy, used=used, ess=self.ess(p_M)))
+        kept = [tokens_RMT[r][cur.kept_n] for r, cur in enumerate(curated)]
+        return Synthesis(list(tokens_RMT), kept, None if not d.P else [ix[cur.kept_n] for ix, cur in
+                                                                       zip(index, curated)], curated)
 
-def balanced_loss(det: Detector, human_BT: jax.Array, synthetic_BT: jax.Array) -> jax.Array:
-    """Binary cross-entropy with each class weighted 1/2, whatever the class sizes."""
-    human_loss = jax.nn.softplus(logits(det, human_BT)).mean()  # -log(1 - p)
-    synthetic_loss = jax.nn.softplus(-logits(det, synthetic_BT)).mean()  # -log p
-    return 0.5 * (human_loss + synthetic_loss)
+    def ess(self, p_synthetic_M: np.ndarray) -> float:
+        """The effective sample size of the resampling weights as a share of the M candidates (1: uniform)."""
+        return effective_sample_size(importance_weights(p_synthetic_M, self.bias)) / len(p_synthetic_M)
 
-
-@partial(jax.jit, static_argnames=("steps", "batch"))
-def fit(det: Detector, key: jax.Array, human_NT: jax.Array, synthetic_NT: jax.Array, lr: jax.Array,
-        steps: int, batch: int) -> tuple[Detector, jax.Array]:
-    """`steps` Adam steps in one `lax.scan`; each draws `batch` rows of each class uniformly with replacement
-    (a class-balanced minibatch). Returns the detector and the loss per step."""
-    opt = optax.adam(lr)
-
-    def step(carry, key):
-        det, opt_state = carry
-        k_h, k_s = jax.random.split(key)
-        human_BT = human_NT[jax.random.randint(k_h, (batch,), 0, human_NT.shape[0])]
-        synthetic_BT = synthetic_NT[jax.random.randint(k_s, (batch,), 0, synthetic_NT.shape[0])]
-        loss, grads = jax.value_and_grad(balanced_loss)(det, human_BT, synthetic_BT)
-        updates, opt_state = opt.update(grads, opt_state, det)
-        return (optax.apply_updates(det, updates), opt_state), loss
-
-    (det, _), loss_S = jax.lax.scan(step, (det, opt.init(det)), jax.random.split(key, steps))
-    return det, loss_S
-
-
-def calibrate(logit_human_N: np.ndarray, logit_synthetic_N: np.ndarray, iterations: int = 50
-              ) -> tuple[float, float]:
-    """Platt scaling fitted on held-out rows: (a, c) minimising the class-balanced cross-entropy of
-    sigmoid(a · logit + c) against Platt's smoothed targets (n_s + 1) / (n_s + 2) for synthetic rows and
-    1 / (n_h + 2) for human ones, which keep a finite when a few held-out rows separate perfectly; a >= 0 (a
-    detector may be useless, not inverted). Newton's method in float64. A detector that cannot tell the
-    classes apart gets a ≈ 0 and c ≈ 0: every score near 1/2."""
-    n_h, n_s = len(logit_human_N), len(logit_synthetic_N)
-    z = np.concatenate([logit_human_N, logit_synthetic_N]).astype(np.float64)
-    y = np.concatenate([np.full(n_h, 1 / (n_h + 2)), np.full(n_s, (n_s + 1) / (n_s + 2))])
-    w = np.concatenate([np.full(n_h, 0.5 / n_h), np.full(n_s, 0.5 / n_s)])  # each class weighs 1/2
-    X = np.stack([z, np.ones_like(z)], axis=1)
-    theta = np.zeros(2)
-    for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(X @ theta)))
-        grad = X.T @ (w * (p - y))
-        hess = (X * (w * p * (1 - p))[:, None]).T @ X + 1e-12 * np.eye(2)
-        theta = theta - np.linalg.solve(hess, grad)
-        if theta[0] < 0:  # the constrained optimum lies on a = 0, where the balanced loss is least at c = 0
-            return 0.0, 0.0
-    return float(theta[0]), float(theta[1])
-
-
-def rank_test(logit_human_N: np.ndarray, logit_synthetic_N: np.ndarray) -> float:
-    """One-sided p-value of "the detector ranks synthetic rows above human ones no better than chance" on
-    held-out rows (Mann-Whitney U, normal approximation with the tie correction): the detector never saw
-    them, so under the null the two samples are exchangeable."""
-    from scipy import stats
-
-    return float(stats.mannwhitneyu(logit_synthetic_N, logit_human_N, alternative="greater").pvalue)
-
-
-def rescaled(det: Detector, a: float, c: float) -> Detector:
-    """The detector whose logit is a · logit + c (the head is linear, so calibration rescales it)."""
-    return dataclasses.replace(det, w_D=a * det.w_D, b=a * det.b + c)
-
-
-_logits = jax.jit(logits)
-
-
-def scored(tokens_NT, prompt_tokens: int) -> np.ndarray:
-    """The positions a detector reads: `prompt_tokens`..T-1 (int32)."""
-    tokens_NT = np.asarray(tokens_NT, np.int32)
-    if not 0 <= prompt_tokens < tokens_NT.shape[1]:
-        raise ValueError(f"prompt_tokens={prompt_tokens} leaves nothing to score in sequences of "
-                         f"{tokens_NT.shape[1]} tokens; it must be in [0, T)")
-    return tokens_NT[:, prompt_tokens:]
-
-
-def logit_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
-    """logit P(synthetic) `[N]` (float64 from float32), in fixed-size chunks of rows (the last one padded) so the
-    pooled embeddings of a large set never sit in memory at once."""
-    x_NT = scored(tokens_NT, prompt_tokens)
-    N, T = x_NT.shape
-    rows = rows or max(1, min(N, 2**22 // (T * det.w_D.shape[0])))
-    out_N = np.empty(N, np.float64)
-    for i in range(0, N, rows):
-        chunk_RT = x_NT[i:i + rows]
-        n = len(chunk_RT)
-        padded_RT = np.pad(chunk_RT, ((0, rows - n), (0, 0)))
-        out_N[i:i + n] = np.asarray(_logits(det, padded_RT), np.float64)[:n]
-    return out_N
-
-
-def prob_synthetic(det: Detector, tokens_NT, prompt_tokens: int = 0, rows: int | None = None) -> np.ndarray:
-    """P(synthetic) `[N]` (float64, so 1 - p keeps its precision near p = 1)."""
-    return 1.0 / (1.0 + np.exp(-logit_synthetic(det, tokens_NT, prompt_tokens, rows)))
-
-
-def balanced_accuracy(p_human_N: np.ndarray, p_synthetic_N: np.ndarray) -> float:
-    """Mean of the two classes' accuracies at threshold 1/2 (chance is 1/2 whatever the class sizes)."""
-    if len(p_human_N) == 0 or len(p_synthetic_N) == 0:
-        return float("nan")
-    return 0.5 * (float(np.mean(p_human_N < 0.5)) + float(np.mean(p_synthetic_N >= 0.5)))
-
-
-def split(key: jax.Array, n: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
-    """A random `holdout` fraction of rows 0..n-1 (rounded; at least one row stays for training):
-    (train rows, held-out rows)."""
-    order_N = np.asarray(jax.random.permutation(key, n))
-    n_held = min(int(round(holdout * n)), n - 1)
-    return order_N[n_held:], order_N[:n_held]
-
-
-def train(key: jax.Array, human_NT, synthetic_NT, *, prompt_tokens: int = 0, steps: int = 200,
-          lr: float = 3e-3, significance: float = 0.01, d_embed: int = 64, holdout: float = 0.2, vocab_size: int,
-          batch: int = 256, bigram_buckets: int = 1 << 14) -> tuple[Detector, dict]:
-    """Trains a detector of synthetic (label 1) vs human (label 0) sequences `[N, T]` (the classes may differ
-    in size, not in T) on all but a random `holdout` fraction of each class.
-
-    The detector is calibrated on the held-out rows (`calibrate`), so its scores are probabilities, and it is
-    tested against chance there (`rank_test`): one whose p-value exceeds `significance` is replaced by the
-    constant 1/2, so that a detector that cannot tell the classes apart (a perfect generator) leaves the
-    resampling uniform instead of amplifying its noise into weights (1 - p)^bias.
-
-    Returns the detector and a dict: `holdout_accuracy` and `train_accuracy` (balanced, threshold 1/2, of the
-    calibrated detector before the chance test; nan without held-out rows), `holdout_human` /
-    `holdout_synthetic` / `train_human` / `train_synthetic` (row counts), `final_loss` (the last step's minibatch
-    loss), `chance_p_value` (`rank_test`; nan without held-out rows), `used` (False: it scores every row 1/2) and
-    `calibration_scale`, `calibration_shift` (a, c of `calibrate`; 1, 0 without held-out rows).
-    """
-    if not 0 <= holdout < 1:
-        raise ValueError(f"holdout={holdout} must be in [0, 1)")
-    if bigram_buckets & (bigram_buckets - 1):
-        raise ValueError(f"bigram_buckets={bigram_buckets} must be 0 or a power of two")
-    human_NT, synthetic_NT = scored(human_NT, prompt_tokens), scored(synthetic_NT, prompt_tokens)
-    if len(human_NT) < 1 or len(synthetic_NT) < 1:
-        raise ValueError(f"need both classes: {len(human_NT)} human and {len(synthetic_NT)} synthetic rows")
-    k_init, k_split_h, k_split_s, k_fit = jax.random.split(key, 4)
-    train_h, held_h = split(k_split_h, len(human_NT), holdout)
-    train_s, held_s = split(k_split_s, len(synthetic_NT), holdout)
-    det = init(k_init, vocab_size, d_embed, bigram_buckets)
-    det, loss_S = fit(det, k_fit, jnp.asarray(human_NT[train_h]), jnp.asarray(synthetic_NT[train_s]),
-                      jnp.float32(lr), steps=steps, batch=batch)
-    a, c, p_chance = 1.0, 0.0, float("nan")
-    if len(held_h) and len(held_s):  # calibrate on the held-out rows, and test the detector against chance there
-        z_h, z_s = logit_synthetic(det, human_NT[held_h]), logit_synthetic(det, synthetic_NT[held_s])
-        a, c = calibrate(z_h, z_s)
-        p_chance = rank_test(z_h, z_s)
-    det = rescaled(det, a, c)
-    prob = lambda x_NT: prob_synthetic(det, x_NT)  # noqa: E731  (already cut to the scored positions)
-    info = dict(
-        holdout_accuracy=balanced_accuracy(prob(human_NT[held_h]), prob(synthetic_NT[held_s])),
-        train_accuracy=balanced_accuracy(prob(human_NT[train_h]), prob(synthetic_NT[train_s])),
-        holdout_human=len(held_h), holdout_synthetic=len(held_s),
-        train_human=len(train_h), train_synthetic=len(train_s),
-        final_loss=float(loss_S[-1]) if steps else float("nan"),
-        chance_p_value=p_chance, used=not p_chance > significance, calibration_scale=a, calibration_shift=c,
-    )
-    if not info["used"]:  # no better than chance on rows it never saw: every score 1/2
-        det = rescaled(det, 0.0, 0.0)
-    return det, info
-
-
-def cross_fitted(key: jax.Array, human_NT, candidates_MT, *, prompt_tokens: int = 0, **train_kw
-                 ) -> tuple[np.ndarray, float, float]:
-    """p_synthetic `[M]` of every candidate from a detector that never saw it (cross-fitting): one detector
-    trained on the human rows against the second half of the candidates scores the first half, and one
-    trained against the first half scores the second. Returns the scores, the two detectors' mean held-out
-    balanced accuracy and the share of them that passed the chance test (0, 1/2 or 1; a detector that failed
-    it scores its half 1/2). `train_kw`: `train`'s keyword arguments (steps, lr, d_embed, holdout, ...)."""
-    M = len(candidates_MT)
-    folds = (np.arange(M // 2), np.arange(M // 2, M))
-    p_M, accuracy, used = np.empty(M), [], []
-    for f, key_f in enumerate(jax.random.split(key, 2)):
-        det, info = train(key_f, human_NT, candidates_MT[folds[1 - f]], prompt_tokens=prompt_tokens, **train_kw)
-        p_M[folds[f]] = prob_synthetic(det, candidates_MT[folds[f]], prompt_tokens)
-        accuracy.append(info["holdout_accuracy"])
-        used.append(info["used"])
-    return p_M, float(np.mean(accuracy)), float(np.mean(used))
-
-
-# ------------------------------------------------------------------------------- importance resampling
+    def restore(self, prompt_tokens, candidates_MT, kept_NT, fields) -> Curated:
+        return Curated(**fields, ess=self.ess(fields["scores_M"]))
 
 
 def n_candidates(n: int, upsample: float) -> int:

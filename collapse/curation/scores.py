@@ -12,7 +12,7 @@ from collapse.curation.plugin import load_scorer
 
 def truth(grammar, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
     """The exact true log-probability per generated token `[M]` (float64): the perfect verifier."""
-    from collapse.metrics.score import true_logprob
+    from collapse.data.grammar import true_logprob
 
     return true_logprob(grammar, tokens_MT, prompt_tokens) / (tokens_MT.shape[1] - prompt_tokens)
 

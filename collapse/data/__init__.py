@@ -1,79 +1,144 @@
-"""Human data: load a source once, split it into train / valid / test (+ a fresh reserve), as token blocks."""
+"""Human data: the `data` group's options, their schemas and validation (here, without JAX), and their sources:
+`grammar` (the ground-truth language with exact probabilities), `text` (local files), `hf` (Hugging Face
+datasets, offline), tokenized by `tokenizer`; `human` loads a study's splits (`HumanData`, `load_human`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import jax
-import numpy as np
-
-from collapse.config import Config, GrammarConfig, HFConfig, TextConfig
-from collapse.rng import human_key, numpy_rng
+from collapse.checks import check, fraction, non_negative, one_of, positive
+from collapse.options import Registered
 
 
-@dataclass
-class HumanData:
-    train: np.ndarray  # [N, T] int32
-    valid: np.ndarray
-    test: np.ndarray
-    fresh: np.ndarray  # [F, T] never trained on until regime=mix fresh=true draws it (F may be 0)
-    # grammar: generation g's rows are (g-1)*n_h .. g*n_h; text: the data.fresh_fraction split
-    vocab_size: int
-    tokenizer: Any = None  # text sources: the tokenizer (decode for byte-level metrics); grammar: None
-    truth: Any = None  # grammar: the exact language (collapse.data.grammar.Grammar)
+@dataclass(frozen=True)
+class DataConfig(Registered, group="data"):
+    """Human data: split once into train / valid / test (and a fresh reserve when a regime needs one)."""
 
-    def splits(self) -> dict[str, np.ndarray]:
-        return {"train": self.train, "valid": self.valid, "test": self.test, "fresh": self.fresh}
+    seq_len: int = 64  # T: tokens per training sequence
 
+    def validate(self) -> None:
+        positive(self, "data", "seq_len")
 
-def per_replicate(cfg: Config) -> bool:
-    """Whether every replicate draws its own human data: on the grammar (whose truth is unlimited) it does,
-    so the replicate spread includes the sampling noise of the human data, as in the analytic families; a
-    text corpus is one sample, split once per seed and shared by the seed's replicates."""
-    return isinstance(cfg.data, GrammarConfig)
+    def vocab_bound(self) -> int:
+        """The largest vocabulary the data can have (bpe: the tokenizer may learn fewer tokens; the study checks
+        the real size once the tokenizer exists)."""
+        raise TypeError(f"unknown data config {self!r}")
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether the data comes with its exact language (the grammar), which scores and corrects exactly."""
+        return False
 
 
-def load_human(cfg: Config, fresh_per_generation: Callable[[int], int] | None = None,
-               tokenizer_path: Path | None = None, replicate: int = 0) -> HumanData:
-    """The human data of a study (of replicate `replicate` where `per_replicate(cfg)`), derived from
-    `cfg.seed` alone; the train split never depends on the regime or on `cfg.generations`.
+@dataclass(frozen=True)
+class GrammarConfig(DataConfig, option="grammar"):
+    """Built-in ground-truth language with exact probabilities (see `collapse.data.grammar`).
 
-    The fresh reserve (regime=mix fresh=true): for the grammar, generation g = 1..generations-1 gets its own
-    `fresh_per_generation(n_train)` new sequences of the truth (key fold_in(fold_in(human_key, 3), g)), so more
-    generations only append rows; for text, the fixed `data.fresh_fraction` split of the corpus.
-    The grammar's replicate r draws from key fold_in(human_key(seed), r). `tokenizer_path` (text sources) is
-    where a BPE tokenizer is saved once and reused on resume. Raises
-    DataError naming the file for unusable input.
+    The language itself depends only on `language_seed`, so runs with different `seed`s study the same truth.
     """
-    d = cfg.data
-    key = human_key(cfg.seed)
-    if isinstance(d, GrammarConfig):
-        from collapse.data import grammar
 
-        key = jax.random.fold_in(key, replicate)  # replicate r's own sample of the truth
+    vocab_size: int = 512
+    n_states: int = 32
+    zipf_exponent: float = 1.1  # emission weights ∝ rank^-exponent
+    state_sharpness: float = 2.0  # std of the per-state log-normal jitter of emission weights
+    transitions: str = "token"  # next state from the emitted token (token) or from state and token (state_token)
+    language_seed: int = 0
+    n_train: int = 2048  # sequences
+    n_valid: int = 256
+    n_test: int = 512
 
-        truth = grammar.make_grammar(d)
-        draw = lambda k, n: np.asarray(grammar.sample(truth, k, n, d.seq_len))  # noqa: E731
-        n_h = fresh_per_generation(d.n_train) if fresh_per_generation else 0
-        fresh_key = jax.random.fold_in(key, 3)
-        fresh = [draw(jax.random.fold_in(fresh_key, g), n_h) for g in range(1, cfg.generations)] if n_h else []
-        return HumanData(draw(jax.random.fold_in(key, 0), d.n_train), draw(jax.random.fold_in(key, 1), d.n_valid),
-                         draw(jax.random.fold_in(key, 2), d.n_test),
-                         np.concatenate([np.zeros((0, d.seq_len), np.int32), *fresh]), d.vocab_size, truth=truth)
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "data", "vocab_size", "n_states", "n_train", "n_valid", "n_test")
+        non_negative(self, "data", "zipf_exponent", "state_sharpness", "language_seed")
+        check(self.vocab_size >= 2, "data.vocab_size", f"must be >= 2, got {self.vocab_size}")
+        one_of(self.transitions, "data.transitions", ("token", "state_token"))
 
-    from collapse.data import text
+    def vocab_bound(self) -> int:
+        return self.vocab_size
 
-    if isinstance(d, TextConfig):
-        docs = text.read_documents(d)
-    elif isinstance(d, HFConfig):
-        from collapse.data.hf import read_documents_hf
+    @property
+    def has_truth(self) -> bool:
+        return True
 
-        docs = read_documents_hf(d)  # official splits: {"train", "valid", "test"}
-    else:
-        raise TypeError(f"unknown data source {d!r}")
-    splits, tokenizer = text.tokenize_splits(docs, d, numpy_rng(key), tokenizer_path)
-    return HumanData(splits["train"], splits["valid"], splits["test"], splits["fresh"], tokenizer.vocab_size,
-                     tokenizer=tokenizer)
+
+@dataclass(frozen=True)
+class TokenizedConfig(DataConfig):
+    """Real text, tokenized into fixed-length blocks after a document-level split."""
+
+    tokenizer: str = "byte"  # byte | bpe
+    bpe_vocab_size: int = 4096
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+    fresh_fraction: float = 0.0  # held-out reserve for regime=mix fresh=true (a split even when unused)
+    max_chars: int = 0  # read at most this many characters (0 = all)
+
+    def validate(self) -> None:
+        super().validate()
+        one_of(self.tokenizer, "data.tokenizer", ("byte", "bpe"))
+        fraction(self.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
+        fraction(self.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
+        check(self.valid_fraction + self.test_fraction < 1, "data.test_fraction",
+              "valid_fraction + test_fraction must leave some training data")
+        fraction(self.fresh_fraction, "data.fresh_fraction", closed_high=False)
+        held_out = self.fresh_fraction + (0 if self.official_splits else self.valid_fraction + self.test_fraction)
+        check(held_out < 1, "data.fresh_fraction", "valid_fraction + test_fraction + fresh_fraction must leave "
+              f"some training data, got {held_out}")
+        non_negative(self, "data", "max_chars")
+        if self.tokenizer == "bpe":
+            check(self.bpe_vocab_size >= 257, "data.bpe_vocab_size", f"must be >= 257, got {self.bpe_vocab_size}")
+
+    @property
+    def official_splits(self) -> bool:
+        """Whether the source's own splits are the valid and test splits (the fractions then unused)."""
+        return False
+
+    def vocab_bound(self) -> int:
+        return 256 if self.tokenizer == "byte" else self.bpe_vocab_size
+
+
+@dataclass(frozen=True)
+class TextConfig(TokenizedConfig, option="text"):
+    """Local UTF-8 files: a path or glob; plain text, or JSONL with the text in `field`."""
+
+    path: str = ""
+    format: str = "auto"  # auto (by extension) | plain | jsonl
+    field: str = "text"
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.path), "data.path", "set the corpus path or glob, e.g. data.path=corpus.txt")
+        one_of(self.format, "data.format", ("auto", "plain", "jsonl"))
+        check(bool(self.field), "data.field", "must name the JSONL text field")
+
+
+@dataclass(frozen=True)
+class HFConfig(TokenizedConfig, option="hf"):
+    """A Hugging Face dataset, loaded offline from a local path or the local cache (needs the `hf` extra)."""
+
+    name: str = ""  # hub name (e.g. wikitext) or a local dataset directory / data file
+    subset: str = ""  # the dataset's config name (e.g. wikitext-2-raw-v1)
+    split: str = "train"  # the split read (splits=official: the train split)
+    text_field: str = "text"
+    documents: str = "auto"  # rows (each non-empty row) | wikitext (articles by level-1 headings) | auto
+    splits: str = "random"  # random (document-level split of `split`) | official (valid_split, test_split)
+    valid_split: str = "validation"
+    test_split: str = "test"
+
+    @property
+    def official_splits(self) -> bool:
+        return self.splits == "official"
+
+    def validate(self) -> None:
+        super().validate()
+        check(bool(self.name), "data.name", "set the dataset name or local path, e.g. data.name=wikitext")
+        check(bool(self.text_field), "data.text_field", "must name the text column")
+        one_of(self.documents, "data.documents", ("auto", "rows", "wikitext"))
+        one_of(self.splits, "data.splits", ("random", "official"))
+        if self.splits == "official":
+            for key in ("split", "valid_split", "test_split"):
+                check(bool(getattr(self, key)), f"data.{key}", "must name a split of the dataset")
+            check(len({self.split, self.valid_split, self.test_split}) == 3, "data.test_split",
+                  f"data.split, data.valid_split and data.test_split must differ, got {self.split!r}, "
+                  f"{self.valid_split!r}, {self.test_split!r}")

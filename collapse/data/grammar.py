@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.config import GrammarConfig
+from collapse.data import GrammarConfig
 
 
 @jax.tree_util.register_dataclass
@@ -129,6 +129,14 @@ def log_prob(grammar: Grammar, tokens_NT: jax.Array) -> jax.Array:
     tokens_TN = jnp.asarray(tokens_NT, jnp.int32).T
     _, lp_TN = jax.lax.scan(step, jnp.zeros(tokens_TN.shape[1], jnp.int32), tokens_TN)
     return lp_TN.sum(axis=0)
+
+
+def true_logprob(grammar: Grammar, tokens_NT: np.ndarray, first: int = 0) -> np.ndarray:
+    """Exact log p_true of each sequence's tokens first..T-1 given the ones before `[N]` (float64)."""
+    joint_N = np.asarray(log_prob(grammar, tokens_NT), np.float64)
+    if first == 0:
+        return joint_N
+    return joint_N - np.asarray(log_prob(grammar, tokens_NT[:, :first]), np.float64)
 
 
 # ------------------------------------------------------------------- exact quantities (float64, host)

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from collapse.config import HFConfig
+from collapse.data import HFConfig
 from collapse.errors import ConfigError, DataError
 from collapse.data.text import limit_chars
 

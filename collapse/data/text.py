@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import TextConfig, TokenizedConfig
+from collapse.data import TextConfig, TokenizedConfig
 from collapse.errors import DataError
 from collapse.data import tokenizer as tokenizer_lib
 from collapse.data.tokenizer import Tokenizer

@@ -27,7 +27,7 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from collapse.errors import DataError
-from collapse.store import atomic_write
+from collapse.files import atomic_write
 
 BPE_FORMAT_VERSION = 1
 _INVALID_BYTE = 0xFF  # never valid in UTF-8: decodes to U+FFFD

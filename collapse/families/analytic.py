@@ -13,8 +13,8 @@ replicate (`cfg` is its model config; data, statistics and parameters are pytree
     sample(cfg, params, key, human) -> data  `samples` points of the fit (linreg reads the human design)
     metrics(cfg, truth, params) -> {name: scalar}
 
-The regimes have the meaning and sizes of `collapse.regimes` (`training_size`, `mix_counts`; M = `samples`
-is both the human train size and the synthetic corpus size) in static shapes:
+Each regime's `analytic_stats` (`collapse.regimes`) builds its training statistics in static shapes, with the
+meaning and sizes of its `build` (M = `samples` is both the human train size and the synthetic corpus size):
 
     replace               the newest generation's M points
     accumulate            a running `combine` of the statistics, or (no `combine`) a buffer [G·M] of every
@@ -29,12 +29,11 @@ replicate has its own); at generation g, key_for(seed, g, r, phase) with REGIME 
 SAMPLE (the synthetic points) and INIT (EM's start at generation 0). Replicate r of a vmapped run equals
 replicate r run alone, and a longer run repeats a shorter one's generations.
 
-Computation only: `collapse.loop` writes the run directory of an analytic study.
+Computation only: `collapse.run.analytic` writes the run directory of an analytic study.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,22 +43,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse import regimes
-from collapse.config import (AccumulateConfig, AccumulateSubsampleConfig, AnalyticConfig, Config, MixConfig,
-                             ModelConfig, ReplaceConfig, schemas)
+from collapse.config import Config
 from collapse.errors import ConfigError
+from collapse.families import ModelConfig
 from collapse.families.protocols import AnalyticFamily
 from collapse.rng import Phase, human_key, key_for
-
-# Each analytic `model` option of the registry is implemented by the module collapse.families.<name>.
-FAMILIES: dict[type, AnalyticFamily] = {cls: importlib.import_module(f"collapse.families.{name}")
-                                        for name, cls in schemas("model", AnalyticConfig).items()}
 
 # Largest buffer of accumulated points (all replicates) that accumulate_subsample / GMM accumulate may hold.
 MAX_BUFFER = 2**28
 
 
 def family(model: ModelConfig) -> AnalyticFamily:
-    return FAMILIES[type(model)]
+    """The module that implements an analytic `model` option (`collapse.families.<option>`)."""
+    return model.family()
 
 
 @dataclass(frozen=True)
@@ -72,13 +68,15 @@ class Simulation:
 
 
 def _needs_buffer(cfg: Config) -> bool:
-    fam = family(cfg.model)
-    return isinstance(cfg.regime, AccumulateSubsampleConfig) or (
-        isinstance(cfg.regime, AccumulateConfig) and fam.combine is None)
+    return cfg.regime.keeps_points(family(cfg.model).combine)
 
 
 def check(cfg: Config) -> None:
-    """Refuse, before any compute, training sets that cannot be built or held in memory."""
+    """Refuse, before any compute, a regime without an analytic form and training sets that cannot be built or
+    held in memory."""
+    reason = cfg.regime.analytic_form()
+    if reason is not None:
+        raise ConfigError("regime", reason)
     M, G, R = cfg.model.samples, cfg.generations, cfg.replicates
     regimes.check_sizes(cfg.regime, G, M, M, 1, synthetic_key="model.samples")
     fam = family(cfg.model)
@@ -126,6 +124,28 @@ def human_data(cfg: Config, replicates: Sequence[int] | None = None):
     return jax.jit(jax.vmap(lambda r: _human(cfg, truth, r)))(jnp.asarray(reps, jnp.uint32))
 
 
+class Context:
+    """What a regime's `analytic_stats` may use for one replicate inside the program (`collapse.regimes`): the
+    family module `fam` and its config `m`, M = `m.samples`, the replicate's `human` points and the `truth`,
+    the buffer's `blocks` (block 0 human, block j + 1 generation j's points), and the operations below."""
+
+    def __init__(self, fam: AnalyticFamily, m, human, truth, blocks: int):
+        self.fam, self.m, self.human, self.truth, self.blocks, self.M = fam, m, human, truth, blocks, m.samples
+
+    def stats(self, data, w_N: jax.Array | None = None):
+        """The family's statistics of `data`, every point weighted 1 unless `w_N` says otherwise."""
+        n = jax.tree.leaves(data)[0].shape[0]
+        return self.fam.stats(self.m, data, jnp.ones(n) if w_N is None else w_N)
+
+    def filled(self, g):
+        """Weights `[blocks · M]` of the buffer: 1 for the (g + 1) M points filled by generation g, else 0."""
+        return (jnp.arange(self.blocks * self.M) < (g + 1) * self.M).astype(jnp.float32)
+
+    take = staticmethod(_take)
+    concat = staticmethod(_concat)
+    subset = staticmethod(_subset)
+
+
 def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
     """Metrics [G] and snapshot parameters [S, ...] of replicate r."""
     fam, m, regime = family(cfg.model), cfg.model, cfg.regime
@@ -134,44 +154,18 @@ def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
     key = lambda g, phase: key_for(cfg.seed, g, r, phase)  # noqa: E731  (g and r may be traced)
 
     human = _human(cfg, truth, r)
-    ones_M = jnp.ones(M)
-    human_stats = fam.stats(m, human, ones_M)
-    carry = {"params": fam.fit(m, human_stats, fam.init(m, human, key(0, Phase.INIT)))}
-    buffered = _needs_buffer(cfg)
     blocks = max(G, 2)  # block 0: human, block j + 1: generation j's points
-    if isinstance(regime, AccumulateConfig) and not buffered:
-        carry["pool"] = human_stats
+    ctx = Context(fam, m, human, truth, blocks)
+    human_stats = ctx.stats(human)
+    carry = {"params": fam.fit(m, human_stats, fam.init(m, human, key(0, Phase.INIT))),
+             **regime.analytic_init(ctx, human_stats)}
+    buffered = _needs_buffer(cfg)
     if buffered:
         carry["buffer"] = jax.tree.map(lambda h: jnp.zeros((blocks * M, *h.shape[1:]), h.dtype).at[:M].set(h), human)
     S = len(snapshots)
     snap_S = jnp.asarray(snapshots, jnp.int32)
     if S:
         carry["snap"] = jax.tree.map(lambda p: jnp.zeros((S, *p.shape), p.dtype), carry["params"])
-
-    def training_stats(carry, newest, g, k):
-        """Generation g's training statistics (g >= 1; `newest`: generation g - 1's points)."""
-        if isinstance(regime, ReplaceConfig):
-            return fam.stats(m, newest, ones_M), {}
-        if isinstance(regime, AccumulateConfig) and not buffered:
-            pool = fam.combine(carry["pool"], fam.stats(m, newest, ones_M))
-            return pool, {"pool": pool}
-        if isinstance(regime, AccumulateConfig):
-            filled = jnp.arange(blocks * M) < (g + 1) * M
-            return fam.stats(m, carry["buffer"], filled.astype(jnp.float32)), {}
-        if isinstance(regime, AccumulateSubsampleConfig):
-            size = regime.size or M
-            pick = _subset(k, (g + 1) * M, size)
-            return fam.stats(m, _take(carry["buffer"], pick), jnp.ones(size)), {}
-        if isinstance(regime, MixConfig):
-            n_h, n_s = regimes.mix_counts(regime, M)
-            k_human, k_synthetic = jax.random.split(k)
-            if regime.fresh:
-                part = fam.human(m, truth, k_human, n_h)
-            else:
-                part = _take(human, jax.random.choice(k_human, M, (n_h,), replace=False))
-            part = _concat(part, _take(newest, jax.random.choice(k_synthetic, M, (n_s,), replace=False)))
-            return fam.stats(m, part, jnp.ones(n_h + n_s)), {}
-        raise TypeError(f"unknown regime {regime!r}")
 
     def step(carry, g):
         """Measure and sample generation g, then fit generation g + 1 (wasted at g = G - 1: one program
@@ -185,7 +179,7 @@ def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
         if buffered:  # at g = G - 1 the write is clamped and unused
             new["buffer"] = jax.tree.map(lambda b, x: jax.lax.dynamic_update_slice_in_dim(b, x, (g + 1) * M, 0),
                                          carry["buffer"], newest)
-        stats, updates = training_stats(new, newest, g + 1, key(g + 1, Phase.REGIME))
+        stats, updates = regime.analytic_stats(ctx, new, newest, g + 1, key(g + 1, Phase.REGIME))
         new.update(updates, params=fam.fit(m, stats, params))
         return new, fam.metrics(m, truth, params)
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.config import CategoricalConfig
+from collapse.families import CategoricalConfig
 
 
 class Truth(NamedTuple):

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.config import AccumulateConfig, GaussianConfig, RegimeConfig, ReplaceConfig
+from collapse.families import GaussianConfig
+from collapse.regimes import RegimeConfig, ReplaceConfig
 
 
 class Truth(NamedTuple):
@@ -118,10 +119,10 @@ def expected_var_ratio(cfg: GaussianConfig, regime: RegimeConfig, generations: i
     """E[tr Σ_g / tr Σ_0] for g = 0..generations-1 (replace and accumulate; None for other regimes)."""
     M, lam = cfg.samples, cfg.bias
     g = np.arange(generations)
-    if isinstance(regime, ReplaceConfig):
+    if regime.name == "replace":
         c = (M - 1) / _dof(cfg, M)
         return c ** (g + 1) * lam**g
-    if isinstance(regime, AccumulateConfig):
+    if regime.name == "accumulate":
         dof_G = _dof(cfg, (g + 1) * M)
         growth_G = 1 + lam * (M - 1 / (g + 2)) / dof_G
         scatter_G = (M - 1) * np.concatenate([[1.0], np.cumprod(growth_G[:-1])])

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.config import GMMConfig
+from collapse.families import GMMConfig
 
 
 class Params(NamedTuple):

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.config import AccumulateConfig, LinRegConfig, RegimeConfig, ReplaceConfig
+from collapse.families import LinRegConfig
+from collapse.regimes import RegimeConfig
 
 
 class Data(NamedTuple):
@@ -99,9 +100,9 @@ def error_factor(regime: RegimeConfig, generations: int) -> np.ndarray | None:
     """E[test error_g] in units of `error_unit` (given the design: of σ² tr (XᵀX)⁻¹), g = 0..generations-1;
     None for regimes without a closed form."""
     i = np.arange(1, generations + 1, dtype=np.float64)
-    if isinstance(regime, ReplaceConfig):
+    if regime.name == "replace":
         return i
-    if isinstance(regime, AccumulateConfig):
+    if regime.name == "accumulate":
         return np.cumsum(1 / i**2)
     return None
 

@@ -55,7 +55,7 @@ class ModelFamily(Scorer, Protocol):
             on_chunk: Callable[[int, np.ndarray], None] | None = None, checkpoints: Any = None,
             teacher: Any = None) -> tuple[Pytree, np.ndarray]:
         """Train each replicate from `params_R` on its data: (parameters, losses `[R, steps]`); with a
-        `teacher` (`collapse.train.Teacher`), its soft rows learn the teacher's distributions."""
+        `teacher` (`collapse.distill.Teacher`), its soft rows learn the teacher's distributions."""
         ...
 
     def sample(self, params_R: Pytree, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: Any, n_new: int,

@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from collapse import devices, train
+from collapse import devices, distill, train
 from collapse import sample as sampler
-from collapse.config import SampleConfig, TrainConfig, TransformerConfig
+from collapse.config import SampleConfig, TrainConfig
+from collapse.families import TransformerConfig
 from collapse.devices import Layout, over_replicates, single, to_host
 from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
 
@@ -35,17 +36,11 @@ def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B, first):
                            params_R, tokens_RBT)
 
 
-def _slice_size(batch: int, n: int, multiple: int) -> int:
-    """At most `batch` rows (no more than `n`), rounded up to a multiple of `multiple`."""
-    return -(-min(batch, n) // multiple) * multiple
-
-
-def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, multiple: int = 1
-             ) -> np.ndarray:
+def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, layout: Layout) -> np.ndarray:
     """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves
-    all); the slice size is rounded up to a multiple of `multiple` (devices sharing each slice)."""
+    all, `Layout.slice_size`)."""
     n = x_RN.shape[1]
-    batch = _slice_size(batch, n, multiple)
+    batch = layout.slice_size(batch, n)
     pad = -n % batch
     x_RN = np.pad(x_RN, [(0, 0), (0, pad)] + [(0, 0)] * (x_RN.ndim - 2))
     out = [to_host(fn(x_RN[:, i:i + batch], i // batch)) for i in range(0, n + pad, batch)]
@@ -62,11 +57,6 @@ class TransformerFamily:
     def __post_init__(self):
         abstract = nnx.eval_shape(lambda: Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(0)))
         self.graphdef = nnx.split(abstract)[0]
-
-    @property
-    def _split(self) -> int:
-        """Devices each batch is split over (1 when whole replicates sit on each device)."""
-        return 1 if self.layout.by_replicate else self.layout.n
 
     @property
     def bos(self) -> int:
@@ -90,7 +80,7 @@ class TransformerFamily:
         return devices.abstract(shapes, self.layout.params())
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
-            on_chunk=None, checkpoints: train.Checkpoints | None = None, teacher: train.Teacher | None = None
+            on_chunk=None, checkpoints: train.Checkpoints | None = None, teacher: distill.Teacher | None = None
             ) -> tuple[nnx.State, np.ndarray]:
         return train.fit(self.graphdef, params_R, data_RNT, rngs, cfg, data_RNT.shape[2], on_chunk, checkpoints,
                          self.layout, teacher)
@@ -121,7 +111,7 @@ class TransformerFamily:
                 on_batch(prompt_RBP.shape[1])
             return out
 
-        return _batched(one_batch, prompts_RNP, cfg.batch_size, self._split).astype(np.int32)
+        return _batched(one_batch, prompts_RNP, cfg.batch_size, layout).astype(np.int32)
 
     def logprob(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, skip: int = 0) -> np.ndarray:
         """log p(sequence) `[R, N]` (float32), every token predicted from BOS and its prefix; with `skip` > 0
@@ -129,14 +119,14 @@ class TransformerFamily:
         params_R = self.layout.put(params_R, self.layout.params())
         put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
         return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch,
-                        self._split)
+                        self.layout)
 
     def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, first: int = 0) -> np.ndarray:
         """The mean predicted next-token distribution over positions first..T-1 of the N sequences of
         `tokens_RNT` `[R, V]` (float64): where each model puts its mass on that data, tail tokens included."""
         R, N, T = tokens_RNT.shape
         params_R = self.layout.put(params_R, self.layout.params())
-        b = _slice_size(batch, N, self._split)
+        b = self.layout.slice_size(batch, N)
         total_RV = np.zeros((R, self.vocab_size))
         for i in range(0, N, b):  # fixed-size batches, the last one padded and masked: one program serves all
             chunk_RBT = tokens_RNT[:, i:i + b]

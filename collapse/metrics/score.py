@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from collapse.config import MetricsConfig
+from collapse.data.grammar import true_logprob
 from collapse.metrics import diversity, perplexity, tails
 
 
@@ -98,16 +99,6 @@ def corpus_metrics(cfg: MetricsConfig, human, ref: Reference, tokens_NT: np.ndar
         m[f"kl_unigram{suffix}"] = tails.kl_unigram(ref_V, counts_V, cfg.unigram_alpha)
     m["zipf_exponent"] = tails.zipf_exponent(counts_V)
     return m, counts_V
-
-
-def true_logprob(truth, tokens_NT: np.ndarray, first: int = 0) -> np.ndarray:
-    """Exact log p_true of each sequence's tokens first..T-1 given the ones before `[N]` (float64)."""
-    from collapse.data import grammar
-
-    joint_N = np.asarray(grammar.log_prob(truth, tokens_NT), np.float64)
-    if first == 0:
-        return joint_N
-    return joint_N - np.asarray(grammar.log_prob(truth, tokens_NT[:, :first]), np.float64)
 
 
 def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: list, refs: list[Reference],

@@ -1,5 +1,6 @@
 """A study's fixed context, built once before the generational loop: the config, the run directory, every
-replicate's human data with its references, and the model family.
+replicate's human data with its references, one model family per scheduled size, and the values every phase
+derives from the config (the synthetic budget, the prompt tokens, each generation's model and teacher).
 
 `open_study` checks everything it can before anything is written (the run directory holds this study or
 none, the human data matches what the directory holds, the regime's sizes fit the data); `save_human`
@@ -15,18 +16,20 @@ import jax
 import numpy as np
 
 from collapse import devices, regimes
-from collapse.config import (RESUMABLE_KEYS, TRANSFORMER_MODELS, Config, TokenizedConfig, diff_keys, from_dict,
-                             generation_model, prompt_tokens, schedule_name, to_dict)
+from collapse.config import (Config, RESUMABLE_KEYS, TRANSFORMER_MODELS, diff_keys, from_dict, generation_model,
+                             prompt_tokens, schedule_name, to_dict)
+from collapse.data import TokenizedConfig
+from collapse.data.human import HumanData, load_human, per_replicate
 from collapse.errors import ConfigError, DataError
-from collapse.validate import batch_sizes
-from collapse.data import HumanData, load_human, per_replicate
-from collapse.families.transformer import TransformerFamily
+from collapse.families.protocols import ModelFamily
+from collapse.data.grammar import true_logprob
 from collapse.metrics import score
 from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng
-from collapse.store import RunDir, load_array, load_json, save_array, save_json
+from collapse.files import load_array, load_json, save_array, save_json
+from collapse.store import RunDir
+from collapse.validate import batch_sizes
 
 log = logging.getLogger("collapse")
-
 
 @dataclass(frozen=True)
 class Study:
@@ -34,13 +37,21 @@ class Study:
     store: RunDir
     humans: list[HumanData]  # [R]: each replicate's human data (on text one object, shared)
     refs: list[score.Reference]  # [R]: what each replicate's metrics compare with
-    families: dict[str, TransformerFamily]  # one per `model` option the study trains (`model_schedule`)
+    families: dict[str, ModelFamily]  # one per `model` option the study trains (`model_schedule`)
     device: str  # "<count> x <kind>", recorded in the phase markers
     loaded: set[tuple[int, str]] = field(default_factory=set)  # (generation, phase) found done and loaded, not run
 
-    def family(self, g: int) -> TransformerFamily:
+    def family(self, g: int) -> ModelFamily:
         """The family of generation g's model (its graph and parameter shapes)."""
-        return self.families[schedule_name(self.cfg, g)]
+        return self.families[self.model_name(g)]
+
+    def model_name(self, g: int) -> str:
+        """The `model` option that trains generation g (`model_schedule`)."""
+        return schedule_name(self.cfg, g)
+
+    def teacher(self, g: int) -> int:
+        """The generation whose model teaches generation g >= 1 (`train.teacher`): g - 1 or 0."""
+        return 0 if self.cfg.train.teacher == "gen0" else g - 1
 
     @property
     def layout(self) -> devices.Layout:
@@ -51,13 +62,29 @@ class Study:
         return self.cfg.replicates
 
     @property
+    def generations(self) -> int:
+        return self.cfg.generations
+
+    @property
     def n_train(self) -> int:
         return len(self.humans[0].train)
+
+    @property
+    def n(self) -> int:
+        """The synthetic budget: sequences each generation adds to the pools (`sample.num_sequences`, 0: the
+        human train size)."""
+        return self.cfg.sample.num_sequences or self.n_train
+
+    @property
+    def P(self) -> int:
+        """Human prompt tokens at the start of every synthetic sequence (0 unconditionally): the metrics score
+        positions P..T-1."""
+        return prompt_tokens(self.cfg)
 
     def datasets(self) -> list[tuple[int | None, HumanData]]:
         """(slot in `human/`, data) per distinct human dataset: every replicate's own on the grammar, else the
         one the replicates share (slot None: `human/` itself)."""
-        return list(enumerate(self.humans)) if per_replicate(self.cfg) else [(None, self.humans[0])]
+        return list(enumerate(self.humans)) if per_replicate(self.cfg.data) else [(None, self.humans[0])]
 
 
 def check_same_study(store: RunDir, cfg: Config) -> None:
@@ -90,10 +117,10 @@ def open_study(cfg: Config, store: RunDir) -> Study:
         regimes.check_fresh(cfg.regime, cfg.generations, n_train, len(humans[0].fresh), cfg.data.fresh_fraction)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     refs = {id(h): score.reference(h, cfg.metrics, prompt_tokens(cfg)) for h in humans}
-    families: dict[str, TransformerFamily] = {}
+    families: dict[str, ModelFamily] = {}
     for g in range(max(len(cfg.model_schedule), 1)):  # the last entry repeats
         if schedule_name(cfg, g) not in families:
-            families[schedule_name(cfg, g)] = TransformerFamily(generation_model(cfg, g), humans[0].vocab_size, layout)
+            families[schedule_name(cfg, g)] = generation_model(cfg, g).family(humans[0].vocab_size, layout)
     t, vocab_size = cfg.train, humans[0].vocab_size
     if t.target != "tokens" and t.teacher_probs == "topk" and t.soft_top_k > vocab_size:
         raise ConfigError("train.soft_top_k", f"must be <= the vocabulary ({vocab_size} tokens, "
@@ -108,12 +135,13 @@ def load_humans(cfg: Config, store: RunDir) -> list[HumanData]:
     The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
     of it (the study is being extended) or extend it."""
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
-    load = lambda r: load_human(cfg, lambda n: regimes.fresh_per_generation(cfg.regime, n), tokenizer_path, r)  # noqa: E731
-    humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg) else [load(0)] * cfg.replicates
+    load = lambda r: load_human(cfg.data, cfg.seed, cfg.generations, cfg.regime.fresh_per_generation,  # noqa: E731
+                                tokenizer_path, r)
+    humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg.data) else [load(0)] * cfg.replicates
     if humans[0].train.shape[1] != cfg.data.seq_len:
         raise ConfigError("data.seq_len", f"human sequences have {humans[0].train.shape[1]} tokens, "
                           f"not {cfg.data.seq_len}")
-    slots = range(cfg.replicates) if per_replicate(cfg) else [None]
+    slots = range(cfg.replicates) if per_replicate(cfg.data) else [None]
     for slot, human in zip(slots, humans):
         for split, array in human.splits().items():
             path = store.human(split, slot)
@@ -144,7 +172,7 @@ def save_human(study: Study) -> None:
                   "buckets": ref.buckets_V, "reference_counts": ref.counts_V}
         if human.truth is not None:  # the truth's unigram and the train split's exact log-probs, for the figures
             arrays.update(unigram_true=ref.true_V,
-                          true_logprob=score.true_logprob(human.truth, human.train, ref.first))
+                          true_logprob=true_logprob(human.truth, human.train, ref.first))
         for name, array in arrays.items():  # missing, unreadable or resized: (re)write; functions of the config
             path = store.human(name, slot)
             try:

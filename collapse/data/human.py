@@ -1,0 +1,79 @@
+"""A study's human data: load a source once, split it into train / valid / test (+ a fresh reserve), as token
+blocks (`HumanData`, `load_human`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from collapse.data import DataConfig, GrammarConfig, HFConfig, TextConfig
+from collapse.rng import human_key, numpy_rng
+
+
+@dataclass
+class HumanData:
+    train: np.ndarray  # [N, T] int32
+    valid: np.ndarray
+    test: np.ndarray
+    fresh: np.ndarray  # [F, T] never trained on until regime=mix fresh=true draws it (F may be 0)
+    # grammar: generation g's rows are (g-1)*n_h .. g*n_h; text: the data.fresh_fraction split
+    vocab_size: int
+    tokenizer: Any = None  # text sources: the tokenizer (decode for byte-level metrics); grammar: None
+    truth: Any = None  # grammar: the exact language (collapse.data.grammar.Grammar)
+
+    def splits(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "valid": self.valid, "test": self.test, "fresh": self.fresh}
+
+
+def per_replicate(data: DataConfig) -> bool:
+    """Whether every replicate draws its own human data: on the grammar (whose truth is unlimited) it does,
+    so the replicate spread includes the sampling noise of the human data, as in the analytic families; a
+    text corpus is one sample, split once per seed and shared by the seed's replicates."""
+    return data.has_truth
+
+
+def load_human(d: DataConfig, seed: int, generations: int, fresh_per_generation: Callable[[int], int] | None = None,
+               tokenizer_path: Path | None = None, replicate: int = 0) -> HumanData:
+    """The human data of a study of `generations` (of replicate `replicate` where `per_replicate(d)`), derived
+    from `seed` alone; the train split never depends on the regime or on `generations`.
+
+    The fresh reserve (regime=mix fresh=true): for the grammar, generation g = 1..generations-1 gets its own
+    `fresh_per_generation(n_train)` new sequences of the truth (key fold_in(fold_in(human_key, 3), g)), so more
+    generations only append rows; for text, the fixed `data.fresh_fraction` split of the corpus.
+    The grammar's replicate r draws from key fold_in(human_key(seed), r). `tokenizer_path` (text sources) is
+    where a BPE tokenizer is saved once and reused on resume. Raises
+    DataError naming the file for unusable input.
+    """
+    key = human_key(seed)
+    if isinstance(d, GrammarConfig):
+        from collapse.data import grammar
+
+        key = jax.random.fold_in(key, replicate)  # replicate r's own sample of the truth
+
+        truth = grammar.make_grammar(d)
+        draw = lambda k, n: np.asarray(grammar.sample(truth, k, n, d.seq_len))  # noqa: E731
+        n_h = fresh_per_generation(d.n_train) if fresh_per_generation else 0
+        fresh_key = jax.random.fold_in(key, 3)
+        fresh = [draw(jax.random.fold_in(fresh_key, g), n_h) for g in range(1, generations)] if n_h else []
+        return HumanData(draw(jax.random.fold_in(key, 0), d.n_train), draw(jax.random.fold_in(key, 1), d.n_valid),
+                         draw(jax.random.fold_in(key, 2), d.n_test),
+                         np.concatenate([np.zeros((0, d.seq_len), np.int32), *fresh]), d.vocab_size, truth=truth)
+
+    from collapse.data import text
+
+    if isinstance(d, TextConfig):
+        docs = text.read_documents(d)
+    elif isinstance(d, HFConfig):
+        from collapse.data.hf import read_documents_hf
+
+        docs = read_documents_hf(d)  # official splits: {"train", "valid", "test"}
+    else:
+        raise TypeError(f"unknown data source {d!r}")
+    splits, tokenizer = text.tokenize_splits(docs, d, numpy_rng(key), tokenizer_path)
+    return HumanData(splits["train"], splits["valid"], splits["test"], splits["fresh"], tokenizer.vocab_size,
+                     tokenizer=tokenizer)

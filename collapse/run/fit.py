@@ -1,0 +1,132 @@
+"""Fit: generation g's model, trained on its training sets (from scratch, or from generation 0's or the previous
+model, `train.init`; from its teacher's distributions where `train.target` says so) and checkpointed, with the
+training sets' provenance (`collapse.provenance`: origin, label source, prompt row, depth, per-origin scores)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse import distill, provenance
+from collapse.curation import NoCurateConfig
+from collapse.errors import DataError
+from collapse.data.grammar import true_logprob
+from collapse.progress import Progress
+from collapse.regimes import TrainingSet
+from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.run.phase import Model, Outputs, phase
+from collapse.run.pools import Lineage
+from collapse.files import load_array
+from collapse.train import abstract_checkpoint, total_steps
+
+
+def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Model:
+    """Generation g's model: trained on `sets` and checkpointed, or, when that phase is done, a handle that
+    loads it from its checkpoint (its digest verified) when a later phase first needs it."""
+    cfg, store, family, R = study.cfg, study.store, study.family(g), study.replicates
+
+    def load():
+        if not store.verify(g, "train", only=store.checkpoint(g)):
+            raise DataError(store.checkpoint(g), "checkpoint changed since it was written")
+        return store.load_params(g, family.abstract(R))
+
+    def compute(out: Outputs):
+        for r, ts in enumerate(sets):
+            out.array(store.array(g, r, "train_provenance"), ts.provenance)
+            out.array(store.array(g, r, "train_index"), ts.index)
+        out.json(store.manifest(g), {
+            "generation": g, "regime": cfg.regime.name, "model": study.model_name(g),
+            "parameters": family.parameter_count(),
+            "prompt_tokens": study.P,  # the first this many tokens of every synthetic row are human
+            "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()}
+                           for r, ts in enumerate(sets)]})
+        if g == 0 or cfg.train.init == "scratch":
+            init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
+        else:
+            init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params
+        teacher = _teacher(study, g, sets, lineage)
+        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher)
+        store.save_params(g, params)
+        out.written(store.checkpoint(g))
+        out.array(store.train_loss(g), losses)
+        store.drop_train_checkpoints(g)
+        write_provenance(study, g, sets, lineage.depths[g], params if g == 0 else lineage.model(0).params, out)
+        info = {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        if teacher is not None:
+            info.update(teacher=study.teacher(g), soft_rows=[int(s.sum()) for s in teacher.soft_RN])
+        return params, info
+
+    if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
+        store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
+        study.loaded.add((g, "train"))
+        return Model(family, load=lambda: phase(study, g, "train", load, compute))
+    return Model(family, phase(study, g, "train", load, compute))
+
+
+def _teacher(study, g: int, sets: list[TrainingSet], lineage: Lineage) -> distill.Teacher | None:
+    """Generation g's teacher (docs/training-targets.md): generation g-1's model (`train.teacher=previous`) or
+    generation 0's (`gen0`), with the rows it labels, or None: generation 0, `train.target=tokens`, or no row to
+    distil (every row then trains on its tokens)."""
+    j = study.teacher(g) if g else -1
+    soft_RN = np.stack([provenance.label_sources(study.cfg.train, j, g, ts.provenance) >= 0 for ts in sets])
+    if not soft_RN.any():
+        return None
+    teacher = lineage.model(j)
+    return distill.Teacher(teacher.family.graphdef, teacher.params, soft_RN)  # the teacher at its own size
+
+
+def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> tuple[object, np.ndarray]:
+    """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
+    cfg, store, family = study.cfg, study.store, study.family(g)
+    steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
+    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(study.replicates)]
+    checkpoints = None
+    if cfg.train.checkpoint_every > 0:
+        abstract = abstract_checkpoint(family.abstract(study.replicates), cfg.train, steps, family.layout)
+        checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every, abstract)
+    with Progress(steps, f"gen {g} train", "step") as bar:
+        def on_chunk(done, loss_RS):
+            if not np.isfinite(loss_RS).all():
+                bad = int(np.argwhere(~np.isfinite(loss_RS))[0, 1])
+                raise FloatingPointError(f"generation {g}: non-finite training loss at step "
+                                         f"{done - loss_RS.shape[1] + bad + 1} (lower train.lr?); "
+                                         f"generations before {g} are intact in {store.path}")
+            bar.update(done - bar.done, loss=float(loss_RS[:, -1].mean()))
+            tracker.train_loss(g, done, loss_RS[:, -1])
+
+        if checkpoints is not None and checkpoints.restored is not None:
+            bar.update(checkpoints.restored[0])
+        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher)
+
+
+def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarray, params0_R, out: Outputs) -> None:
+    """Generation g's training sets' lineage: each example's label source and, in continuation mode, the human
+    row its prefix comes from; `provenance.json`, whose per-origin scores take one forward pass of generation
+    0's model over the training set and the human test split (their out-of-sample reference), and on the
+    grammar the exact truth over both."""
+    cfg, store, P = study.cfg, study.store, study.P
+    teacher = study.teacher(g) if g else -1
+    labels = [provenance.label_sources(cfg.train, teacher, g, ts.provenance) for ts in sets]
+    for r, ts in enumerate(sets):
+        out.array(store.array(g, r, "train_label_source"), labels[r])
+        if P:
+            out.array(store.array(g, r, "train_prompt_row"), provenance.prompt_rows(
+                ts.provenance, ts.index, lambda j: load_array(store.array(j, r, "prompt_index"))))
+    tokens_RNT, test_RMT = np.stack([ts.tokens for ts in sets]), np.stack([human.test for human in study.humans])
+    n = tokens_RNT.shape[2] - P  # scored tokens per example, as in the metrics
+    nll0_RN, test_nll0_RM = (-study.family(0).logprob(params0_R, x, skip=P).astype(np.float64) / n
+                             for x in (tokens_RNT, test_RMT))
+    scores = []
+    for r, (ts, human) in enumerate(zip(sets, study.humans)):
+        seen_N = (ts.provenance < 0) & (ts.index < study.n_train)  # human train rows: generation 0 trained on them
+        true_N, test_true_M = (None, None) if human.truth is None else (
+            -true_logprob(human.truth, x, P) / n for x in (ts.tokens, human.test))
+        scores.append(provenance.origin_scores(ts.provenance, nll0_RN[r], seen_N, true_N, test_nll0_RM[r], test_true_M))
+    curated = None
+    if not isinstance(cfg.curate, NoCurateConfig):  # how each synthetic origin's samples were curated
+        curated = [{provenance.origin_name(int(j)): provenance.curation_summary(
+            *(load_array(store.array(int(j), r, name)) for name in
+              ("curate_scores", "curate_kept", "curate_scores_kept")))
+            for j in np.unique(ts.provenance[ts.provenance >= 0])} for r, ts in enumerate(sets)]
+    out.json(store.provenance(g), provenance.generation_record(
+        g, study.model_name(g), study.family(g).parameter_count(), P, [ts.provenance for ts in sets], labels,
+        depths_R, scores, curated))
