@@ -48,8 +48,10 @@ logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save ste
 Model = Callable[[], object]  # the parameters of all replicates, loaded or trained on first call
 
 
-def run(cfg: Config, run_dir: str | Path) -> RunDir:
+def run(cfg: Config, run_dir: str | Path, on_open: Callable[[RunDir], None] | None = None) -> RunDir:
     """Run (or resume) the study `cfg` in `run_dir`. Every input is checked before anything is written.
+    `on_open(store)` is called once the directory's lock is held and the study accepted, before this writes
+    anything (the `collapse` command then records its launch there); a refused study never calls it.
 
     Process-wide JAX settings (CPU device split, multi-process start, compilation cache) are the caller's:
     the `collapse` command sets them up (`collapse.cli.set_up_jax`)."""
@@ -57,9 +59,9 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
     store = RunDir(run_dir)
     check_same_study(store, cfg)
     if isinstance(cfg.model, AnalyticConfig):  # closed-form families: the whole study is one compiled program
-        return _run_analytic(cfg, store)
+        return _run_analytic(cfg, store, on_open)
     study = open_study(cfg, store)
-    with store.lock(), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
+    with _opened(store, on_open), contextlib.closing(make_tracker(cfg, store.path)) as tracker:
         save_human(study)
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
                  store.path, cfg.generations, cfg.replicates, cfg.regime.name, study.device,
@@ -78,6 +80,15 @@ def run(cfg: Config, run_dir: str | Path) -> RunDir:
             rows = _score(study, g, model, model_0, samples)
             _record(study, g, rows, tracker, time.perf_counter() - t0)
     return store
+
+
+@contextlib.contextmanager
+def _opened(store: RunDir, on_open: Callable[[RunDir], None] | None):
+    """Hold the run directory's lock, then tell `on_open` (see `run`)."""
+    with store.lock():
+        if on_open is not None:
+            on_open(store)
+        yield store
 
 
 # --------------------------------------------------------------------------------------------- phases
@@ -458,7 +469,7 @@ def _record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> 
 # --------------------------------------------------------------------------------------- analytic families
 
 
-def _run_analytic(cfg: Config, store: RunDir) -> RunDir:
+def _run_analytic(cfg: Config, store: RunDir, on_open: Callable[[RunDir], None] | None = None) -> RunDir:
     """Run (or find finished) an analytic study: one compiled program computes every generation
     (`collapse.families.analytic.simulate`), so one marker covers all of them. A rerun with at most the
     finished number of generations recomputes nothing; more generations recompute the study (seconds), and
@@ -473,7 +484,7 @@ def _run_analytic(cfg: Config, store: RunDir) -> RunDir:
         report.write(store)
         return store
     G, R = cfg.generations, cfg.replicates
-    with store.lock():
+    with _opened(store, on_open):
         save_json(store.path / "config.json", to_dict(cfg))
         device = jax.devices()[0].device_kind
         log.info("run directory %s | %s | %d generations x %d replicates | regime=%s | device %s",
