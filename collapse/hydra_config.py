@@ -13,12 +13,16 @@ the resolver reads the `scale` group's choice).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import os
+import re
 import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from collapse.config import Config, GROUPS, OPTIONS, study_id
+from collapse.config import GROUPS, OPTIONS, Config, study_id
+from collapse.errors import ConfigError
 from collapse.options import Option
 
 
@@ -55,17 +59,164 @@ def _root_schema(missing: Any) -> type:
 
 
 def from_hydra(dcfg: Any) -> Config:
-    """The composed Hydra config as a frozen `Config` (every group converted to its option's dataclass)."""
+    """The composed Hydra config as a frozen `Config` (every group converted to its option's dataclass).
+    `ConfigError` names a key no schema has (`+data.n_trian=1`), a removed key or a value that does not convert."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     names = [f.name for f in dataclasses.fields(Config)]
+    _check_keys(dcfg, "")
+    for name in names:
+        if name not in dcfg:
+            raise ConfigError(name, f"has no value (removed with ~{name}?)")
     keep = names + [n for n, _, _ in HYDRA_ONLY if n in dcfg]  # what a preset's values interpolate
-    obj = OmegaConf.to_object(OmegaConf.masked_copy(dcfg, keep))  # without Hydra's own `hydra` node
+    try:
+        obj = OmegaConf.to_object(OmegaConf.masked_copy(dcfg, keep))  # without Hydra's own `hydra` node
+    except OmegaConfBaseException as e:
+        raise config_error(e) from None
     return Config(**{name: obj[name] for name in names})
 
 
+def _check_keys(node: Any, prefix: str) -> None:
+    """Every key of `node` (a composed config, without Hydra's node) is a field of its schema: Hydra adds a key
+    given as `+key=value` even to a schema, which would otherwise fail deep inside the conversion."""
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node.keys():
+        if not prefix and key == "hydra":
+            continue
+        if fields is not None and key not in fields:
+            raise ConfigError(f"{prefix}{key}", _no_such_key(str(key), schema, prefix))
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not (child._is_missing() or child._is_none() or child._is_interpolation()):
+            _check_keys(child, f"{prefix}{key}.")
+
+
+def _no_such_key(name: str, schema: Any, prefix: str) -> str:
+    """Why `prefix + name` is refused: no such key (and the close key of the same schema), or a key of the
+    group's other options."""
+    fields = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")] \
+        if dataclasses.is_dataclass(schema) else []
+    group = next((o for o in OPTIONS if o.schema is schema), None)
+    if group is not None and prefix == f"{group.group}.":
+        owners = [o.name for o in OPTIONS if o.group == group.group and o.choice and o.schema is not schema
+                  and name in {f.name for f in dataclasses.fields(o.schema)}]
+        if owners:
+            have = "has" if len(owners) == 1 else "have"
+            return f"not a key of {group.group}={group.name} ({', '.join(owners)} {have} it)"
+    close = difflib.get_close_matches(name, fields, n=1)
+    return "no such key" + (f"; did you mean {prefix}{close[0]}?" if close else "")
+
+
+# ------------------------------------------------------------------------ Hydra's errors as one line each
+
+
+def _chain(e: BaseException | None, context: bool = False):
+    """`e` and its causes (and, with `context`, the exceptions it was raised while handling)."""
+    while e is not None:
+        yield e
+        e = e.__cause__ or (e.__context__ if context else None)
+
+
+def _first_line(text: object) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+_TYPES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def _omegaconf_message(e: Any) -> str:
+    """OmegaConf's complaint about one value, without its `full_key:` / `object_type=` lines."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    text = _first_line(getattr(e, "msg", None) or e)
+    if m := re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", text):
+        return f"{m[1]!r} is not {_TYPES.get(m[2], m[2])}"
+    if re.match(r"field '.*' is not Optional", text) or "Non optional field cannot be assigned None" in text:
+        return "must have a value, not null"
+    if isinstance(e, MissingMandatoryValue):
+        return "has no value: set it on the command line (key=value)"
+    return text
+
+
+def _parses(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        OverridesParser.create().parse_override(override)
+        return True
+    except HydraException:
+        return False
+
+
+def config_error(e: BaseException, overrides: typing.Sequence[str] = ()) -> ConfigError:
+    """A Hydra or OmegaConf composition error as one `ConfigError` naming the key (or group) and, for a
+    misspelling, the close key or option. `overrides`: the command line, to find an override that does not parse."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    for x in _chain(e, context=True):  # a ConfigError raised by a resolver (by_scale)
+        if isinstance(x, ConfigError):
+            return x
+    if isinstance(e, OverrideParseException):
+        bad = next((o for o in overrides if not _parses(o)), None)
+        return ConfigError(bad or "command line", f"does not parse as key=value ({_first_line(e)})")
+    if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options is not None:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        close = difflib.get_close_matches(name, list(e.options), n=1)
+        return ConfigError(group, f"no option {name}; " + (f"did you mean {group}={close[0]}?" if close
+                                                           else f"the options: {', '.join(e.options)}"))
+    cause = next((x for x in _chain(e) if isinstance(x, OmegaConfBaseException) and getattr(x, "full_key", None)),
+                 None)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        prefix, _, name = cause.full_key.rpartition(".")
+        return ConfigError(cause.full_key, _no_such_key(name, cause.object_type, prefix + "." if prefix else ""))
+    if cause is not None:
+        return ConfigError(cause.full_key, _omegaconf_message(cause))
+    text = str(e)
+    if m := re.match(r"Could not override '([^']+)'\. No match in the defaults list", text):
+        if m[1] == "scale":
+            return ConfigError("scale", "only a preset has a scale: +experiment=NAME scale=smoke|cpu|paper")
+        add = re.search(r"use (\+\S+)", text)
+        return ConfigError(m[1], "is not in the defaults list" + (f"; add it with {add[1]}" if add else ""))
+    if m := re.match(r"Could not append to config\. An item is already at '([^']+)'", text):
+        return ConfigError(m[1], "is already a key: set it without the +")
+    if m := re.match(r"Ambiguous value for argument '([^']+)'|Sweep parameters '([^']+)' requires --multirun", text):
+        return ConfigError(m[1] or m[2], "is a sweep: run it with -m (a list is written [a,b])")
+    return ConfigError("command line", _first_line(e) or type(e).__name__)
+
+
+# ------------------------------------------------------------------------------ resolvers, run directories
+
+# Run directories as Hydra is about to create them (its `run_job` resolves hydra.run.dir / hydra.sweep.subdir
+# through these resolvers, then calls mkdir): {absolute path: the topmost directory missing then, or None}.
+# The command removes, on a refusal, only directories that this invocation created.
+_MISSING_BEFORE: dict[str, Path | None] = {}
+
+
+def _note(path: str) -> str:
+    p = Path(os.path.abspath(path))  # as Hydra makes it
+    top = None
+    for q in (p, *p.parents):
+        if os.path.lexists(q):
+            break
+        top = q
+    _MISSING_BEFORE[str(p)] = top
+    return path
+
+
+def created_here(path: str | os.PathLike) -> Path | None:
+    """The topmost directory of `path` that did not exist when Hydra resolved it as a run directory (so this
+    invocation created it and those below it); None if it existed or was not resolved here."""
+    return _MISSING_BEFORE.get(os.path.abspath(path))
+
+
 def _run_dir(out_dir: str, *, _root_: Any) -> str:
-    return f"runs/{study_id(from_hydra(_root_))}" if out_dir == "auto" else out_dir
+    return _note(f"runs/{study_id(from_hydra(_root_))}" if out_dir == "auto" else out_dir)
 
 
 def _sweep_dir(out_dir: str) -> str:
@@ -73,7 +224,9 @@ def _sweep_dir(out_dir: str) -> str:
 
 
 def _sweep_subdir(out_dir: str, job_num: Any, *, _root_: Any) -> str:
-    return study_id(from_hydra(_root_)) if out_dir == "auto" else str(job_num)
+    subdir = study_id(from_hydra(_root_)) if out_dir == "auto" else str(job_num)
+    _note(os.path.join(_sweep_dir(out_dir), subdir))
+    return subdir
 
 
 def _by_scale(smoke: Any, cpu: Any, paper: Any, *, _root_: Any) -> Any:
@@ -87,6 +240,19 @@ def _by_scale(smoke: Any, cpu: Any, paper: Any, *, _root_: Any) -> Any:
     return dict(zip(SCALES, (smoke, cpu, paper)))[scale]
 
 
+def _help_config(*, _root_: Any) -> str:
+    """The keys block of `collapse --help` (conf/hydra/help/collapse.yaml): the composed config without Hydra's
+    node, as Hydra's `$CONFIG` shows it, except that a chosen option without keys reads `regime: replace (no
+    keys)` rather than `regime: {}`."""
+    from omegaconf import OmegaConf
+
+    choices = _root_.hydra.runtime.choices
+    text = OmegaConf.to_yaml(OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"]))
+    text = re.sub(r"^(\w+): \{\}$", lambda m: f"{m[1]}: {choices.get(m[1])} (no keys)" if m[1] in GROUPS else m[0],
+                  text, flags=re.M)
+    return text.replace("$", "$$")  # Hydra fills the help template with string.Template
+
+
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (`schema`, and one `schema_name` per option) and register the
     resolvers of conf/config.yaml (`out_dir=auto`: the run directory named by `study_id`)."""
@@ -94,7 +260,8 @@ def register_configs() -> None:
     from omegaconf import MISSING, OmegaConf
 
     for name, fn in (("collapse_run_dir", _run_dir), ("collapse_sweep_dir", _sweep_dir),
-                     ("collapse_sweep_subdir", _sweep_subdir), ("by_scale", _by_scale)):
+                     ("collapse_sweep_subdir", _sweep_subdir), ("by_scale", _by_scale),
+                     ("collapse_help_config", _help_config)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=_root_schema(MISSING))
@@ -102,6 +269,66 @@ def register_configs() -> None:
         node = OmegaConf.structured(option.schema)
         OmegaConf.set_readonly(node, False)
         cs.store(name=schema_name(option), node=node)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job of a `collapse` command: its overrides, its config, and the run directory Hydra will give it
+    (None where it cannot be resolved before Hydra runs, e.g. a `hydra.run.dir` naming `${hydra:...}`)."""
+
+    overrides: list[str]
+    config: Config
+    run_dir: Path | None
+
+
+def _resolved_dir(cfg: Any, *keys: str) -> Path | None:
+    from omegaconf import OmegaConf
+
+    try:
+        return Path(os.path.join(*(str(OmegaConf.select(cfg, key, throw_on_missing=True)) for key in keys)))
+    except Exception:  # noqa: BLE001 (only Hydra knows: the job checks it again)
+        return None
+
+
+def jobs(overrides: typing.Sequence[str], *, multirun: bool, config_name: str = "config") -> list[Job]:
+    """Every job `collapse [-m] <overrides>` runs, composed as Hydra composes it and converted (not validated):
+    with `multirun`, the preset's `hydra.sweeper.params` and the command line's sweeps expanded as Hydra's basic
+    sweeper does (a key on the command line replaces the preset's axis). A composition error is one
+    `ConfigError` (`config_error`)."""
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3", job_name="cli"):
+            hydra, loader = GlobalHydra.instance().hydra, GlobalHydra.instance().config_loader()
+            if not multirun:
+                cfg = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN)
+                return [Job(overrides, from_hydra(cfg), _resolved_dir(cfg, "hydra.run.dir"))]
+            master = hydra.compose_config(config_name, overrides, run_mode=RunMode.MULTIRUN)
+            sweeper = master.hydra.sweeper
+            if OmegaConf.select(sweeper, "_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+                return [Job(overrides, from_hydra(master), None)]  # another sweeper: its jobs are its own
+            params = [f"{k}={v}" for k, v in (sweeper.params or {}).items()]
+            parsed = OverridesParser.create(config_loader=loader).parse_overrides(
+                params + list(master.hydra.overrides.task))
+            [batch] = BasicSweeper.split_arguments(parsed, None)
+            out = []
+            for num, job in enumerate(batch):
+                cfg = loader.load_sweep_config(master, list(job))
+                with open_dict(cfg.hydra.job):
+                    cfg.hydra.job.num = cfg.hydra.job.id = num
+                out.append(Job(list(job), from_hydra(cfg), _resolved_dir(cfg, "hydra.sweep.dir", "hydra.sweep.subdir")))
+            return out
+    except (HydraException, OmegaConfBaseException) as e:
+        raise config_error(e, overrides) from None
 
 
 def compose(*overrides: str) -> Config:

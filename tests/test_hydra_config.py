@@ -60,3 +60,26 @@ def test_help_names_the_command_and_lists_only_real_options():
     assert "README.md" in text and "generations: 5" in text
     assert "+experiment=NAME scale=smoke|cpu|paper" in text and "scale: cpu, paper, smoke\n" in text
     assert "experiment: alemohammad2024, " in text  # the presets, conf/experiment/
+    assert "\nregime: replace (no keys)\n" in text and "{}" not in text  # an option without keys, said so
+
+
+def test_a_sweeps_jobs_are_the_presets_axes_times_the_command_lines():
+    """`jobs` expands a sweep as Hydra's basic sweeper does, each job composed and with its run directory."""
+    from collapse.hydra_config import jobs
+
+    sweep = jobs(["+experiment=gerstgrasser2024", "scale=smoke", "seed=0,1"], multirun=True)
+    assert [(type(j.config.regime).__name__, j.config.seed) for j in sweep] == [
+        ("ReplaceConfig", 0), ("ReplaceConfig", 1), ("AccumulateConfig", 0), ("AccumulateConfig", 1)]
+    assert [str(j.run_dir) for j in sweep] == [f"runs/gerstgrasser2024/smoke/{n}" for n in range(4)]
+    [one] = jobs(["model=gaussian", "out_dir=somewhere"], multirun=False)
+    assert type(one.config.model).__name__ == "GaussianConfig" and str(one.run_dir) == "somewhere"
+
+
+def test_hydra_writes_nothing_into_a_run_directory():
+    """No .hydra/ and no job log file from Hydra (the command writes both once the study is accepted), and
+    JAX's and absl's INFO chatter (e.g. "Unable to initialize backend 'tpu'") kept out of the log."""
+    text = (CONF / "config.yaml").read_text()
+    assert "output_subdir: null" in text and "override hydra/job_logging: collapse" in text
+    logging = yaml.safe_load((CONF / "hydra" / "job_logging" / "collapse.yaml").read_text())
+    assert set(logging["handlers"]) == {"console"} and logging["root"]["handlers"] == ["console"]
+    assert logging["loggers"]["jax"]["level"] == logging["loggers"]["absl"]["level"] == "WARNING"

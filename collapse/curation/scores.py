@@ -36,10 +36,20 @@ def noisy(scores_M: np.ndarray, std: float, rng: np.random.Generator) -> np.ndar
 
 
 def user(path: str, tokens_MT: np.ndarray, prompt_tokens: int) -> np.ndarray:
-    """The user's verifier `path` on the candidates `[M]` (float64), checked: one finite score per candidate."""
-    scores_M = np.asarray(load_scorer(path)(tokens_MT, prompt_tokens), np.float64)
-    if scores_M.shape != (len(tokens_MT),) or not np.isfinite(scores_M).all():
-        raise ValueError(f"curate.scorer {path} must return one finite score per candidate: shape "
-                         f"({len(tokens_MT)},), got shape {scores_M.shape}"
-                         f"{'' if scores_M.shape != (len(tokens_MT),) else ' with non-finite values'}")
+    """The user's verifier `path` on the candidates `[M]` (float64), checked: one finite score per candidate,
+    else a `ConfigError` on `curate.scorer` saying what it returned."""
+    from collapse.errors import ConfigError
+
+    returned = load_scorer(path)(tokens_MT, prompt_tokens)
+    need = f"{path} must return one finite score per candidate (shape ({len(tokens_MT)},)); it returned "
+    try:
+        scores_M = np.asarray(returned, np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("curate.scorer", need + f"a {type(returned).__name__}, not numbers") from None
+    if scores_M.shape != (len(tokens_MT),):
+        raise ConfigError("curate.scorer", need + f"shape {scores_M.shape}")
+    if not np.isfinite(scores_M).all():
+        bad = {"NaN": int(np.isnan(scores_M).sum()), "inf": int(np.isinf(scores_M).sum())}
+        raise ConfigError("curate.scorer", need + " and ".join(f"{n} {k}" for k, n in bad.items() if n)
+                          + f" among {len(scores_M)} scores")
     return scores_M
