@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from collapse.config import Config
 from collapse.families import AnalyticConfig
 from collapse.errors import ConfigError, DataError, StudyStopped
-from collapse.hydra_config import conf_dir, config_error, created_here, from_hydra, jobs, register_configs
+from collapse.hydra_config import conf_dir, created_here, from_hydra, jobs, register_configs
 from collapse.validate import batch_sizes, validate
 
 log = logging.getLogger("collapse")
