@@ -42,7 +42,7 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
     init: str = "scratch"  # scratch | gen0 | previous: where generation k >= 1 starts
     log_every: int = 50  # steps per compiled chunk; losses reach the host once per chunk
     checkpoint_every: int = 0  # also checkpoint inside a generation every this many steps (0 = off)
-    # Training targets of generations >= 1 (README "Training targets"; generation 0 always trains on tokens):
+    # Training targets of generations >= 1 (docs/training-targets.md; generation 0 always trains on tokens):
     target: str = "tokens"  # tokens (cross-entropy on the data) | soft (distil the teacher) | mixed (both)
     soft_temperature: float = 1.0  # τ: soft loss τ² · KL(teacher_τ ‖ student_τ), p_τ = softmax(logits / τ)
     hard_weight: float = 0.5  # α (target=mixed): α · hard + (1 - α) · soft

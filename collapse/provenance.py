@@ -113,7 +113,7 @@ def origin_scores(provenance_N: np.ndarray, nll_gen0_N: np.ndarray, seen_by_gen0
 
 
 def curation_summary(scores_M: np.ndarray, kept_n: np.ndarray, kept_scores_n: np.ndarray) -> dict[str, float]:
-    """How a generation's samples were curated (README "Curation"): candidates drawn and rows kept, the share
+    """How a generation's samples were curated (docs/curation.md): candidates drawn and rows kept, the share
     of the candidates kept (distinct ones: a resampling may keep one twice) and candidates drawn per row kept,
     and the mean score before and after."""
     M, n = len(scores_M), len(kept_n)

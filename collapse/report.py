@@ -169,7 +169,7 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
     return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
 
 
-# What the curation scores are, by `curate` option (README "Curation").
+# What the curation scores are, by `curate` option (docs/curation.md).
 _CURATION_SCORES = {"verifier": "verifier score per generated token (truth: log-probability, nats)",
                     "perplexity": "perplexity per generated token", "correct": "true log-probability per generated "
                     "token (nats): candidates as drawn, kept as corrected"}

@@ -13,7 +13,7 @@ checkpoints, metrics.jsonl and the lock; every file written atomically (`collaps
     <run>/gen_003/rep_00/train_provenance.npy, train_index.npy   who trained generation 3 (see regimes.py)
     <run>/gen_003/rep_00/samples.npy, provenance.npy             its synthetic corpus [N, T] and [N] (= 3)
     <run>/gen_003/rep_00/candidates.npy, curate_scores.npy, curate_kept.npy, curate_scores_kept.npy
-                                      with curation: the candidates drawn, their scores, the kept ones (README)
+                                      with curation: the candidates drawn, their scores, the kept ones (docs/curation.md)
     <run>/gen_003/rep_00/ppl_gen0.npy, ppl_self.npy, ppl_test.npy, token_counts.npy, true_logprob.npy
                                       per-sequence / per-type arrays of the score phase
     <run>/gen_003/rep_00/train_label_source.npy, train_prompt_row.npy   label sources; continuation: prompt rows

@@ -1,4 +1,4 @@
-"""Cost of the training targets (README "Training targets"): training tokens/s with hard targets, soft targets
+"""Cost of the training targets (docs/training-targets.md): training tokens/s with hard targets, soft targets
 from the teacher run online, and soft targets from its stored top-k, at the default shape (`model=tiny`,
 grammar V = 512, T = 64, batch 64, one replicate).
 

@@ -1,4 +1,4 @@
-"""Curation (README "Curation"): the selections on hand-set scores, the truth as corrector, and tiny studies
+"""Curation (docs/curation.md): the selections on hand-set scores, the truth as corrector, and tiny studies
 under each option: the budget, the kept rows, resume, the unchanged curate=none, and the checks."""
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Training targets (README "Training targets"): the soft and top-k losses against closed forms, the mixed
+"""Training targets (docs/training-targets.md): the soft and top-k losses against closed forms, the mixed
 loss, a student distilled from a fixed teacher, and end-to-end studies with soft targets."""
 
 import dataclasses
