@@ -4,8 +4,8 @@ Token ids 0..V-1 are data; id V is BOS, which the model reads but never predicts
 V + 1 rows and the output head V columns. Positions are learned (GPT-2 style). The attention math, with
 and without a KV cache, is `collapse.attention`'s.
 
-Shape suffixes: B batch, T query positions, S cached positions, D model width, F MLP width,
-N heads, H head width, V output vocabulary, X = B * N.
+Shape suffixes (the package's legend: collapse/__init__.py): B batch, T query positions, S cached positions,
+D model width, F MLP width, A attention heads, H head width, V output vocabulary, X = B * A.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BTD: jax.Array, kv: KV | None = None, pos: jax.Array | int = 0):
         B, T, D = x_BTD.shape
-        N, H = self.n_heads, D // self.n_heads
-        q_BTNH, k_BTNH, v_BTNH = jnp.split(self.qkv(x_BTD).reshape(B, T, 3 * N, H), 3, axis=2)
+        A, H = self.n_heads, D // self.n_heads
+        q_BTAH, k_BTAH, v_BTAH = jnp.split(self.qkv(x_BTD).reshape(B, T, 3 * A, H), 3, axis=2)
         if kv is None:  # training / scoring: causal attention over the T positions
-            y_BTNH = self_attention(q_BTNH, k_BTNH, v_BTNH)
+            y_BTAH = self_attention(q_BTAH, k_BTAH, v_BTAH)
         else:  # decoding: write this chunk into the cache at `pos`, attend to everything written so far
-            kv = update_cache(kv, k_BTNH, v_BTNH, pos)
-            y_BTNH = cached_attention(q_BTNH, *kv, pos)
-        return self.out(y_BTNH.reshape(B, T, D)), kv
+            kv = update_cache(kv, k_BTAH, v_BTAH, pos)
+            y_BTAH = cached_attention(q_BTAH, *kv, pos)
+        return self.out(y_BTAH.reshape(B, T, D)), kv
 
 
 class Block(nnx.Module):
@@ -120,7 +120,7 @@ class Transformer(nnx.Module):
         return self._logits(x_BTD), cache
 
     def init_cache(self, batch: int, length: int):
-        """Preallocated keys and values `[B * N, S, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
+        """Preallocated keys and values `[B * A, S, H]`: one (k, v) pair per layer (stacked `[L, ...]` when
         the layers are scanned)."""
         d = self.tok_embed.features
         dtype = self.tok_embed.dtype or jnp.float32
@@ -134,7 +134,7 @@ class Transformer(nnx.Module):
 def select_rows(cache, rows_B: jax.Array, n_heads: int):
     """The cache of batch rows `rows_B` (repeats allowed), for caches of any layout `init_cache` makes."""
 
-    def one(c_XSH):  # [..., B * N, S, H], with a leading layer axis when the layers are scanned
+    def one(c_XSH):  # [..., B * A, S, H], with a leading layer axis when the layers are scanned
         lead = c_XSH.shape[:-3]
         c = c_XSH.reshape(*lead, -1, n_heads, *c_XSH.shape[-2:])
         c = jnp.take(c, rows_B, axis=len(lead))

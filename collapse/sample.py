@@ -7,6 +7,9 @@ top-k is applied first, then top-p on the renormalised top-k distribution (the o
 top_k = 0 or V and top_p = 1 are off: plain softmax sampling.
 Temperature 0 is greedy decoding. `beam_search` keeps the `K` most likely continuations instead
 (deterministic; Shumailov et al. 2024 generate with 5-way beam search), in the same jitted style.
+
+Shape suffixes: the package's (collapse/__init__.py), and K beams, S cached positions, G and C the groups and
+their candidates of the two-step categorical draw, X the decoding steps after the first.
 """
 
 from __future__ import annotations

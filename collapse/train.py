@@ -8,6 +8,9 @@ a training set that grows (regime=accumulate) never recompiles the step.
 
 Training targets (`train.target`): hard (`lm_loss`, the tokens), or on the rows a `Teacher` labels its
 next-token distributions (`collapse.distill`: `distill_loss` per batch).
+
+Shape suffixes: the package's (collapse/__init__.py), and I the steps of one compiled chunk (`log_every`), X all
+steps of a generation padded to whole chunks.
 """
 
 from __future__ import annotations
@@ -94,9 +97,9 @@ def lm_loss(graphdef: nnx.GraphDef, params: nnx.State, tokens_BT: jax.Array) -> 
     return optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT).mean()
 
 
-def _chunk(graphdef, cfg: TrainConfig, state: TrainState, batches_SB, active_S, total, loss_fn=None):
-    """`S` steps of one replicate; inactive steps (padding of the last chunk) leave the state unchanged.
-    `loss_fn(params, batch)`: default `lm_loss` on token batches `[S, B, T]`."""
+def _chunk(graphdef, cfg: TrainConfig, state: TrainState, batches_IB, active_I, total, loss_fn=None):
+    """`I` steps of one replicate; inactive steps (padding of the last chunk) leave the state unchanged.
+    `loss_fn(params, batch)`: default `lm_loss` on token batches `[I, B, T]`."""
     tx = optimizer(cfg, total)
     loss_fn = loss_fn or partial(lm_loss, graphdef)
 
@@ -107,35 +110,35 @@ def _chunk(graphdef, cfg: TrainConfig, state: TrainState, batches_SB, active_S, 
         new = TrainState(optax.apply_updates(state.params, updates), opt_state)
         return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), loss
 
-    return jax.lax.scan(step, state, (batches_SB, active_S))
+    return jax.lax.scan(step, state, (batches_IB, active_I))
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 7), donate_argnums=(3,))
-def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: TrainState, batches_RSB, active_S, total,
+def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: TrainState, batches_RIB, active_I, total,
                 teacher_graphdef=None, teacher_params_R=None):
-    """Run S steps for all R replicates: returns the new state and the losses `[R, S]`.
+    """Run I steps for all R replicates: returns the new state and the losses `[R, I]`.
 
-    `batches_RSB`: token batches `[R, S, B, T]` (hard targets), or a dict of them with training targets
+    `batches_RIB`: token batches `[R, I, B, T]` (hard targets), or a dict of them with training targets
     (`distill_loss`); teacher_probs=online also passes the teacher's graphdef (static) and parameters `[R, ...]`
     (read, never donated or differentiated)."""
-    if not isinstance(batches_RSB, dict):
-        state, loss_RS = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_S, total), layout, state,
-                                        batches_RSB)
+    if not isinstance(batches_RIB, dict):
+        state, loss_RI = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_I, total), layout, state,
+                                        batches_RIB)
     else:
         def one(s, b, teacher_params):
             loss_fn = lambda p, batch: distill_loss(graphdef, p, batch, cfg, teacher_graphdef,  # noqa: E731
                                                     teacher_params)
-            return _chunk(graphdef, cfg, s, b, active_S, total, loss_fn)
+            return _chunk(graphdef, cfg, s, b, active_I, total, loss_fn)
 
-        state, loss_RS = over_replicates(one, layout, state, batches_RSB, teacher_params_R)
-    return jax.lax.with_sharding_constraint(state, layout.params()), loss_RS
+        state, loss_RI = over_replicates(one, layout, state, batches_RIB, teacher_params_R)
+    return jax.lax.with_sharding_constraint(state, layout.params()), loss_RI
 
 
 @partial(jax.jit, static_argnums=(0,))
-def gather_batches(layout: Layout, data_RN, index_RSB: jax.Array):
-    """The batches `[R, S, B, ...]` of every array of the pytree `data_RN` (`[R, N, ...]` each)."""
+def gather_batches(layout: Layout, data_RN, index_RIB: jax.Array):
+    """The batches `[R, I, B, ...]` of every array of the pytree `data_RN` (`[R, N, ...]` each)."""
     def gather(data_RN):
-        batches = jax.vmap(lambda data_N, index_SB: data_N[index_SB])(data_RN, index_RSB)
+        batches = jax.vmap(lambda data_N, index_IB: data_N[index_IB])(data_RN, index_RIB)
         return jax.lax.with_sharding_constraint(batches, layout.batch(2))
 
     return jax.tree.map(gather, data_RN)
@@ -174,7 +177,7 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
         ) -> tuple[nnx.State, np.ndarray]:
     """Train R replicates (params with leading axis R) on their own data `[R, N, T]`; fresh optimizer state.
 
-    Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RS)` is called
+    Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RI)` is called
     once per finished chunk, one chunk behind the device so dispatch never waits for the host. With
     `checkpoints`, training resumes from `checkpoints.restored` and gives exactly the uninterrupted result
     (the batch order is fixed up front; a checkpoint holds the whole optimizer state). `layout` spreads
@@ -194,9 +197,9 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
             teacher_graphdef, teacher_params = teacher.graphdef, layout.put(teacher.params, layout.params())
         data_RNT = data
     data_RNT = layout.put(data_RNT, layout.params())  # by replicate: each device its replicates' data
-    steps, S = total_steps(N, seq_len, cfg), cfg.log_every
+    steps, I = total_steps(N, seq_len, cfg), cfg.log_every
     index_RXB = np.stack([batch_order(rng, N, cfg.batch_size, steps) for rng in rngs])
-    pad = -steps % S
+    pad = -steps % I
     index_RXB = np.pad(index_RXB, ((0, 0), (0, pad), (0, 0)))
     active_X = np.arange(steps + pad) < steps
     losses_RX = np.full((R, steps), np.nan, np.float32)
@@ -208,19 +211,19 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
         state = jax.vmap(partial(init_state, cfg=cfg))(params)
     state = layout.put(state, layout.params())
     pending = None
-    for start in range(first, steps + pad, S):
-        index = layout.put(index_RXB[:, start:start + S], layout.params())
+    for start in range(first, steps + pad, I):
+        index = layout.put(index_RXB[:, start:start + I], layout.params())
         batches = gather_batches(layout, data_RNT, index)
-        active_S = jnp.asarray(active_X[start:start + S])
+        active_I = jnp.asarray(active_X[start:start + I])
         if teacher_graphdef is None and teacher_params is None:
-            state, loss_RS = train_chunk(graphdef, cfg, layout, state, batches, active_S, jnp.int32(steps))
+            state, loss_RI = train_chunk(graphdef, cfg, layout, state, batches, active_I, jnp.int32(steps))
         else:
-            state, loss_RS = train_chunk(graphdef, cfg, layout, state, batches, active_S, jnp.int32(steps),
+            state, loss_RI = train_chunk(graphdef, cfg, layout, state, batches, active_I, jnp.int32(steps),
                                          teacher_graphdef, teacher_params)
         if pending is not None:
             _finish(pending, losses_RX, on_chunk)
-        pending = (start, min(start + S, steps), loss_RS)
-        end = start + S
+        pending = (start, min(start + I, steps), loss_RI)
+        end = start + I
         if checkpoints is not None and end < steps and end // checkpoints.every > start // checkpoints.every:
             _finish(pending, losses_RX, on_chunk)
             pending = None
@@ -230,7 +233,7 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
 
 
 def _finish(pending, losses_RX: np.ndarray, on_chunk) -> None:
-    start, done, loss_RS = pending
-    losses_RX[:, start:done] = to_host(loss_RS)[:, : done - start]
+    start, done, loss_RI = pending
+    losses_RX[:, start:done] = to_host(loss_RI)[:, : done - start]
     if on_chunk is not None:
         on_chunk(done, losses_RX[:, start:done])

@@ -113,7 +113,7 @@ def test_detector_is_reproducible_from_its_key():
 
 def test_prob_synthetic_in_chunks_matches_one_pass_and_hashed_bigrams_stay_in_range():
     det = C.init(jax.random.key(0), 300, 8, bigram_buckets=1024)  # 300^2 bigrams > 1024: hashed
-    det = C.Detector(det.embed_VD, det.bigram_HD, jax.random.normal(jax.random.key(1), (8,)), det.b)
+    det = C.Detector(det.embed_VD, det.bigram_UD, jax.random.normal(jax.random.key(1), (8,)), det.b)
     tokens_NT = np.random.default_rng(0).integers(0, 300, (37, 12))
     ids = np.asarray(C.bigram_ids(tokens_NT[:, :-1], tokens_NT[:, 1:], 300, 1024))
     assert ids.min() >= 0 and ids.max() < 1024 and len(np.unique(ids)) > 200

@@ -18,7 +18,7 @@ classes: they are cut off before the model sees the sequence (a bigram straddlin
 too), so nothing about the prompt can change a score. Scores of rows the detector was trained on are biased
 towards their label (it has seen them): score fresh candidates, not the detector's own training rows.
 
-Shape suffixes: N sequences, T positions, B batch rows per class, V vocabulary, H bigram buckets,
+Shape suffixes: N sequences, T positions, B batch rows per class, V vocabulary, U bigram buckets,
 D embedding width, M candidates.
 """
 
@@ -42,7 +42,7 @@ class Detector:
     """The classifier's parameters (a pytree). logit(synthetic) = w · pool(tokens) + b."""
 
     embed_VD: jax.Array  # unigram embeddings
-    bigram_HD: jax.Array  # bigram embeddings: exact (H = V^2) when V^2 <= the bucket budget, else hashed
+    bigram_UD: jax.Array  # bigram embeddings: exact (H = V^2) when V^2 <= the bucket budget, else hashed
     w_D: jax.Array
     b: jax.Array  # scalar
 
@@ -52,7 +52,7 @@ def init(key: jax.Array, vocab_size: int, d_embed: int, bigram_buckets: int) -> 
     H = min(bigram_buckets, vocab_size**2)
     k_uni, k_bi = jax.random.split(key)
     return Detector(embed_VD=0.1 * jax.random.normal(k_uni, (vocab_size, d_embed)),
-                    bigram_HD=0.1 * jax.random.normal(k_bi, (H, d_embed)),
+                    bigram_UD=0.1 * jax.random.normal(k_bi, (H, d_embed)),
                     w_D=jnp.zeros(d_embed), b=jnp.zeros(()))
 
 
@@ -68,11 +68,11 @@ def bigram_ids(prev_NT: jax.Array, next_NT: jax.Array, vocab_size: int, buckets:
 
 def logits(det: Detector, scored_NT: jax.Array) -> jax.Array:
     """logit P(synthetic) `[N]` of sequences already cut to their scored positions."""
-    V, H = det.embed_VD.shape[0], det.bigram_HD.shape[0]
+    V, H = det.embed_VD.shape[0], det.bigram_UD.shape[0]
     pooled_ND = det.embed_VD[scored_NT].mean(axis=1)
     if H > 0 and scored_NT.shape[1] > 1:
         ids_NT = bigram_ids(scored_NT[:, :-1], scored_NT[:, 1:], V, H)
-        pooled_ND = pooled_ND + det.bigram_HD[ids_NT].mean(axis=1)
+        pooled_ND = pooled_ND + det.bigram_UD[ids_NT].mean(axis=1)
     return pooled_ND @ det.w_D + det.b
 
 

@@ -14,6 +14,9 @@ Where we differ from the paper: the detector (`collapse.curation.classifier`: tr
 calibrated, tested against chance, cross-fitted), and the budget: they upsample, drawing round(upsample · M)
 examples from a dataset of M; we keep the synthetic budget n fixed, sample M = ceil(n / upsample) candidates
 (`n_candidates`) and keep n of them.
+
+Shape suffixes: the package's (collapse/__init__.py), and X the expanded entries (each candidate `max_repeats`
+times).
 """
 
 from __future__ import annotations
@@ -132,6 +135,6 @@ def resample(rng: np.random.Generator, weights_M, n: int, max_repeats: int) -> n
         raise ValueError(f"only {positive} of {M} candidates have a nonzero weight (p_synthetic = 1), "
                          f"{positive} × max_repeats={max_repeats} < n={n}: lower bias, raise max_repeats or "
                          f"sample more candidates (lower upsample)")
-    expanded_E = np.repeat(np.arange(M), max_repeats)
-    w_E = w_M[expanded_E]
-    return rng.choice(expanded_E, size=n, replace=False, p=w_E / w_E.sum())
+    expanded_X = np.repeat(np.arange(M), max_repeats)
+    w_X = w_M[expanded_X]
+    return rng.choice(expanded_X, size=n, replace=False, p=w_X / w_X.sum())

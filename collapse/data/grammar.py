@@ -12,6 +12,8 @@ are frequent overall; the jitter averages out across states (the overall unigram
 the id order is the frequency order only roughly), while states differ, which gives sequential structure
 beyond unigrams. The float32 table `log_emit_SV` *is* the language: sampling and `log_prob` use
 it, and the exact float64 quantities are computed from it (renormalised in float64).
+
+Shape suffixes: the package's (collapse/__init__.py), and S the automaton's states.
 """
 
 import dataclasses

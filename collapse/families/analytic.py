@@ -30,6 +30,8 @@ SAMPLE (the synthetic points) and INIT (EM's start at generation 0). Replicate r
 replicate r run alone, and a longer run repeats a shorter one's generations.
 
 Computation only: `collapse.run.analytic` writes the run directory of an analytic study.
+
+Shape suffixes: the package's (collapse/__init__.py), and Q the snapshot generations whose fits are kept.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def family(model: ModelConfig) -> AnalyticFamily:
 @dataclass(frozen=True)
 class Simulation:
     metrics: dict[str, np.ndarray]  # name -> [G, R]
-    params: dict[str, np.ndarray]  # parameter field -> [S, R, ...] at `generations`
-    generations: np.ndarray  # [S] the snapshot generations
+    params: dict[str, np.ndarray]  # parameter field -> [Q, R, ...] at `generations`
+    generations: np.ndarray  # [Q] the snapshot generations
     seconds: float  # the compiled program's run
     compile_seconds: float
 
@@ -147,7 +149,7 @@ class Context:
 
 
 def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
-    """Metrics [G] and snapshot parameters [S, ...] of replicate r."""
+    """Metrics [G] and snapshot parameters [Q, ...] of replicate r."""
     fam, m, regime = family(cfg.model), cfg.model, cfg.regime
     G, M = cfg.generations, m.samples
 
@@ -162,18 +164,18 @@ def _one_replicate(cfg: Config, snapshots: np.ndarray, r: jax.Array, truth):
     buffered = _needs_buffer(cfg)
     if buffered:
         carry["buffer"] = jax.tree.map(lambda h: jnp.zeros((blocks * M, *h.shape[1:]), h.dtype).at[:M].set(h), human)
-    S = len(snapshots)
-    snap_S = jnp.asarray(snapshots, jnp.int32)
-    if S:
-        carry["snap"] = jax.tree.map(lambda p: jnp.zeros((S, *p.shape), p.dtype), carry["params"])
+    Q = len(snapshots)
+    snap_Q = jnp.asarray(snapshots, jnp.int32)
+    if Q:
+        carry["snap"] = jax.tree.map(lambda p: jnp.zeros((Q, *p.shape), p.dtype), carry["params"])
 
     def step(carry, g):
         """Measure and sample generation g, then fit generation g + 1 (wasted at g = G - 1: one program
         text for every generation compiles faster than a separate generation 0)."""
         params, new = carry["params"], dict(carry)
-        if S:
-            i = jnp.minimum(jnp.searchsorted(snap_S, g), S - 1)
-            keep = lambda b, p: b.at[i].set(jnp.where(snap_S[i] == g, p, b[i]))  # noqa: E731
+        if Q:
+            i = jnp.minimum(jnp.searchsorted(snap_Q, g), Q - 1)
+            keep = lambda b, p: b.at[i].set(jnp.where(snap_Q[i] == g, p, b[i]))  # noqa: E731
             new["snap"] = jax.tree.map(keep, carry["snap"], params)
         newest = fam.sample(m, params, key(g, Phase.SAMPLE), human)
         if buffered:  # at g = G - 1 the write is clamped and unused

@@ -19,6 +19,9 @@ Closed forms (order 1, n = samples · seq_len tokens per generation, replace, no
     (`survival_probability`); Suresh et al. 2024: Pr[survives k refits] ≥ 1 - exp(-np/k).
 Dohmatob et al. 2024 (infinite-sample limit): temperature τ turns Zipf(β) into Zipf(β/τ), so the exponent
 after g sampling steps is β/τ^g; top-k keeps k symbols and top-p the smallest nucleus (`tail_curve`).
+
+Shape suffixes: the package's (collapse/__init__.py), and C contexts (n - 1 tokens, BOS-padded), L tokens of
+a sequence.
 """
 
 from __future__ import annotations

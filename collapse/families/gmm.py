@@ -11,6 +11,8 @@ keeps a buffer of them.
 Metrics: `l2_true`, the L2 distance between the fitted and true mixture densities in closed form
 (∫ N(x; a, A) N(x; b, B) dx = N(a; b, A + B)), and per component k (sorted by the first mean coordinate,
 as the true means are): `mean_k` (first coordinate), `var_k` (tr Σ_k / d) and `weight_k`.
+
+Shape suffixes: the package's (collapse/__init__.py), and K, L the components of two mixtures.
 """
 
 from __future__ import annotations

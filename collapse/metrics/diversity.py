@@ -3,6 +3,9 @@
 n-grams never cross sequence boundaries. All counts are exact (no hashing collisions): an n-gram is
 packed into one integer when vocab**n fits in int64, else compared row-wise. Every function is linear
 (or n log n, through a sort) in the corpus size; self-BLEU is linear in the size of the subset it is given.
+
+Shape suffixes: the package's (collapse/__init__.py), and S the sequences of the self-BLEU subset, L a
+sequence's n-gram windows.
 """
 
 from __future__ import annotations

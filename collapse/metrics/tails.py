@@ -2,6 +2,9 @@
 unigram, with the types cut into frequency buckets (head / torso / tail) by their reference mass.
 
 A reference `ref_V` is any non-negative mass per type: human token counts or exact probabilities.
+
+Shape suffixes: the package's (collapse/__init__.py), and X any trailing axes (`last_seen`: the vocabulary of
+each replicate).
 """
 
 from __future__ import annotations

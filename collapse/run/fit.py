@@ -84,14 +84,14 @@ def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> 
         abstract = abstract_checkpoint(family.abstract(study.replicates), cfg.train, steps, family.layout)
         checkpoints = store.train_checkpoints(g, cfg.train.checkpoint_every, abstract)
     with Progress(steps, f"gen {g} train", "step") as bar:
-        def on_chunk(done, loss_RS):
-            if not np.isfinite(loss_RS).all():
-                bad = int(np.argwhere(~np.isfinite(loss_RS))[0, 1])
+        def on_chunk(done, loss_RI):
+            if not np.isfinite(loss_RI).all():
+                bad = int(np.argwhere(~np.isfinite(loss_RI))[0, 1])
                 raise FloatingPointError(f"generation {g}: non-finite training loss at step "
-                                         f"{done - loss_RS.shape[1] + bad + 1} (lower train.lr?); "
+                                         f"{done - loss_RI.shape[1] + bad + 1} (lower train.lr?); "
                                          f"generations before {g} are intact in {store.path}")
-            bar.update(done - bar.done, loss=float(loss_RS[:, -1].mean()))
-            tracker.train_loss(g, done, loss_RS[:, -1])
+            bar.update(done - bar.done, loss=float(loss_RI[:, -1].mean()))
+            tracker.train_loss(g, done, loss_RI[:, -1])
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])
