@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collapse.config import GROUPS, OPTIONS, choices, schemas
+from collapse.config import GROUPS, OPTIONS, schemas
 from collapse.families import AnalyticConfig
 from collapse.hydra_config import conf_dir, schema_name
 from tests.helpers import compose_cfg
