@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
@@ -320,80 +321,129 @@ def _clip_to_means(ax, means: list[np.ndarray], lows: list[np.ndarray], highs: l
     ax.set_ylim(low, high)
 
 
+def _condition_style(i: int, n: int, points: int) -> dict:
+    """Line style of the i-th of n conditions: its colour and open marker, drawn thinner and smaller than the
+    ones before it (lines that coincide stay visible, nested); past 50 generations a few markers, each
+    condition's at other generations."""
+    step = max(1, math.ceil(points / 8)) if points > 50 else 1
+    return dict(color=plt.get_cmap("tab10")(i % 10), marker=MARKERS[i % len(MARKERS)], mfc="none",
+                lw=2.2 - 0.8 * i / max(n - 1, 1), ms=6.5 - 2 * i / max(n - 1, 1),
+                markevery=(i * step // max(n, 1) % step, step))
+
+
+def dodge(curves: list[tuple[list[int], np.ndarray]], gens: list[int], means: np.ndarray) -> np.ndarray:
+    """The x positions of a curve: `gens`, shifted right by 1/80 of the generations spanned for each curve
+    already drawn (`curves`: (generations, means)) that it coincides with, so identical conditions stand side by
+    side rather than one hidden under another."""
+    same = sum(g == gens and np.allclose(m, means, rtol=1e-9, atol=1e-12, equal_nan=True) for g, m in curves)
+    return np.asarray(gens) + same * max(gens[-1] - gens[0], 8) / 80
+
+
 def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, str], path: Path,
-                     cols: int = 3) -> Path:
+                     cols: int = 3, n: dict[str, int] | None = None) -> Path:
     """One panel per metric, one line per condition (its mean over the units, a light 95 % band), generation
-    on the x axis, and one legend below the panels naming each condition by `labels`; `aggs`: {condition:
-    `stats.aggregate` of its pooled rows}. Sized to be read at the width of a page."""
+    on the x axis, the metric's unit on the y axis and its y = 1 (ratio) or y = 0 (difference) guide, and one
+    legend below the panels naming each condition by `labels`; `aggs`: {condition: `stats.aggregate` of its
+    pooled rows}, `n`: {condition: its units}; a condition of one unit says so in the legend and has no band;
+    conditions whose curves coincide are drawn side by side (`dodge`). Sized to be read at the width of a page."""
+    n = n or {}
+    shown = {key: labels[key] + (" (n = 1)" if n.get(key) == 1 else "") for key in aggs}
     cols = min(cols, len(names))
     nrows = math.ceil(len(names) / cols)
-    width, height = 3.4, 2.7
-    chars = max([len(labels[key]) for key in aggs] or [1])
+    width, height = 3.5, 2.7
+    chars = max([len(label) for label in shown.values()] or [1])
     W = max(width * cols, 0.8 + 0.075 * chars)  # as wide as the longest label in the legend
     ncol = max(1, min(len(aggs), int(W / (0.6 + 0.075 * chars))))
     legend_h = 0.25 * math.ceil(len(aggs) / ncol) + 0.2
     H = height * nrows + legend_h + 0.3
     with plt.rc_context({"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 10}):
         fig, axes = plt.subplots(nrows, cols, figsize=(W, H), squeeze=False)
-        fig.subplots_adjust(left=0.65 / W, right=1 - 0.15 / W, top=1 - 0.35 / H, bottom=(legend_h + 0.5) / H,
-                            wspace=0.75 / (width - 0.75), hspace=0.8 / (height - 0.8))
+        fig.subplots_adjust(left=0.9 / W, right=1 - 0.15 / W, top=1 - 0.35 / H, bottom=(legend_h + 0.5) / H,
+                            wspace=1.0 / (width - 1.0), hspace=0.8 / (height - 0.8))
         handles = {}
         for ax, name in zip(axes.flat, names):
-            means, lows, highs = [], [], []
+            means, lows, highs, curves = [], [], [], []
             for i, (key, agg_by_metric) in enumerate(aggs.items()):
                 agg = agg_by_metric.get(name)
                 if not agg:
                     continue
                 gens = sorted(agg)
                 stats = np.array([mean_ci(agg[g]) for g in gens])
-                style = dict(color=plt.get_cmap("tab10")(i % 10), marker=MARKERS[i % len(MARKERS)])
-                (line,) = ax.plot(gens, stats[:, 0], ms=4 if len(gens) <= 50 else 0, lw=1.8, label=labels[key],
-                                  **style)
+                style = _condition_style(i, len(aggs), len(gens))
+                (line,) = ax.plot(dodge(curves, gens, stats[:, 0]), stats[:, 0], label=shown[key], **style)
+                curves.append((gens, stats[:, 0]))
                 handles.setdefault(key, line)
-                ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=style["color"],
-                                alpha=0.12, lw=0)
                 means.append(stats[:, 0])
-                lows.append(stats[:, 0] - stats[:, 1])
-                highs.append(stats[:, 0] + stats[:, 1])
+                if n.get(key) != 1:
+                    ax.fill_between(gens, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], color=style["color"],
+                                    alpha=0.12, lw=0)
+                    lows.append(stats[:, 0] - stats[:, 1])
+                    highs.append(stats[:, 0] + stats[:, 1])
             if means:
-                _clip_to_means(ax, means, lows, highs)
+                _clip_to_means(ax, means, lows or [np.array([])], highs or [np.array([])])
+            if axis(name).guide is not None:
+                ax.axhline(axis(name).guide, **GUIDE, zorder=1)
             ax.set_title(name)
             ax.set_xlabel("generation")
+            ax.set_ylabel(axis(name).label)
             last = max((g for agg in aggs.values() for g in agg.get(name, {})), default=0)
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if last >= 1000 else 10, integer=True))  # 4-digit labels
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=10 if last < 100 else 6 if last < 1000 else 5, integer=True))
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
-        fig.legend(list(handles.values()), [labels[key] for key in handles], loc="lower center", ncol=ncol,
+        fig.legend(list(handles.values()), [shown[key] for key in handles], loc="lower center", ncol=ncol,
                    frameon=False, bbox_to_anchor=(0.5, 0.05 / H))
     return save(fig, path)
 
 
+def _wrap(text: str, inches: float, points: float) -> str:
+    """`text` in lines of at most `inches` at a font of `points`: where too long, broken after its commas
+    first ("metric,\ngeneration 7"), then at spaces."""
+    width = max(8, int(inches / (0.55 * points / 72)))
+    if len(text) <= width:
+        return text
+    return ",\n".join(textwrap.fill(part, width) for part in text.split(", "))
+
+
 def heatmaps(panels: dict[str, np.ndarray], rows: list[str], cols: list[str], ylabel: str, xlabel: str,
-             path: Path) -> Path:
+             path: Path, units: dict[str, str] | None = None) -> Path:
     """One heatmap per entry of `panels` (title -> [rows, cols] values, nan: no condition), each cell
-    annotated with its value; up to three side by side, more two to a row (readable at a page's width)."""
+    annotated with its value, its colorbar labelled by `units` (title -> unit); up to three side by side, more
+    two to a row. Laid out in inches from the labels: titles wrapped to their panel, column labels turned when
+    long, every panel as wide as its row labels need, so nothing is cut or overlaps."""
     n = len(panels)
     ncols = n if n <= 3 else 2
     nrows = math.ceil(n / ncols)
-    width, height = 1.6 + 0.9 * len(cols), 1.3 + 0.5 * len(rows)
+    char = 0.55 * 10 / 72  # inches per character at 10 points
+    turn = max(map(len, cols)) * char > 0.85  # column labels wider than a cell: turned by 30 degrees
+    cell_w = 0.9
+    panel_w, panel_h = cell_w * len(cols), max(0.5 * len(rows), 1.0)
+    ticks_w = max(map(len, rows)) * char + 0.15
+    left = 0.35 + ticks_w  # y label and row labels
+    right = 1.1  # colorbar, its ticks and unit
+    tick_h = (0.5 * max(map(len, cols)) * char + 0.25) if turn else 0.3
+    titles = {t: _wrap(t, panel_w + 0.6, 11) for t in panels}
+    title_h = 0.22 * max(t.count("\n") + 1 for t in titles.values()) + 0.2
+    block_w, block_h = left + panel_w + right, title_h + panel_h + tick_h + 0.45
+    fig = plt.figure(figsize=(block_w * ncols, block_h * nrows))
     with plt.rc_context({"font.size": 10, "axes.titlesize": 11}):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
-        for ax, (title, grid) in zip(axes.flat, panels.items()):
+        for k, (title, grid) in enumerate(panels.items()):
+            x0, y0 = (k % ncols) * block_w + left, (nrows - 1 - k // ncols) * block_h + tick_h + 0.45
+            ax = _axes_at(fig, x0, y0, panel_w, panel_h)
             image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
             finite = grid[np.isfinite(grid)]
             middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
             for (r, c), v in np.ndenumerate(grid):
                 ax.text(c, r, f"{v:.3g}" if np.isfinite(v) else "—", ha="center", va="center", fontsize=9,
                         color="black" if np.isfinite(v) and v > middle else "white" if np.isfinite(v) else "0.4")
-            ax.set_xticks(range(len(cols)), cols)
+            ax.set_xticks(range(len(cols)), cols, rotation=30 if turn else 0, ha="right" if turn else "center",
+                          rotation_mode="anchor")
             ax.set_yticks(range(len(rows)), rows)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
-            ax.set_title(title)
-            fig.colorbar(image, ax=ax, shrink=0.8)
-        fig.tight_layout()
+            ax.set_title(titles[title])
+            bar = fig.colorbar(image, cax=_axes_at(fig, x0 + panel_w + 0.12, y0, 0.12, panel_h))
+            if units and units.get(title):
+                bar.set_label(units[title], fontsize=9)
     return save(fig, path)
 
 

@@ -153,3 +153,31 @@ def test_provenance_draws_one_stacked_bar_per_generation(tmp_path, drawn):
     bars = [p for p in ax.patches if p.get_height() > 0]
     assert not ax.collections and sorted((b.get_x() + b.get_width() / 2, b.get_height()) for b in bars) == [
         (0, 1.0), (1, 1.0), (2, 1.0)]
+
+
+def test_condition_curves_mark_a_single_unit_and_keep_identical_conditions_apart(tmp_path, drawn):
+    same = {"kl": {0: [0.1, 0.2], 1: [0.3, 0.4]}}
+    aggs = {"a": same, "b": same, "c": {"kl": {0: [0.5], 1: [0.6]}}}
+    plots.condition_curves(aggs, ["kl"], {"a": "a", "b": "b", "c": "c"}, tmp_path / "g.png", n={"a": 2, "b": 2, "c": 1})
+    ax = drawn[0].axes[0]
+    assert [t.get_text() for t in drawn[0].legends[0].get_texts()] == ["a", "b", "c (n = 1)"]
+    assert len(ax.collections) == 2  # bands of a and b; none for c
+    a, b, _ = ax.lines
+    assert list(a.get_ydata()) == list(b.get_ydata()) and 0 < b.get_xdata()[0] - a.get_xdata()[0] < 0.5
+
+
+def test_heatmaps_wrap_long_titles_and_keep_labels_apart(tmp_path, drawn):
+    grid = np.arange(6.0).reshape(2, 3)
+    rows, cols = ["accumulate_subsample", "['small', 'tiny']"], ["0.0", "a long column value", "1.0"]
+    panels = {f"tail_mass_ratio_model_true, generation {g}": grid for g in (7, 8, 9, 10)}
+    plots.heatmaps(panels, rows, cols, "model_schedule", "train.target", tmp_path / "heatmap.png",
+                   units={t: "token share / reference" for t in panels})
+    fig = drawn[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()  # `save` closed the figure
+    heat = [ax for ax in fig.axes if ax.images]
+    assert all("\n" in ax.get_title() for ax in heat)
+    boxes = [Bbox.union([heatmap.get_tightbbox(renderer), bar.get_tightbbox(renderer)])  # a panel, its labels
+             for heatmap, bar in zip(fig.axes[::2], fig.axes[1::2])]                    # and its colorbar
+    inside = fig.bbox.padded(1)
+    assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
