@@ -331,12 +331,14 @@ def _condition_style(i: int, n: int, points: int) -> dict:
                 markevery=(i * step // max(n, 1) % step, step))
 
 
-def dodge(curves: list[tuple[list[int], np.ndarray]], gens: list[int], means: np.ndarray) -> np.ndarray:
-    """The x positions of a curve: `gens`, shifted right by 1/80 of the generations spanned for each curve
-    already drawn (`curves`: (generations, means)) that it coincides with, so identical conditions stand side by
-    side rather than one hidden under another."""
+def dodge(curves: list[tuple[list[int], np.ndarray]], gens: list[int], means: np.ndarray, n: int) -> np.ndarray:
+    """The x positions of a curve: `gens`, shifted right for each curve already drawn (`curves`: (generations,
+    means)) that it coincides with, so identical conditions stand side by side rather than one hidden under
+    another; by 1/80 of the generations spanned, at most 0.6 of a step between points over all `n` conditions."""
     same = sum(g == gens and np.allclose(m, means, rtol=1e-9, atol=1e-12, equal_nan=True) for g, m in curves)
-    return np.asarray(gens) + same * max(gens[-1] - gens[0], 8) / 80
+    span = gens[-1] - gens[0]
+    step = span / (len(gens) - 1) if span else 1
+    return np.asarray(gens) + same * min(max(span, 8) / 80, 0.6 * step / n)
 
 
 def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, str], path: Path,
@@ -370,7 +372,7 @@ def condition_curves(aggs: dict[str, dict], names: list[str], labels: dict[str, 
                 gens = sorted(agg)
                 stats = np.array([mean_ci(agg[g]) for g in gens])
                 style = _condition_style(i, len(aggs), len(gens))
-                (line,) = ax.plot(dodge(curves, gens, stats[:, 0]), stats[:, 0], label=shown[key], **style)
+                (line,) = ax.plot(dodge(curves, gens, stats[:, 0], len(aggs)), stats[:, 0], label=shown[key], **style)
                 curves.append((gens, stats[:, 0]))
                 handles.setdefault(key, line)
                 means.append(stats[:, 0])
