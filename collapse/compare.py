@@ -115,12 +115,13 @@ def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out
         return []
     rows, cols = _axis_values([c[0] for c in cell_of.values()]), _axis_values([c[1] for c in cell_of.values()])
     show = lambda v: v or "—"  # noqa: E731  (a condition without the key)
-    lines, panels = [f"## {a} × {b}", ""], {}
+    lines, panels, units = [f"## {a} × {b}", ""], {}, {}
     for name in headline:
         g = max((g for agg in comp.aggs.values() for g in agg.get(name, {})), default=None)
         if g is None:
             continue
         grid = {cell_of[key]: (v, comp.n[key]) for key, v in comp.last_values(name, g).items()}
+        units[f"{name}, generation {g}"] = plots.axis(name).label
         panels[f"{name}, generation {g}"] = np.array(
             [[mean_ci(grid[r, c][0])[0] if (r, c) in grid else np.nan for c in cols] for r in rows])
         body = [[show(r), *(cell(*grid[r, c]) if (r, c) in grid else "" for c in cols)] for r in rows]
@@ -128,7 +129,7 @@ def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out
     if not panels:
         return []
     figure = plots.heatmaps(panels, [show(r) for r in rows], [show(c) for c in cols], a, b,
-                            out / "figures" / "heatmap.png")
+                            out / "figures" / "heatmap.png", units)
     return lines + [f"![heatmap]({figure.relative_to(out)})", ""]
 
 
@@ -163,10 +164,13 @@ def write_comparison(rows: list[dict], columns: list[str], out: Path, options: O
     if len(shown) < len(gens):
         lines += [f"Tables: {len(shown)} of {len(gens)} generations (log-spaced); summary.csv has every one.", ""]
     if names:
-        figure = plots.condition_curves(comp.aggs, headline, comp.labels, out / "figures" / "comparison.png")
+        figure = plots.condition_curves(comp.aggs, headline, comp.labels, out / "figures" / "comparison.png",
+                                        n=comp.n)
         lines += [f"![comparison]({figure.relative_to(out)})", "",
                   f"Headline metrics ({', '.join(headline)}): one line per condition, the mean over its units "
-                  "with a 95 % band (bands clipped to the panel); the other metrics below, by family.", ""]
+                  "with a 95 % band (bands clipped to the panel; none for a condition of one unit, marked n = 1; "
+                  "conditions with identical curves drawn side by side, a fraction of a generation apart); the "
+                  "other metrics below, by family.", ""]
     axes = heatmap_axes({k: comp.values[k] for k in comp.aggs}, options.heatmap)
     if axes and names:
         lines += _heatmap_section(comp, axes, headline, out)
@@ -174,7 +178,7 @@ def write_comparison(rows: list[dict], columns: list[str], out: Path, options: O
         lines += [f"## {report.FAMILIES.get(key, 'Metrics')}", ""]
         rest = [m for m in members if m not in headline]
         if rest:
-            figure = plots.condition_curves(comp.aggs, rest, comp.labels, out / "figures" / f"{key}.png")
+            figure = plots.condition_curves(comp.aggs, rest, comp.labels, out / "figures" / f"{key}.png", n=comp.n)
             lines += [f"![{key}]({figure.relative_to(out)})", ""]
         for name in members:
             lines += [f"### {name}", "", comp.table(name, shown), ""]

@@ -40,6 +40,8 @@ def panel(name: str) -> str:
         return "distinct_n"
     if name.startswith("ppl_gen0_"):
         return "ppl_gen0 per sequence"
+    if name.startswith("curate_score_mean_"):
+        return "curate_score_mean (candidates, kept)"
     return name
 
 
@@ -90,6 +92,66 @@ def table(rows: list[dict], names: list[str], reference: list[dict[str, float]] 
         body.append(["human", *(ci_cell(*mean_ci(values[n])) if values[n] else "" for n in names)])
     body += [[str(g), *(ci_cell(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names)] for g in gens]
     return markdown_table(["generation", *names], body)
+
+
+def constant_metrics(rows: list[dict]) -> dict[str, float]:
+    """{metric: value} of the metrics that take one value in every generation and replicate of two or more
+    generations (distinct_1 of a grammar whose every symbol occurs, survival 1): a panel would show a flat
+    line, so the report names them in a line of text instead."""
+    values: dict[str, list[float]] = {}
+    gens: dict[str, set[int]] = {}
+    for row in rows:
+        if row["value"] is not None:
+            values.setdefault(row["metric"], []).append(row["value"])
+            gens.setdefault(row["metric"], set()).add(row["generation"])
+    return {name: v[0] for name, v in values.items()
+            if len(gens[name]) > 1 and np.allclose(v, v[0], rtol=1e-9, atol=1e-12)}
+
+
+def reference_values(reference: list[dict[str, float]] | None) -> dict[str, float]:
+    """{metric: mean over the human reference rows (one per human dataset)} of the metrics they have."""
+    names = dict.fromkeys(n for row in reference or [] for n, v in row.items() if v is not None)
+    return {n: float(np.mean([row[n] for row in reference if row.get(n) is not None])) for n in names}
+
+
+def _theory(cfg: dict, generations: int) -> dict[str, np.ndarray]:
+    """The analytic family's closed forms for this run's model and regime (`theory` of its module); {} for a
+    run without a config."""
+    from collapse.config import from_dict
+    from collapse.families import analytic
+
+    if not cfg or not generations:
+        return {}
+    config = from_dict(cfg)
+    return analytic.family(config.model).theory(config.model, config.regime, generations)
+
+
+def _metrics_section(store: RunDir, key: str, shown: list[str], rows: list[dict], analytic: bool,
+                     reference: list[dict] | None, theory: dict[str, np.ndarray]) -> list[str]:
+    """One family's table, its figure `figures/<key>.png` (one panel per `panel`, the metrics constant over the
+    run left out) and one line naming the constant ones."""
+    from collapse import plots
+
+    constant = constant_metrics([row for row in rows if row["metric"] in shown])
+    panels: dict[str, list[str]] = {}
+    for n in shown:
+        if n not in constant:
+            panels.setdefault(n if analytic else panel(n), []).append(n)
+    lines = [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), ""]
+    if panels:
+        log_y = {n for n in shown if analytic and plots.axis(n).kind == "ratio"}  # shrink by orders of magnitude
+        figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png", reference_values(reference),
+                                     theory, log_y)
+        lines += [f"![{key}]({figure.relative_to(store.path)})", ""]
+        if theory.keys() & set(shown):
+            lines += [f"Dashed black: the expectation in closed form ({', '.join(n for n in shown if n in theory)}; "
+                      "collapse/families/). Ratios on a log axis.", ""]
+    else:
+        (store.path / "figures" / f"{key}.png").unlink(missing_ok=True)
+    if constant:
+        lines += ["Constant in every generation and replicate (no panel): "
+                  + ", ".join(f"{n} = {v:.4g}" for n, v in constant.items()) + ".", ""]
+    return lines
 
 
 def _marker(store: RunDir, g: int, phase: str) -> dict:
@@ -160,7 +222,7 @@ def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
         human_V = np.sum(human_counts, axis=0)
         truth = _human_arrays(store, "unigram_true")
         last_seen = load_array(store.last_seen) if store.last_seen.exists() else None
-        pooled = {g: np.sum(c, axis=0) for g, c in counts.items()}
+        pooled = {g: np.sum(c, axis=0) for g, c in _histogram_generations(counts).items()}
         made.append(plots.rank_frequency(pooled, human_V, figures / "rank_frequency.png", truth[0] if truth else None,
                                          last_seen))
         share = lambda c: np.mean([bucket_mass(c_V, buckets[r % len(buckets)]) for r, c_V in enumerate(c)], axis=0)  # noqa: E731
@@ -183,11 +245,13 @@ def _curation_figure(store: RunDir, option: str) -> list[str]:
     before, after = _rep_arrays(store, "curate_scores"), _rep_arrays(store, "curate_scores_kept")
     if not before:
         return []
+    before = _histogram_generations(before)
     figure = plots.before_after({g: np.concatenate(x) for g, x in before.items()},
-                                {g: np.concatenate(x) for g, x in after.items()},
+                                {g: np.concatenate(x) for g, x in after.items() if g in before},
                                 store.path / "figures" / "curation_scores.png",
                                 _CURATION_SCORES.get(option, "curation score"))
-    return ["Scores of the candidates drawn (filled) and of the rows kept (outlined), replicates pooled:", "",
+    return ["Scores of the candidates drawn (filled) and of the rows kept (outlined), replicates pooled (at most "
+            "six generations, log-spaced):", "",
             f"![curation_scores]({figure.relative_to(store.path)})", ""]
 
 
@@ -234,8 +298,6 @@ def _provenance_section(store: RunDir) -> list[str]:
 def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     """(Re)write `report.md` and `figures/` from what the run directory holds now (`rows`: its metrics.jsonl,
     when the caller has them at hand)."""
-    from collapse import plots
-
     rows = store.read_metrics() if rows is None else rows
     names = list(dict.fromkeys(row["metric"] for row in rows))  # in the order the score phase writes them
     cfg = load_json(store.path / "config.json") if (store.path / "config.json").exists() else {}
@@ -262,16 +324,12 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
     if n_shown < len(gens):
         lines += [f"{n_shown} of {len(gens)} generations shown (log-spaced); metrics.jsonl "
                   "has every generation.", ""]
-    # analytic families: one family of metrics, one panel each
+    # analytic families: one family of metrics, one panel each, read against the family's closed forms
     sections = {"metrics": names} if analytic else {key: [n for n in names if family(n) == key] for key in FAMILIES}
+    theory = _theory(cfg, max(gens) + 1) if analytic and gens else {}
     for key, shown in sections.items():
         if shown:
-            panels: dict[str, list[str]] = {}
-            for n in shown:
-                panels.setdefault(n if analytic else panel(n), []).append(n)
-            figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png")
-            lines += [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), "",
-                      f"![{key}]({figure.relative_to(store.path)})", ""]
+            lines += _metrics_section(store, key, shown, rows, analytic, reference, theory)
             if key == "curation":
                 lines += _curation_figure(store, cfg.get("curate", {}).get("_option", ""))
     if rows and not analytic:
@@ -280,8 +338,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         seq_len = cfg["data"]["seq_len"] - (sample["prompt_len"] if sample.get("mode") == "continuation" else 0) \
             if cfg else 1
         lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, "
-                  "log-spaced: 0, 1, 2, 3, 5, 9 of ten), rank-frequency curves and the share of tokens per human "
-                  "frequency bucket (mean over replicates).", "",
+                  "log-spaced: 0, 1, 2, 3, 5, 9 of ten), rank-frequency curves (the same generations) and the share of "
+                  "tokens per human frequency bucket (mean over replicates).", "",
                   *_distribution_figures(store, seq_len), ""]
     if store.program_marker.exists():  # analytic families: one program, no phases
         info = load_json(store.program_marker)

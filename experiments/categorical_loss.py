@@ -13,6 +13,7 @@ import numpy as np
 
 from _common import band, figure, save, study, theory
 from collapse.families import CategoricalConfig
+from collapse.regimes import ReplaceConfig
 from collapse.families import analytic, categorical
 
 V, N, G, R = 200, 200, 60, 2000
@@ -37,7 +38,7 @@ ax[1].plot([], [], "k--", lw=1, label="exact (Wright-Fisher)")
 ax[1].plot([], [], "k:", lw=1, label="1 - exp(-np/k) (Suresh et al.)")
 ax[1].set(xscale="log", xlabel="refits k = generation + 1", title="(b) Pr[symbol survives k refits]")
 
-support = sum(categorical.survival_probability(pi, N, G) for pi in p)
+support = categorical.theory(model, ReplaceConfig(), G)["support"]
 band(ax[2], g + 1, sim.metrics["support"], "simulation", "C0")
 theory(ax[2], g + 1, support, "Σ_i Pr[i survives]")
 ax[2].set(xscale="log", xlabel="refits k = generation + 1", title="(c) support (symbols left)")

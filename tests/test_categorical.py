@@ -9,6 +9,7 @@ from scipy.stats import norm
 
 from collapse.config import Config
 from collapse.families import CategoricalConfig
+from collapse.regimes import AccumulateConfig, ReplaceConfig
 from collapse.families import analytic, categorical
 from tests.helpers import assert_mean
 
@@ -60,6 +61,22 @@ def test_survival_follows_the_wright_fisher_chain_and_the_suresh_bound(unigram):
         assert abs(frac - s) <= z * np.sqrt(s * (1 - s) / R), f"rank {rank}, generation {g}: {frac} vs {s}"
     # once lost, never back
     assert not np.any(present[1:] & ~present[:-1])
+
+
+def test_theory_gives_the_expected_support_and_missing_mass_of_the_chain(unigram):
+    # The report's closed forms: E[support_g] = Σ_i Pr[i survives g + 1 fits], E[missing_mass_g] = Σ_i p_i
+    # Pr[i is lost], the chain run for every symbol at once; against the simulation (sample sd) at a few g.
+    metrics, _ = unigram
+    p = categorical.zipf(V, 1.1)
+    theory = categorical.theory(CategoricalConfig(vocab_size=V, samples=M), ReplaceConfig(), G)
+    one_by_one = np.stack([categorical.survival_probability(pi, M, G) for pi in p[:5]], 1)
+    np.testing.assert_allclose(categorical.survival_probability(p[:5], M, G), one_by_one, rtol=1e-12)
+    for g in (0, 5, 19):
+        for name in ("support", "missing_mass"):
+            values = metrics[name][g]
+            assert_mean(values, theory[name][g], values.std(ddof=1), f"{name} at generation {g}")
+    assert categorical.theory(CategoricalConfig(temperature=0.9), ReplaceConfig(), G) == {}  # no exact form
+    assert categorical.theory(CategoricalConfig(), AccumulateConfig(), G) == {}
 
 
 def test_temperature_narrows_the_tail_and_top_k_top_p_cut_it():

@@ -60,3 +60,72 @@ def test_per_sequence_histograms_show_shumailovs_generations():
 
     assert list(_histogram_generations({g: [g] for g in range(10)})) == [0, 1, 2, 3, 5, 9]
     assert list(_histogram_generations({g: [g] for g in range(5)})) == [0, 1, 2, 3, 4]
+
+
+def _drawn(monkeypatch) -> dict:
+    """{file name: figure} of what `plots.save` writes, captured before it is closed."""
+    from collapse import plots
+
+    drawn, real = {}, plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path.name, fig) and real(fig, path))
+    return drawn
+
+
+def _run(tmp_path, values: dict, cfg=None):
+    """A finished run directory: `values` {metric: value per (generation, replicate)}, two replicates."""
+    from collapse.config import to_dict
+    from collapse.store import RunDir, save_json
+
+    store = RunDir(tmp_path)
+    if cfg is not None:
+        save_json(tmp_path / "config.json", to_dict(cfg))
+    gens = len(next(iter(values.values())))
+    for g in range(gens):
+        store.write_metrics(g, [{"generation": g, "replicate": r, "metric": m, "value": v[g][r]}
+                                for m, v in values.items() for r in range(2)])
+        for phase in ("train", "sample", "score"):
+            store.mark_done(g, phase, {"seconds": 1.0}, [])
+    store.rebuild_metrics()
+    return store
+
+
+def test_constant_metrics_need_two_generations():
+    rows = [{"generation": g, "replicate": r, "metric": m, "value": v}
+            for g in range(2) for r in range(2) for m, v in (("distinct_1", 0.25), ("distinct_2", g + r / 2))]
+    assert report.constant_metrics(rows) == {"distinct_1": 0.25}
+    assert report.constant_metrics([row for row in rows if row["generation"] == 0]) == {}  # one generation: all flat
+
+
+def test_report_names_constant_metrics_and_draws_the_human_row(tmp_path, monkeypatch):
+    from collapse.store import save_json
+
+    drawn = _drawn(monkeypatch)
+    store = _run(tmp_path, {"distinct_1": [[0.25, 0.25], [0.25, 0.25]], "distinct_2": [[0.5, 0.6], [0.4, 0.45]],
+                            "dup_frac": [[0.0, 0.0], [0.0, 0.0]]})
+    save_json(store.human_reference, [{"distinct_2": 0.7, "distinct_1": 0.25}, {"distinct_2": 0.8, "distinct_1": 0.25}])
+    text = report.write(store).read_text()
+    assert "Constant in every generation and replicate (no panel): distinct_1 = 0.25, dup_frac = 0." in text
+    (ax,) = [ax for ax in drawn["diversity.png"].axes if ax.get_title()]
+    labelled = [line.get_label() for line in ax.lines if not line.get_label().startswith("_")]
+    assert ax.get_title() == "distinct_n" and labelled == ["human", "distinct_2"]  # no line for distinct_1
+    (human,) = [line for line in ax.lines if line.get_label() == "human"]
+    assert human.get_ydata()[0] == 0.75  # the mean of the two human datasets' rows
+    assert ax.get_ylabel() == "distinct / all n-grams"
+
+
+def test_analytic_report_draws_ratios_on_a_log_axis_under_their_closed_form(tmp_path, monkeypatch):
+    import numpy as np
+
+    from collapse.config import Config, GaussianConfig, ReplaceConfig
+    from collapse.families import gaussian
+
+    model = GaussianConfig(samples=10)
+    drawn = _drawn(monkeypatch)
+    store = _run(tmp_path, {"var_ratio": [[1.0, 0.8], [0.7, 0.9], [0.5, 0.6]], "w2_true": [[0.1, 0.2]] * 3},
+                 Config(model=model, generations=3, replicates=2, compilation_cache=""))
+    assert "Dashed black: the expectation in closed form (var_ratio;" in report.write(store).read_text()
+    ratio, w2 = [ax for ax in drawn["metrics.png"].axes if ax.get_title()]
+    (closed,) = [line for line in ratio.lines if line.get_label() == "closed form"]
+    assert np.allclose(closed.get_ydata(), gaussian.expected_var_ratio(model, ReplaceConfig(), 3))
+    assert np.allclose(closed.get_ydata(), 0.9 ** np.arange(1, 4))  # ((M - 1) / M)^(g + 1), M = 10
+    assert ratio.get_yscale() == "log" and w2.get_yscale() == "linear"

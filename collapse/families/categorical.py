@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse.families import CategoricalConfig
+from collapse.regimes import RegimeConfig
 
 
 class Truth(NamedTuple):
@@ -222,19 +223,21 @@ def lost_moments(p_V: np.ndarray, n: int) -> tuple[float, float]:
     return float(q.sum()), float(both.sum() - q.sum() ** 2)
 
 
-def survival_probability(p: float, n: int, fits: int) -> np.ndarray:
-    """Pr[a symbol of true probability p is still present after k = 1..fits refits] under replace (order 1):
-    its count is Binomial(n, p) after the first fit, then a Wright-Fisher chain c' ~ Binomial(n, c/n)."""
+def survival_probability(p: float | np.ndarray, n: int, fits: int) -> np.ndarray:
+    """Pr[a symbol of true probability p is still present after k = 1..fits refits] under replace (order 1),
+    `[fits, *p.shape]`: its count is Binomial(n, p) after the first fit, then a Wright-Fisher chain
+    c' ~ Binomial(n, c/n). Count 0 absorbs, so Pr[lost after k fits] = Σ_c Binomial(c; n, p) a_k(c) with
+    a_1 = [c = 0] and a_(k+1) = step a_k: one chain for every p at once."""
     from scipy.stats import binom
 
     c = np.arange(n + 1)
     step_CC = binom.pmf(c[None, :], n, c[:, None] / n)
-    dist = binom.pmf(c, n, p)
-    out = []
-    for _ in range(fits):
-        out.append(1 - dist[0])
-        dist = dist @ step_CC
-    return np.asarray(out)
+    first_CP = binom.pmf(c[:, None], n, np.ravel(p)[None, :])
+    absent_KC = np.zeros((fits, n + 1))  # Pr[count 0 after k - 1 more steps | count c]
+    absent_KC[0, 0] = 1
+    for k in range(1, fits):
+        absent_KC[k] = step_CC @ absent_KC[k - 1]
+    return np.reshape(1 - absent_KC @ first_CP, (fits, *np.shape(p)))
 
 
 def suresh_bound(p: float, n: int, fits: int) -> np.ndarray:
@@ -257,3 +260,19 @@ def tail_curve(cfg: CategoricalConfig, generations: int) -> tuple[np.ndarray, np
     with np.errstate(divide="ignore"):
         exponent = cfg.zipf_exponent * np.float64(cfg.temperature) ** -g.astype(np.float64)
     return np.asarray(support), exponent
+
+
+MAX_CHAIN = 4096  # tokens per generation up to which `theory` runs the Wright-Fisher chain ([n + 1]² matrix)
+
+
+def theory(cfg: CategoricalConfig, regime: RegimeConfig, generations: int) -> dict[str, np.ndarray]:
+    """E[support] = Σ_i Pr[symbol i survives g + 1 refits] and E[missing_mass] = Σ_i p_i Pr[i is lost] at
+    g = 0..generations-1 (`survival_probability`), where they are exact: a unigram refitted under replace
+    from n = samples · seq_len <= `MAX_CHAIN` tokens, sampled without temperature, top-k or top-p; else {}."""
+    n = cfg.samples * cfg.seq_len
+    plain = cfg.temperature == 1 and cfg.top_k == 0 and cfg.top_p == 1
+    if cfg.order != 1 or not regime.name == "replace" or not plain or n > MAX_CHAIN:
+        return {}
+    p_V = zipf(cfg.vocab_size, cfg.zipf_exponent)
+    survive_GV = survival_probability(p_V, n, generations)
+    return {"support": survive_GV.sum(1), "missing_mass": (1 - survive_GV) @ p_V}

@@ -149,6 +149,20 @@ def expected_mean_sq_dist(cfg: GaussianConfig, generations: int) -> np.ndarray:
     return np.cumsum(step_G)
 
 
+def theory(cfg: GaussianConfig, regime: RegimeConfig, generations: int) -> dict[str, np.ndarray]:
+    """The closed forms above the report draws: E[var_ratio] under replace and accumulate (and E[det_ratio],
+    the same number in one dimension), E[mean_sq_dist] under replace."""
+    out = {}
+    var_G = expected_var_ratio(cfg, regime, generations)
+    if var_G is not None:
+        out["var_ratio"] = var_G
+        if cfg.dim == 1:
+            out["det_ratio"] = var_G
+    if regime.name == "replace":
+        out["mean_sq_dist"] = expected_mean_sq_dist(cfg, generations)
+    return out
+
+
 def min_points(cfg: GaussianConfig) -> int:
     return cfg.dim + 1
 

@@ -110,3 +110,9 @@ def error_factor(regime: RegimeConfig, generations: int) -> np.ndarray | None:
 def expected_test_error(cfg: LinRegConfig, regime: RegimeConfig, generations: int) -> np.ndarray | None:
     factor = error_factor(regime, generations)
     return None if factor is None else error_unit(cfg) * factor
+
+
+def theory(cfg: LinRegConfig, regime: RegimeConfig, generations: int) -> dict[str, np.ndarray]:
+    """E[test_error] under replace and accumulate (over noise and design); {} under the other regimes."""
+    expected = expected_test_error(cfg, regime, generations)
+    return {} if expected is None else {"test_error": expected}

@@ -108,3 +108,8 @@ class AnalyticFamily(Protocol):
     def point_size(self, cfg: Any) -> int:
         """Numbers per data point (sizes the buffer of accumulated points)."""
         ...
+
+    def theory(self, cfg: Any, regime: Any, generations: int) -> dict[str, np.ndarray]:
+        """{metric: its expectation at generations 0..generations-1} for the metrics with a closed form under
+        `regime` (the report draws them under the simulated means); {} where none has one."""
+        ...
