@@ -40,13 +40,11 @@ from collapse.errors import ConfigError, DataError
 from collapse.stats import mean_ci
 from collapse.files import atomic_write, load_json, save_json
 from collapse.store import RunDir
+from collapse.metrics.families import declared, family_of
 from collapse.tables import markdown_table
 
 log = logging.getLogger("collapse")
 
-# Headline candidates per family of measurement, in order of preference (docs/metrics.md).
-HEADLINE = {"perplexity": ("kl_true", "ppl_human_test", "ppl_gen0"), "diversity": ("distinct_2", "self_bleu4"),
-            "tails": ("tail_mass_ratio", "survival", "tail_mass_ratio_true", "survival_true")}
 MOST_GENERATIONS = 12  # columns of a comparison table (log-spaced beyond, `report.shown_generations`)
 
 
@@ -63,18 +61,19 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 
 def metric_families(names: list[str]) -> dict[str, list[str]]:
-    """{family: metrics} (`report.FAMILIES`) of a transformer study; one family `metrics` for the analytic ones
+    """{family: metrics} (as `collapse.metrics.families` declares them) of a transformer study; one family `metrics`
+    for the analytic ones
     (none of `report.SHOWN` present)."""
     if names and not set(names) & set(report.SHOWN):
         return {"metrics": list(names)}
-    families = {key: [n for n in names if report.family(n) == key] for key in report.FAMILIES}
+    families = {key: [n for n in names if family_of(n) == key] for key in declared()}
     return {key: shown for key, shown in families.items() if shown}
 
 
 def default_headline(names: list[str]) -> list[str]:
-    """One metric per family of measurement (perplexity drift, diversity, tails; `HEADLINE`), or the first
+    """One metric per family that names headline candidates (perplexity drift, diversity, tails), or the first
     three metrics where none is present (analytic families)."""
-    picks = [next((m for m in candidates if m in names), None) for candidates in HEADLINE.values()]
+    picks = [next((m for m in f.headline if m in names), None) for f in declared().values() if f.headline]
     return [m for m in picks if m] or sorted(names, key=report.sort_key)[:3]
 
 
@@ -175,7 +174,7 @@ def write_comparison(rows: list[dict], columns: list[str], out: Path, options: O
     if axes and names:
         lines += _heatmap_section(comp, axes, headline, out)
     for key, members in metric_families(names).items():
-        lines += [f"## {report.FAMILIES.get(key, 'Metrics')}", ""]
+        lines += [f"## {declared()[key].title if key in declared() else 'Metrics'}", ""]
         rest = [m for m in members if m not in headline]
         if rest:
             figure = plots.condition_curves(comp.aggs, rest, comp.labels, out / "figures" / f"{key}.png", n=comp.n)
@@ -202,7 +201,7 @@ def write_comparison(rows: list[dict], columns: list[str], out: Path, options: O
 def _remove_stale(figures: Path, written: set[str]) -> None:
     """Remove the comparison figures an earlier comparison in `figures` wrote and this one did not (a family now
     all in the headline, a heatmap no longer asked for), so that the folder matches comparison.md."""
-    for name in ("comparison", "heatmap", "metrics", *report.FAMILIES):
+    for name in ("comparison", "heatmap", "metrics", *declared()):
         if f"{name}.png" not in written:
             (figures / f"{name}.png").unlink(missing_ok=True)
 

@@ -15,18 +15,12 @@ from collapse.errors import DataError
 from collapse.stats import aggregate, mean_ci
 from collapse.files import atomic_write, load_array, load_json
 from collapse.store import PHASES, RunDir
+from collapse.metrics.families import declared, family_of
 from collapse.tables import ci_cell, markdown_table
 
 log = logging.getLogger("collapse")
 
 SHOWN = ("ppl_human_test", "kl_true", "ppl_gen0", "self_bleu4", "distinct_2", "tail_mass_ratio", "survival")
-
-# The three families of collapse measurement (docs/metrics.md); tail metrics against the exact truth apart.
-FAMILIES = {"perplexity": "Perplexity drift", "diversity": "Diversity",
-            "tails": "Tail forgetting (against the human data)", "tails_true": "Tail forgetting (against the truth)",
-            "teacher": "Student - teacher gap", "curation": "Curation"}
-_TAIL_PREFIXES = ("head_", "torso_", "tail_", "survival", "kl_unigram", "zipf")
-
 
 def panel(name: str) -> str:
     """The figure panel a metric is drawn in: related metrics (the buckets of one ratio, distinct-1..4, the
@@ -43,19 +37,6 @@ def panel(name: str) -> str:
     if name.startswith("curate_score_mean_"):
         return "curate_score_mean (candidates, kept)"
     return name
-
-
-def family(name: str) -> str:
-    """The `FAMILIES` key of a metric name."""
-    if name.startswith("curate_"):
-        return "curation"
-    if name.startswith("teacher_gap_"):
-        return "teacher"
-    if name.startswith(("ppl_", "kl_true", "true_nll")):
-        return "perplexity"
-    if name.startswith(_TAIL_PREFIXES):
-        return "tails_true" if name.endswith("_true") else "tails"
-    return "diversity"
 
 
 def sort_key(name: str) -> tuple:
@@ -137,7 +118,8 @@ def _metrics_section(store: RunDir, key: str, shown: list[str], rows: list[dict]
     for n in shown:
         if n not in constant:
             panels.setdefault(n if analytic else panel(n), []).append(n)
-    lines = [f"## {FAMILIES.get(key, 'Metrics')}", "", table(rows, shown, reference), ""]
+    title = declared()[key].title if key in declared() else "Metrics"
+    lines = [f"## {title}", "", table(rows, shown, reference), ""]
     if panels:
         log_y = {n for n in shown if analytic and plots.axis(n).kind == "ratio"}  # shrink by orders of magnitude
         figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png", reference_values(reference),
@@ -325,7 +307,8 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         lines += [f"{n_shown} of {len(gens)} generations shown (log-spaced); metrics.jsonl "
                   "has every generation.", ""]
     # analytic families: one family of metrics, one panel each, read against the family's closed forms
-    sections = {"metrics": names} if analytic else {key: [n for n in names if family(n) == key] for key in FAMILIES}
+    sections = {"metrics": names} if analytic else {key: [n for n in names if family_of(n) == key]
+                                                    for key in declared()}
     theory = _theory(cfg, max(gens) + 1) if analytic and gens else {}
     for key, shown in sections.items():
         if shown:

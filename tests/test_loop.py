@@ -12,6 +12,7 @@ from collapse.config import SampleConfig
 from collapse.data import TextConfig
 from collapse.errors import ConfigError, DataError
 from collapse.regimes import AccumulateConfig, MixConfig
+from collapse.metrics.families import family_of
 from collapse.store import PHASES, RunDir
 from tests.helpers import tiny_config, write_corpus
 
@@ -53,6 +54,7 @@ def test_run_directory_layout(finished):
             "tail_mass_ratio", "tail_mass_ratio_model", "survival_tail", "kl_unigram", "zipf_exponent",
             "tail_mass_ratio_true", "kl_unigram_true"} <= names
     assert all(np.isfinite(r["value"]) for r in rows)
+    assert {family_of(name) for name in names} <= {"perplexity", "diversity", "tails", "tails_true", "teacher"}
     reference = json.loads((path / "human" / "reference.json").read_text())  # one row per human dataset
     assert len(reference) == 2 and all(np.isfinite(row["tail_mass_ratio"]) and "self_bleu4" in row for row in reference)
     for g in range(2):  # the score phase's arrays

@@ -5,7 +5,8 @@ import inspect
 
 import pytest
 
-from collapse.families import categorical, gaussian, gmm, linreg, protocols
+from collapse.config import schemas
+from collapse.families import AnalyticConfig, categorical, gaussian, gmm, linreg, protocols
 from collapse.families.transformer import TransformerFamily
 from tests.helpers import TINY_MODEL
 
@@ -32,7 +33,8 @@ def test_analytic_families_meet_the_protocol(module):
 def test_the_analytic_runner_holds_only_protocol_families():
     from collapse.families import analytic
 
-    assert all(isinstance(module, protocols.AnalyticFamily) for module in analytic.FAMILIES.values())
+    assert all(isinstance(analytic.family(cls()), protocols.AnalyticFamily)
+               for cls in schemas("model", AnalyticConfig).values())
 
 
 def test_the_transformer_family_meets_the_model_family_protocol():

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from collapse.options import Registered
+from collapse.metrics.families import Family, declare
+
+declare(Family("curation", "Curation", 5, ("curate_*",)))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ import gzip
 
 import numpy as np
 
+from collapse.metrics.families import Family, declare
+
+declare(Family("diversity", "Diversity", 1, ("distinct_*", "unique_n_fixed", "self_bleu*", "unigram_entropy",
+                                          "bigram_entropy", "compression_ratio", "rep_*", "dup_frac",
+                                          "semantic_distance", "vendi"), headline=("distinct_2", "self_bleu4")))
+
 
 def ngrams(tokens_NT: np.ndarray, n: int) -> np.ndarray:
     """All n-grams within sequences, as rows `[N * (T - n + 1), n]`."""

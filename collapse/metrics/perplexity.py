@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse.metrics.families import Family, declare
+
+declare(Family("perplexity", "Perplexity drift", 0, ("ppl_*", "kl_true", "true_nll_samples"),
+               headline=("kl_true", "ppl_human_test", "ppl_gen0")))
+
 # Per-sequence perplexity summaries: name suffix -> percentile (NumPy's default linear interpolation).
 PERCENTILES = {"median": 50, "p10": 10, "p90": 90, "p99": 99}
 

@@ -10,8 +10,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from collapse.config import MetricsConfig
-from collapse.data.grammar import true_logprob
 from collapse.metrics import diversity, perplexity, tails
+from collapse.metrics.families import Family, declare
+
+declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
     gen0_lp_RN = self_lp_RN if params0_R is params_R else (family0 or family).logprob(params0_R, samples_RNT,
                                                                                         skip=first)
     if truth is not None:  # KL(true || model) of the scored positions given the ones before
+        from collapse.data.grammar import true_logprob  # JAX: where there is a truth, a study runs
+
         test_cond_lp_RN = test_lp_RN if first == 0 else family.logprob(params_R, test_RNT, skip=first)
 
     values, arrays = [], []
@@ -175,6 +179,7 @@ def human_reference(cfg: MetricsConfig, human, ref: Reference, rng: np.random.Ge
 
         ref_row["ppl_human_test"] = perplexity.perplexity(np.asarray(grammar.log_prob(human.truth, human.test)), T)
         ref_row["kl_true"] = 0.0
-        ref_row["true_nll_samples"] = perplexity.nll_per_token(true_logprob(human.truth, train_NT, first), T - first)
+        ref_row["true_nll_samples"] = perplexity.nll_per_token(grammar.true_logprob(human.truth, train_NT, first),
+                                                               T - first)
     ref_row.update(corpus_metrics(cfg, human, ref, train_NT[:, first:], rng)[0])
     return ref_row

@@ -11,6 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse.metrics.families import Family, declare
+
+# Against the human data's frame, and against the truth's (`_true`): the same metrics, two references.
+declare(Family("tails", "Tail forgetting (against the human data)", 2,
+               ("*_mass_ratio", "*_mass_ratio_model", "survival", "survival_*", "kl_unigram", "zipf_exponent"),
+               headline=("tail_mass_ratio", "survival", "tail_mass_ratio_true", "survival_true")))
+declare(Family("tails_true", "Tail forgetting (against the truth)", 3,
+               ("*_mass_ratio_true", "*_mass_ratio_model_true", "survival_true", "survival_*_true", "kl_unigram_true")))
+
 BUCKETS = ("head", "torso", "tail")
 
 
