@@ -1,176 +1,172 @@
-"""A comparison of runs: their summary rows grouped into conditions (the config values that differ between runs,
-seeds pooled) and pooled per generation into independent units, each condition's value at a generation the
-mean over its units with a 95 % t-interval. The numbers `collapse-report` writes (`collapse.compare`) and a
-results README quotes (`collapse.quote`), from the same rows.
+"""A comparison written out: `comparison.md` (per family of metrics a table per metric, the conditions with their
+config and units, the incomplete runs), `figures/comparison.png` (the headline metrics), `figures/<family>.png`
+and, over two config columns, `figures/heatmap.png` and its tables; `report.json` records the options. From
+summary rows alone (`collapse.summary`), so reading summary.csv gives the same comparison as reading the runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
-from collapse import report
-from collapse.errors import ConfigError, DataError
-from collapse.stats import Moments, aggregate, mean_ci
-from collapse.files import load_json
-from collapse.tables import ci_cell, markdown_table
+from collapse import report, tables
+from collapse.files import atomic_write, save_json
+from collapse.metrics.families import declared, family_of
+from collapse.pooling import Comparison, Options, cell, condition
+from collapse.stats import mean_ci
+from collapse.tables import markdown_table
+
+log = logging.getLogger("collapse")
+
+MOST_GENERATIONS = 12  # columns of a comparison table (log-spaced beyond, `tables.shown_generations`)
 
 
-@dataclasses.dataclass
-class Options:
-    """What a comparison shows; `<out>/report.json` records them, and `--all` reads them back."""
 
-    headline: list[str] = dataclasses.field(default_factory=list)  # empty: `default_headline`
-    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # {condition: label in words}
-    heatmap: list[str] = dataclasses.field(default_factory=list)  # two config columns; empty: automatic
-    complete_only: bool = False  # leave incomplete runs out, rather than use their finished generations
-    aggregate: bool = False  # summary.csv in the aggregated form (n, mean, sd per run × generation × metric)
-    where: dict[str, str] = dataclasses.field(default_factory=dict)  # only the runs with these config values
-
-
-def load_options(path: Path) -> Options:
-    spec = load_json(path)
-    unknown = set(spec) - {f.name for f in dataclasses.fields(Options)}
-    if not isinstance(spec, dict) or unknown:
-        raise DataError(path, f"not a report spec (unknown keys: {', '.join(sorted(unknown))})")
-    return Options(**spec)
+def metric_families(names: list[str]) -> dict[str, list[str]]:
+    """{family: metrics} (as `collapse.metrics.families` declares them) of a transformer study; one family `metrics`
+    for the analytic ones
+    (none of `report.SHOWN` present)."""
+    if names and not set(names) & set(report.SHOWN):
+        return {"metrics": list(names)}
+    families = {key: [n for n in names if family_of(n) == key] for key in declared()}
+    return {key: shown for key, shown in families.items() if shown}
 
 
-def condition(values: dict[str, str]) -> str:
-    """A condition's key: its config values (`summary.varying`) as `column=value`, the ones it has."""
-    return " ".join(f"{k}={v}" for k, v in values.items() if v != "") or "all runs"
+def default_headline(names: list[str]) -> list[str]:
+    """One metric per family that names headline candidates (perplexity drift, diversity, tails), or the first
+    three metrics where none is present (analytic families)."""
+    picks = [next((m for m in f.headline if m in names), None) for f in declared().values() if f.headline]
+    return [m for m in picks if m] or sorted(names, key=report.sort_key)[:3]
 
 
-# Config values whose literal text misleads in a label: 0 standing for a default size, or "off".
-ZERO_MEANS = {"regime.size": "train split", "sample.num_sequences": "train split", "sample.top_k": "off",
-              "sample.beam_size": "off", "train.tokens": "epochs", "sample.temperature": "greedy"}
+def heatmap_axes(values: dict[str, dict[str, str]], requested: list[str]) -> list[str]:
+    """The two config columns of the heatmap: `requested`, else the two that take several values across the
+    conditions (`values`: {condition: its config values}), if exactly two do; else []."""
+    columns = list(next(iter(values.values()), {}))
+    if requested:
+        if len(requested) != 2 or not set(requested) <= set(columns):
+            log.warning("--heatmap %s: not two of the config columns (%s); no heatmap", ",".join(requested),
+                        ", ".join(columns) or "none vary")
+            return []
+        return list(requested)
+    axes = [c for c in columns if len({v[c] for v in values.values() if v[c] != ""}) > 1]
+    return axes if len(axes) == 2 else []
 
 
-def _word(key: str, value: str) -> str:
-    """A config value as a label shows it: booleans as yes / no, a 0 that means something else as that."""
-    if value in ("True", "False"):
-        return "yes" if value == "True" else "no"
-    if key in ZERO_MEANS and value in ("0", "0.0"):
-        return ZERO_MEANS[key]
-    return value
+def _axis_values(cells: list[str]) -> list[str]:
+    """The values of a heatmap axis: numerically sorted if numbers, else in order of appearance; "" (a
+    condition without the key) last."""
+    present = list(dict.fromkeys(c for c in cells if c != ""))
+    try:
+        present = sorted(present, key=float)
+    except ValueError:
+        pass
+    return present + ([""] if "" in cells else [])
 
 
-def readable(values: dict[str, str]) -> str:
-    """A condition in words for legends and tables: `regime=mix, human_fraction=0.1, fresh=no` (the last part
-    of each column name, where that is unambiguous; `ZERO_MEANS` and booleans in words)."""
-    shown = {k: v for k, v in values.items() if v != ""}
-    last = [k.rsplit(".", 1)[-1] for k in shown]
-    short = {k: s if last.count(s) == 1 else k for k, s in zip(shown, last)}
-    return ", ".join(f"{short[k]}={_word(k, v)}" for k, v in shown.items()) or "all runs"
+def _heatmap_section(comp: Comparison, axes: list[str], headline: list[str], out: Path) -> list[str]:
+    """The headline metrics at the study's last generation over two config columns: tables and
+    `figures/heatmap.png`; [] where the two columns do not single out one condition per cell."""
+    from collapse.plots import heatmaps, style
+
+    a, b = axes
+    cell_of = {key: (v[a], v[b]) for key, v in comp.values.items() if key in comp.aggs}
+    if len(set(cell_of.values())) < len(cell_of):
+        log.warning("heatmap over %s × %s: other config values vary within a cell; no heatmap", a, b)
+        return []
+    rows, cols = _axis_values([c[0] for c in cell_of.values()]), _axis_values([c[1] for c in cell_of.values()])
+    show = lambda v: v or "—"  # noqa: E731  (a condition without the key)
+    lines, panels, units = [f"## {a} × {b}", ""], {}, {}
+    for name in headline:
+        g = max((g for agg in comp.aggs.values() for g in agg.get(name, {})), default=None)
+        if g is None:
+            continue
+        grid = {cell_of[key]: (v, comp.n[key]) for key, v in comp.last_values(name, g).items()}
+        units[f"{name}, generation {g}"] = style.axis(name).label
+        panels[f"{name}, generation {g}"] = np.array(
+            [[mean_ci(grid[r, c][0])[0] if (r, c) in grid else np.nan for c in cols] for r in rows])
+        body = [[show(r), *(cell(*grid[r, c]) if (r, c) in grid else "" for c in cols)] for r in rows]
+        lines += [f"{name} at generation {g}:", "", markdown_table([f"{a} \\ {b}", *map(show, cols)], body), ""]
+    if not panels:
+        return []
+    figure = heatmaps.heatmaps(panels, [show(r) for r in rows], [show(c) for c in cols], a, b,
+                            out / "figures" / "heatmap.png", units)
+    return lines + [f"![heatmap]({figure.relative_to(out)})", ""]
 
 
-def units(n: int, shared: bool, seeds: bool) -> str:
-    """The independent units of a condition in words (comparison.md's Conditions table)."""
-    count = f"{n} unit{'' if n == 1 else 's'}"
-    if seeds:
-        return f"{count}: seeds (each the mean of its replicates, which share its corpus split)"
-    return f"{count}: " + ("replicates of one corpus split" if shared else
-                           "seeds × replicates, each with its own human data")
+def write(rows: list[dict], columns: list[str], out: Path, options: Options) -> Path:
+    """Write `out/comparison.md`, its figures and `out/report.json` from summary rows and config columns."""
+    from collapse.plots import curves
+
+    comp = Comparison(rows, columns, options)
+    names = comp.names
+    unknown = [m for m in options.headline if m not in names]
+    if unknown:
+        log.warning("--headline: %s not among the metrics; left out", ", ".join(unknown))
+    headline = [m for m in options.headline if m in names] or default_headline(names)
+    save_json(out / "report.json", dataclasses.asdict(dataclasses.replace(options, headline=headline)))
+    for name in comp.incomplete:
+        run = comp.runs[name]
+        log.warning("incomplete run %s (%s): %d of %d generations finished (%s); %s", name,
+                    comp.labels[condition({c: run[c] for c in columns})], run["finished_generations"],
+                    run["planned_generations"], run["incomplete"],
+                    "left out" if options.complete_only else "its finished generations are used")
+    gens = sorted({g for agg in comp.aggs.values() for by_gen in agg.values() for g in by_gen})
+    shown = tables.shown_generations(gens, MOST_GENERATIONS)
+    lines = [f"# Comparison of {len(comp.runs)} runs", "",
+             f"{len(comp.members)} conditions. Mean ± 95 % t-interval over the independent units of each condition "
+             "(n; see Conditions for what they are), per generation; a cell that pools fewer units (runs that did "
+             "not reach that generation, undefined values) gives its own n.", ""]
+    if comp.incomplete:
+        lines += [f"{len(comp.incomplete)} of {len(comp.runs)} runs are incomplete (see Incomplete runs): "
+                  + ("left out of every aggregate (`--complete-only`)." if options.complete_only else
+                     "they contribute the generations they finished, so a value at generation g pools only the "
+                     "units that reached g."), ""]
+    if len(shown) < len(gens):
+        lines += [f"Tables: {len(shown)} of {len(gens)} generations (log-spaced); summary.csv has every one.", ""]
+    if names:
+        figure = curves.condition_curves(comp.aggs, headline, comp.labels, out / "figures" / "comparison.png",
+                                        n=comp.n)
+        lines += [f"![comparison]({figure.relative_to(out)})", "",
+                  f"Headline metrics ({', '.join(headline)}): one line per condition, the mean over its units "
+                  "with a 95 % band (bands clipped to the panel; none for a condition of one unit, marked n = 1; "
+                  "conditions with identical curves drawn side by side, a fraction of a generation apart); the "
+                  "other metrics below, by family.", ""]
+    axes = heatmap_axes({k: comp.values[k] for k in comp.aggs}, options.heatmap)
+    if axes and names:
+        lines += _heatmap_section(comp, axes, headline, out)
+    for key, members in metric_families(names).items():
+        lines += [f"## {declared()[key].title if key in declared() else 'Metrics'}", ""]
+        rest = [m for m in members if m not in headline]
+        if rest:
+            figure = curves.condition_curves(comp.aggs, rest, comp.labels, out / "figures" / f"{key}.png", n=comp.n)
+            lines += [f"![{key}]({figure.relative_to(out)})", ""]
+        for name in members:
+            lines += [f"### {name}", "", comp.table(name, shown), ""]
+    lines += ["## Conditions", "", markdown_table(["condition", "config", "units", "runs"], [
+        [comp.labels[key], f"`{key}`", comp.units.get(key, "none: no finished generation"),
+         ", ".join(f"`{r}`" for r in members)] for key, members in comp.members.items()])]
+    if comp.incomplete:
+        body = [[f"`{name}`", comp.labels[condition({c: run[c] for c in columns})],
+                 f"{run['finished_generations']} of {run['planned_generations']}", run["incomplete"],
+                 "no" if options.complete_only or not run["finished_generations"] else "finished generations"]
+                for name in comp.incomplete for run in [comp.runs[name]]]
+        lines += ["", "## Incomplete runs", "", markdown_table(
+            ["run", "condition", "generations finished", "why (first missing marker, logged error)",
+             "in the aggregates"], body)]
+    _remove_stale(out / "figures", set(re.findall(r"\]\(figures/([^)]+)\)", "\n".join(lines))))
+    path = out / "comparison.md"
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+    return path
 
 
-def pooled_rows(rows_by_run: dict, shared: bool) -> tuple[list[dict], str]:
-    """The rows of a group's runs (its seeds) with one value per independent unit, and the units in words.
-
-    Where every replicate drew its own human data, each (seed, replicate) is a unit. Where a seed's
-    replicates share one corpus split, they are not independent draws of the data: with two or more seeds,
-    a seed's replicates are averaged and the seeds are the units (so the interval includes the split's
-    noise); with one seed the replicates are the units, and the interval is conditional on its split."""
-    if not shared or len(rows_by_run) < 2:
-        rows = [{**row, "replicate": (i, row["replicate"])}
-                for i, run_rows in enumerate(rows_by_run.values()) for row in run_rows]
-        return rows, units(len({row["replicate"] for row in rows}), shared, seeds=False)
-    rows = []
-    for i, run_rows in enumerate(rows_by_run.values()):
-        agg = aggregate(run_rows)
-        rows += [{"generation": g, "replicate": (i,), "metric": name, "value": float(np.mean(values))}
-                 for name, by_gen in agg.items() for g, values in by_gen.items()]
-    return rows, units(len(rows_by_run), shared, seeds=True)
-
-
-def pooled_moments(rows_by_run: dict, shared: bool) -> tuple[dict, str, int]:
-    """`pooled_rows` for rows of the aggregated summary (each value the `Moments` of one run's replicates):
-    {metric: {generation: Moments over the units}}, the units in words and their number."""
-    cells = [{(r["metric"], r["generation"]): r["value"] for r in rows if r["value"] is not None}
-             for rows in rows_by_run.values()]
-    agg: dict[str, dict[int, Moments]] = {}
-    if not shared or len(cells) < 2:
-        for run in cells:
-            for (name, g), m in run.items():
-                by_gen = agg.setdefault(name, {})
-                by_gen[g] = by_gen[g] + m if g in by_gen else m
-        n = sum(max((m.n for m in run.values()), default=0) for run in cells)
-        return agg, units(n, shared, seeds=False), n
-    for key in dict.fromkeys(k for run in cells for k in run):
-        agg.setdefault(key[0], {})[key[1]] = Moments.of([run[key].mean for run in cells if key in run])
-    return agg, units(len(cells), shared, seeds=True), len(cells)
-
-
-def cell(values: list[float], n: int) -> str:
-    """`mean ± half`, with the number of values where it is less than the condition's `n` units."""
-    text = ci_cell(*mean_ci(values))
-    return text if len(values) >= n else f"{text} (n={len(values)})"
-
-
-class Comparison:
-    """The conditions of a summary (`summary.collect` / `summary.read_csv` rows) pooled per generation."""
-
-    def __init__(self, rows: list[dict], columns: list[str], options: Options):
-        self.runs: dict[str, dict] = {}  # name -> its first row (the run's fields)
-        by_run: dict[str, list[dict]] = {}
-        for row in rows:
-            self.runs.setdefault(row["run"], row)
-            if row["metric"] is not None:
-                by_run.setdefault(row["run"], []).append(row)
-        self.members: dict[str, list[str]] = {}
-        self.values: dict[str, dict[str, str]] = {}
-        for name, run in self.runs.items():
-            values = {c: run[c] for c in columns}
-            self.members.setdefault(condition(values), []).append(name)
-            self.values.setdefault(condition(values), values)
-        for key, members in self.members.items():  # a condition's runs differ only in their seeds
-            seeds = [self.runs[m]["seed"] for m in members]
-            twice = next((seed for seed in seeds if seeds.count(seed) > 1), None)
-            if twice is not None:
-                same = [m for m in members if self.runs[m]["seed"] == twice]
-                raise DataError(same[1], f"the same study as {same[0]} (config and seed {twice}): pooling both "
-                                "would count one unit twice; compare one of them (move the other away, or "
-                                "select with --where)")
-        self.labels = {key: options.labels.get(key) or readable(v) for key, v in self.values.items()}
-        stray = [key for key in options.labels if key not in self.values]
-        if stray:  # a label that names no condition would leave that condition unlabelled without a word
-            raise ConfigError("labels", f"{stray[0]!r} is not a condition of these runs; they are: "
-                                        + "; ".join(self.values))
-        self.incomplete = [name for name, run in self.runs.items() if run["incomplete"]]
-        self.units: dict[str, str] = {}
-        self.aggs: dict[str, dict] = {}  # {condition: {metric: {generation: values}}}
-        self.n: dict[str, int] = {}
-        for key, members in self.members.items():
-            used = {m: by_run[m] for m in members
-                    if m in by_run and not (options.complete_only and self.runs[m]["incomplete"])}
-            shared = self.runs[members[0]]["shared_human_data"]
-            if used and any(isinstance(r["value"], Moments) for rows in used.values() for r in rows):
-                self.aggs[key], self.units[key], self.n[key] = pooled_moments(used, shared)
-            elif used:
-                pooled, self.units[key] = pooled_rows(used, shared)
-                self.aggs[key] = aggregate(pooled)
-                self.n[key] = len({row["replicate"] for row in pooled})
-        self.names = sorted({m for agg in self.aggs.values() for m in agg}, key=report.sort_key)
-
-    def table(self, name: str, gens: list[int]) -> str:
-        """Mean ± 95 % t-interval of metric `name` per condition at generations `gens` (those it has)."""
-        gens = [g for g in gens if any(g in agg.get(name, {}) for agg in self.aggs.values())]
-        body = [[self.labels[key], str(self.n[key]),
-                 *(cell(agg[name][g], self.n[key]) if g in agg.get(name, {}) else "" for g in gens)]
-                for key, agg in self.aggs.items()]
-        return markdown_table(["condition", "n", *(f"gen {g}" for g in gens)], body)
-
-    def last_values(self, name: str, g: int) -> dict[str, list[float]]:
-        """{condition: values of metric `name` at generation g}, for the conditions that have them."""
-        return {key: agg[name][g] for key, agg in self.aggs.items() if g in agg.get(name, {})}
+def _remove_stale(figures: Path, written: set[str]) -> None:
+    """Remove the comparison figures an earlier comparison in `figures` wrote and this one did not (a family now
+    all in the headline, a heatmap no longer asked for), so that the folder matches comparison.md."""
+    for name in ("comparison", "heatmap", "metrics", *declared()):
+        if f"{name}.png" not in written:
+            (figures / f"{name}.png").unlink(missing_ok=True)

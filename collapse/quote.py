@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from collapse import summary
-from collapse.comparison import Comparison, load_options
+from collapse.pooling import Comparison, load_options
 from collapse.errors import DataError
 from collapse.stats import mean_ci
 from collapse.files import atomic_write
@@ -61,7 +61,7 @@ def _cell(comp, key: str, name: str, g: int) -> str:
 
 
 def table(comp, spec: str, where: str = "quote") -> str:
-    """The markdown table of one quote spec (module docstring) from a `comparison.Comparison`."""
+    """The markdown table of one quote spec (module docstring) from a `pooling.Comparison`."""
     spec, _, only = spec.partition("; rows ")
     keys = _rows(comp, [s.strip() for s in only.split("|")] if only else [], where)
     if m := _BELOW.match(spec.strip()):

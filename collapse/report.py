@@ -12,11 +12,12 @@ import numpy as np
 
 from collapse.config import ANALYTIC_MODELS
 from collapse.errors import DataError
-from collapse.stats import aggregate, mean_ci
-from collapse.files import atomic_write, load_array, load_json
+from collapse.stats import aggregate
+from collapse.files import atomic_write, load_json
 from collapse.store import PHASES, RunDir
 from collapse.metrics.families import declared, family_of
-from collapse.tables import ci_cell, markdown_table
+from collapse.plots import per_run
+from collapse.tables import markdown_table, shown_generations, table
 
 log = logging.getLogger("collapse")
 
@@ -51,28 +52,6 @@ def print_generation(g: int, rows: list[dict], seconds: float, note: str = "") -
     names = [name for name in SHOWN if name in agg] or sorted(agg, key=sort_key)
     parts = [f"{name} {np.mean(agg[name][g]):.4g}" for name in names if g in agg[name]]
     log.info("gen %d | %s | %.1fs%s", g, " | ".join(parts), seconds, f" ({note})" if note else "")
-
-
-def shown_generations(generations: list[int], most: int = 25) -> list[int]:
-    """All of `generations` if at most `most`, else the first, the last and log-spaced ones between (collapse
-    moves fastest early)."""
-    if len(generations) <= most:
-        return list(generations)
-    index = np.unique(np.round(np.geomspace(1, len(generations), most)).astype(int) - 1)
-    return [generations[i] for i in index]
-
-
-def table(rows: list[dict], names: list[str], reference: list[dict[str, float]] | None = None, most: int = 25) -> str:
-    """Markdown table: mean ± 95 % CI across replicates for (at most `most`, see `shown_generations`)
-    generations; first the human reference (mean ± 95 % CI over its rows: one per human dataset)."""
-    agg = aggregate(rows)
-    gens = shown_generations(sorted({row["generation"] for row in rows}), most)
-    body = []
-    if reference:
-        values = {n: [row[n] for row in reference if row.get(n) is not None] for n in names}
-        body.append(["human", *(ci_cell(*mean_ci(values[n])) if values[n] else "" for n in names)])
-    body += [[str(g), *(ci_cell(*mean_ci(agg[n][g])) if g in agg.get(n, {}) else "" for n in names)] for g in gens]
-    return markdown_table(["generation", *names], body)
 
 
 def constant_metrics(rows: list[dict]) -> dict[str, float]:
@@ -111,7 +90,7 @@ def _metrics_section(store: RunDir, key: str, shown: list[str], rows: list[dict]
                      reference: list[dict] | None, theory: dict[str, np.ndarray]) -> list[str]:
     """One family's table, its figure `figures/<key>.png` (one panel per `panel`, the metrics constant over the
     run left out) and one line naming the constant ones."""
-    from collapse import plots
+    from collapse.plots import curves, style
 
     constant = constant_metrics([row for row in rows if row["metric"] in shown])
     panels: dict[str, list[str]] = {}
@@ -121,8 +100,8 @@ def _metrics_section(store: RunDir, key: str, shown: list[str], rows: list[dict]
     title = declared()[key].title if key in declared() else "Metrics"
     lines = [f"## {title}", "", table(rows, shown, reference), ""]
     if panels:
-        log_y = {n for n in shown if analytic and plots.axis(n).kind == "ratio"}  # shrink by orders of magnitude
-        figure = plots.metric_curves(rows, panels, store.path / "figures" / f"{key}.png", reference_values(reference),
+        log_y = {n for n in shown if analytic and style.axis(n).kind == "ratio"}  # shrink by orders of magnitude
+        figure = curves.metric_curves(rows, panels, store.path / "figures" / f"{key}.png", reference_values(reference),
                                      theory, log_y)
         lines += [f"![{key}]({figure.relative_to(store.path)})", ""]
         if theory.keys() & set(shown):
@@ -143,16 +122,6 @@ def _marker(store: RunDir, g: int, phase: str) -> dict:
         return {}
 
 
-def _rep_arrays(store: RunDir, name: str) -> dict[int, list[np.ndarray]]:
-    """{generation: [rep_NN/<name>.npy per replicate, in order]} for the finished generations that have the file."""
-    out = {}
-    for g in store.finished_generations():
-        paths = [p for r in store.replicates(g) if (p := store.rep(g, r) / f"{name}.npy").exists()]
-        if paths:
-            out[g] = [load_array(p) for p in paths]
-    return out
-
-
 def _interval_note(cfg: dict) -> str:
     """What the replicate interval varies over (docs/metrics.md)."""
     if cfg.get("data", {}).get("_option") == "grammar":
@@ -160,81 +129,6 @@ def _interval_note(cfg: dict) -> str:
                 "noise of the human data as well as that of training, sampling and scoring.")
     return ("The replicates share one human corpus and its split (fixed by the seed), so the interval covers "
             "training, sampling and scoring randomness, not the draw of the human data; seeds vary the split.")
-
-
-def _human_arrays(store: RunDir, name: str) -> list[np.ndarray]:
-    """`human/rep_NN/<name>.npy` of every replicate that has its own human data, else `[human/<name>.npy]`
-    (or [] if absent)."""
-    own = [store.human(name, r) for r in store.human_replicates()]
-    paths = [p for p in own if p.exists()] or [p for p in [store.human(name)] if p.exists()]
-    return [load_array(p) for p in paths]
-
-
-HISTOGRAM_PANELS = 6
-
-
-def _histogram_generations(arrays: dict[int, list]) -> dict[int, list]:
-    """The generations a per-sequence histogram shows: all up to six, else six log-spaced from the first to the
-    last (`shown_generations`; of ten: 0, 1, 2, 3, 5, 9, the panels of Shumailov et al.'s Fig. 1)."""
-    return {g: arrays[g] for g in shown_generations(sorted(arrays), HISTOGRAM_PANELS)}
-
-
-def _distribution_figures(store: RunDir, seq_len: int) -> list[str]:
-    """Per-sequence histograms, rank-frequency curves and bucket masses; markdown image lines."""
-    from collapse import plots
-    from collapse.metrics.tails import BUCKETS, bucket_mass
-
-    figures = store.path / "figures"
-    made = []
-    ppl = _histogram_generations(_rep_arrays(store, "ppl_gen0"))
-    if ppl:
-        test0 = _rep_arrays(store, "ppl_test").get(0)
-        made.append(plots.histograms({g: np.concatenate(x) for g, x in ppl.items()}, figures / "ppl_gen0_hist.png",
-                                     "per-sequence perplexity of the samples under generation 0 (log scale)",
-                                     None if test0 is None else ("gen 0 on human test", np.concatenate(test0)),
-                                     log_x=True))
-    true_lp, human_lp = _histogram_generations(_rep_arrays(store, "true_logprob")), _human_arrays(store, "true_logprob")
-    if true_lp and human_lp:
-        made.append(plots.histograms({g: -np.concatenate(x) / seq_len for g, x in true_lp.items()},
-                                     figures / "true_nll_hist.png", "true NLL per token of each sample (nats)",
-                                     ("human train", -np.concatenate(human_lp) / seq_len)))
-    counts, human_counts = _rep_arrays(store, "token_counts"), _human_arrays(store, "token_counts")
-    buckets = _human_arrays(store, "buckets")  # per human dataset; replicate r uses r's, or the shared one
-    if counts and human_counts and len(buckets) == len(human_counts):
-        human_V = np.sum(human_counts, axis=0)
-        truth = _human_arrays(store, "unigram_true")
-        last_seen = load_array(store.last_seen) if store.last_seen.exists() else None
-        pooled = {g: np.sum(c, axis=0) for g, c in _histogram_generations(counts).items()}
-        made.append(plots.rank_frequency(pooled, human_V, figures / "rank_frequency.png", truth[0] if truth else None,
-                                         last_seen))
-        share = lambda c: np.mean([bucket_mass(c_V, buckets[r % len(buckets)]) for r, c_V in enumerate(c)], axis=0)  # noqa: E731
-        masses = {"human": share(human_counts)} | {f"gen {g}": share(c) for g, c in counts.items()}
-        made.append(plots.bucket_bars(masses, BUCKETS, figures / "bucket_mass.png"))
-    return [f"![{p.stem}]({p.relative_to(store.path)})" for p in made]
-
-
-# What the curation scores are, by `curate` option (docs/curation.md).
-_CURATION_SCORES = {"verifier": "verifier score per generated token (truth: log-probability, nats)",
-                    "perplexity": "perplexity per generated token", "correct": "true log-probability per generated "
-                    "token (nats): candidates as drawn, kept as corrected"}
-
-
-def _curation_figure(store: RunDir, option: str) -> list[str]:
-    """`figures/curation_scores.png`: per generation the scores of every candidate and of the rows kept;
-    markdown image lines ([] without curation arrays)."""
-    from collapse import plots
-
-    before, after = _rep_arrays(store, "curate_scores"), _rep_arrays(store, "curate_scores_kept")
-    if not before:
-        return []
-    before = _histogram_generations(before)
-    figure = plots.before_after({g: np.concatenate(x) for g, x in before.items()},
-                                {g: np.concatenate(x) for g, x in after.items() if g in before},
-                                store.path / "figures" / "curation_scores.png",
-                                _CURATION_SCORES.get(option, "curation score"))
-    return ["Scores of the candidates drawn (filled) and of the rows kept (outlined), replicates pooled (at most "
-            "six generations, log-spaced):", "",
-            f"![curation_scores]({figure.relative_to(store.path)})", ""]
 
 
 def _phases_table(store: RunDir) -> str:
@@ -250,11 +144,11 @@ def _phases_table(store: RunDir) -> str:
 def _provenance_section(store: RunDir) -> list[str]:
     """The model of each generation, its training set's composition by origin (mean share over replicates) and
     mean synthetic depth (`provenance.json`), as a table and `figures/provenance.png`; [] if none is written."""
-    from collapse import plots
+    from collapse.plots import distributions
 
     records = {}
     for g in store.generations():
-        path = store.gen(g) / "provenance.json"
+        path = store.provenance(g)
         if path.exists() and store.is_done(g, "train"):
             try:
                 records[g] = load_json(path)
@@ -265,7 +159,7 @@ def _provenance_section(store: RunDir) -> list[str]:
     shares = {g: {o: float(np.mean([rep["by_origin"].get(o, 0) / rep["size"] for rep in rec["replicates"]]))
                   for o in {o for rep in rec["replicates"] for o in rep["by_origin"]}} for g, rec in records.items()}
     depths = {g: rec["mean_depth"] for g, rec in records.items()}
-    figure = plots.provenance(shares, depths, store.path / "figures" / "provenance.png")
+    figure = distributions.provenance(shares, depths, store.path / "figures" / "provenance.png")
     body = [[str(g), rec["model"], f"{rec['parameters']:,}", f"{shares[g].get('human', 0.0):.3g}", f"{depths[g]:.4g}",
              ", ".join(f"{o} {s:.3g}" for o, s in sorted(shares[g].items(), key=lambda x: -x[1])[:4])]
             for g, rec in records.items()]
@@ -314,7 +208,7 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         if shown:
             lines += _metrics_section(store, key, shown, rows, analytic, reference, theory)
             if key == "curation":
-                lines += _curation_figure(store, cfg.get("curate", {}).get("_option", ""))
+                lines += per_run.curation_figure(store, cfg.get("curate", {}).get("_option", ""))
     if rows and not analytic:
         # tokens scored per sequence: in continuation mode, the continuation after the human prompt
         sample = cfg.get("sample", {})
@@ -323,7 +217,7 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, "
                   "log-spaced: 0, 1, 2, 3, 5, 9 of ten), rank-frequency curves (the same generations) and the share of "
                   "tokens per human frequency bucket (mean over replicates).", "",
-                  *_distribution_figures(store, seq_len), ""]
+                  *per_run.distribution_figures(store, seq_len), ""]
     if store.program_marker.exists():  # analytic families: one program, no phases
         info = load_json(store.program_marker)
         lines += ["## Compute", "", f"All {info['generations']} generations × {info['replicates']} replicates in one "

@@ -6,7 +6,7 @@ directories. One row per run × finished generation × replicate × metric:
     <config columns>       the config values that differ between the runs, as `compare` labels them
                            (`regime`, `regime.human_fraction`, `train.target`; empty: the run has no such key)
     seed
-    shared_human_data      true where a seed's replicates share one corpus split (text, hf): `comparison.pooled_rows`
+    shared_human_data      true where a seed's replicates share one corpus split (text, hf): `pooling.pooled_rows`
     planned_generations    the run's `generations`
     finished_generations   how many generations are marked done (score marker, or generations.done)
     incomplete             why the run has fewer: an error from its log, the first missing marker (empty: complete)

@@ -7,18 +7,19 @@ import sys
 import pytest
 
 from collapse import bench
+from collapse.bench import measure
 from collapse.families.transformer import TransformerFamily
 
 
 def test_parameter_and_flop_counts_are_the_closed_forms():
-    shape = bench.SHAPES["tiny"]
-    d, L, T, V = shape.d_model, shape.layers, shape.context, bench.V
+    shape = measure.SHAPES["tiny"]
+    d, L, T, V = shape.d_model, shape.layers, shape.context, measure.V
     # per layer: qkv 3d^2 + 3d, out d^2 + d, up 4d^2 + 4d, down 4d^2 + d, two layer norms 4d
     non_embedding = L * (12 * d * d + 13 * d) + 2 * d + d * V  # + final layer norm + output head (no bias)
     embedding = (V + 1 + T) * d  # tokens incl. BOS, positions
     family = TransformerFamily(shape.model(), V)
-    assert bench.params_count(family) == (non_embedding + embedding, non_embedding)
-    assert bench.train_flops_per_token(shape, non_embedding) == 6 * non_embedding + 12 * L * T * d
+    assert measure.params_count(family) == (non_embedding + embedding, non_embedding)
+    assert measure.train_flops_per_token(shape, non_embedding) == 6 * non_embedding + 12 * L * T * d
 
 
 @pytest.mark.parametrize("no_reference", [False, True])
@@ -48,9 +49,9 @@ def test_shapes_are_the_model_options_collapse_composes(name):
     from tests.test_config import compose_cfg
 
     model = compose_cfg(f"model={name}").model
-    assert bench.model_option(name) == model
-    shape = bench.SHAPES[name]
-    assert shape.cfg == model and shape.batch == bench.BATCH[name]
+    assert measure.model_option(name) == model
+    shape = measure.SHAPES[name]
+    assert shape.cfg == model and shape.batch == measure.BATCH[name]
     assert (shape.d_model, shape.layers, shape.heads, shape.context) == (model.d_model, model.n_layers,
                                                                         model.n_heads, model.context)
     assert shape.model("float32") == dataclasses.replace(model, dtype="float32")
@@ -74,9 +75,9 @@ def test_default_paths_are_relative_to_the_working_directory(tmp_path, monkeypat
     report = json.loads((work / "results" / "benchmark.json").read_text())
     assert report["shapes"]["tiny"]["reference"]["torch"] == "stand-in"
     argv = json.loads((tmp_path / "argv.json").read_text())
-    tiny = bench.model_option("tiny")
+    tiny = measure.model_option("tiny")
     for flag, value in (("--d-model", tiny.d_model), ("--layers", tiny.n_layers), ("--heads", tiny.n_heads),
-                        ("--seq-len", tiny.context), ("--batch", bench.BATCH["tiny"])):
+                        ("--seq-len", tiny.context), ("--batch", measure.BATCH["tiny"])):
         assert argv[argv.index(flag) + 1] == str(value)
 
 

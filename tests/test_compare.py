@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from collapse import compare, comparison, summary
+from collapse import compare, comparison, pooling, summary
 from collapse.config import to_dict
 from collapse.regimes import AccumulateConfig, MixConfig, ReplaceConfig
 from collapse.errors import ConfigError
@@ -28,7 +28,7 @@ def group_runs(configs: dict) -> dict[str, list]:
     """{condition: runs} of {run: config.json}, as a comparison groups them."""
     groups: dict[str, list] = {}
     for run, values in summary.varying(configs)[1].items():
-        groups.setdefault(comparison.condition(values), []).append(run)
+        groups.setdefault(pooling.condition(values), []).append(run)
     return groups
 
 
@@ -101,10 +101,10 @@ def test_two_runs_of_one_study_are_refused_not_pooled(tmp_path, capsys):
 
 
 def test_labels_say_what_a_zero_or_a_boolean_means():
-    assert comparison.readable({"regime": "accumulate_subsample", "regime.size": "0"}) == \
+    assert pooling.readable({"regime": "accumulate_subsample", "regime.size": "0"}) == \
         "regime=accumulate_subsample, size=train split"
-    assert comparison.readable({"regime": "mix", "regime.fresh": "False"}) == "regime=mix, fresh=no"
-    assert comparison.units(1, shared=False, seeds=False).startswith("1 unit:")
+    assert pooling.readable({"regime": "mix", "regime.fresh": "False"}) == "regime=mix, fresh=no"
+    assert pooling.units(1, shared=False, seeds=False).startswith("1 unit:")
 
 
 def test_keys_that_change_no_number_never_split_a_study():
@@ -127,11 +127,11 @@ def test_replicates_sharing_a_corpus_split_are_not_pooled_as_independent(tmp_pat
     for seed, vals in ((0, [[0.1, 0.3]]), (1, [[0.5, 0.7]])):
         fake_run(tmp_path / f"text{seed}", tiny_config(data=text, seed=seed, replicates=2), vals, finished=1)
         rows[seed] = compare.RunDir(tmp_path / f"text{seed}").read_metrics()
-    pooled, units = comparison.pooled_rows({k: v for k, v in rows.items()}, shared=True)
+    pooled, units = pooling.pooled_rows({k: v for k, v in rows.items()}, shared=True)
     assert sorted(r["value"] for r in pooled) == pytest.approx([0.2, 0.6]) and units.startswith("2 units: seeds")
-    pooled, units = comparison.pooled_rows({0: rows[0]}, shared=True)  # one seed: its replicates, conditional on it
+    pooled, units = pooling.pooled_rows({0: rows[0]}, shared=True)  # one seed: its replicates, conditional on it
     assert len(pooled) == 2 and units == "2 units: replicates of one corpus split"
-    pooled, units = comparison.pooled_rows(rows, shared=False)
+    pooled, units = pooling.pooled_rows(rows, shared=False)
     assert len(pooled) == 4 and units.startswith("4 units: seeds × replicates")
     assert summary.shared_human_data(json.loads((tmp_path / "text0" / "config.json").read_text()))
     assert not summary.shared_human_data(to_dict(tiny_config()))
@@ -202,7 +202,7 @@ def test_incomplete_runs_are_listed_and_contribute_only_finished_generations(tmp
     assert "incomplete run 0" in caplog.text and why in caplog.text
     # kl_true of regime=replace, target=tokens: runs 0 (i = 0) and 1 (i = 1), replicates + 0, 0.1; run 0 has gen 0
     assert "| regime=replace, target=tokens | 4 | 0.55 ± 0.92 | 2.05 ± 0.64 (n=2) | 3.05 ± 0.64 (n=2) |" in text
-    text = compare.compare(runs, tmp_path / "out2", comparison.Options(complete_only=True)).read_text()
+    text = compare.compare(runs, tmp_path / "out2", pooling.Options(complete_only=True)).read_text()
     assert "left out of every aggregate" in text and "| 1 of 3 | " + why + " | no |" in text
     assert "| regime=replace, target=tokens | 2 | 1.05 ± 0.64 | 2.05 ± 0.64 | 3.05 ± 0.64 |" in text
 
@@ -215,15 +215,15 @@ def test_two_varying_config_columns_give_a_heatmap_of_the_last_generation(tmp_pa
     runs = compare.find_runs([tmp_path / "sweep"])
     text = compare.compare([runs[0], runs[2]], tmp_path / "out").read_text()  # train.target alone
     assert "## regime" not in text and not (tmp_path / "out" / "figures" / "heatmap.png").exists()  # removed
-    text = compare.compare([runs[0], runs[2]], tmp_path / "asked", comparison.Options(heatmap=["regime", "x"])).read_text()
+    text = compare.compare([runs[0], runs[2]], tmp_path / "asked", pooling.Options(heatmap=["regime", "x"])).read_text()
     assert "## regime" not in text  # not two of the config columns: a warning, no heatmap
 
 
 def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatch):
-    from collapse import plots
+    from collapse.plots import style
 
-    drawn, real = {}, plots.save
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path, fig) and real(fig, path))
+    drawn, real = {}, style.save
+    monkeypatch.setattr(style, "save", lambda fig, path: drawn.setdefault(path, fig) and real(fig, path))
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps({"regime=replace train.target=tokens": "replace, hard labels"}))
     sweep(tmp_path / "sweep")
@@ -238,7 +238,7 @@ def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatc
                                                                       "heatmap.png"}  # kl_true: the rest
     spec = json.loads((out / "report.json").read_text())
     assert spec["headline"] == ["distinct_2"] and spec["labels"] == json.loads(labels.read_text())
-    stray = comparison.Options(labels={"regime=replace target=tokens": "a key spelt as the table's label"})
+    stray = pooling.Options(labels={"regime=replace target=tokens": "a key spelt as the table's label"})
     with pytest.raises(ConfigError, match="'regime=replace target=tokens' is not a condition.*regime=replace "
                                           "train.target=tokens;"):
         compare.compare(compare.find_runs([tmp_path / "sweep"]), out, stray)
@@ -246,9 +246,9 @@ def test_headline_figure_names_the_conditions_in_its_legend(tmp_path, monkeypatc
 
 def test_default_headline_is_one_metric_per_family():
     names = ["ppl_human_test", "kl_true", "self_bleu4", "distinct_2", "survival", "tail_mass_ratio", "zipf_exponent"]
-    assert compare.default_headline(names) == ["kl_true", "distinct_2", "tail_mass_ratio"]
-    assert compare.default_headline(["var_ratio", "mean_drift"]) == ["mean_drift", "var_ratio"]  # analytic
-    assert comparison.readable({"regime": "mix", "regime.human_fraction": "0.1", "regime.size": ""}) == \
+    assert comparison.default_headline(names) == ["kl_true", "distinct_2", "tail_mass_ratio"]
+    assert comparison.default_headline(["var_ratio", "mean_drift"]) == ["mean_drift", "var_ratio"]  # analytic
+    assert pooling.readable({"regime": "mix", "regime.human_fraction": "0.1", "regime.size": ""}) == \
         "regime=mix, human_fraction=0.1"
 
 

@@ -1,11 +1,12 @@
 """Report tables: mean ± 95 % t-interval per generation, at most `most` generations for long studies."""
 
-from collapse import report
+from collapse import report, tables
+from collapse.plots import per_run
 
 
 def test_shown_generations_keep_first_last_and_are_log_spaced():
-    assert report.shown_generations(list(range(10))) == list(range(10))
-    shown = report.shown_generations(list(range(1000)), most=25)
+    assert tables.shown_generations(list(range(10))) == list(range(10))
+    shown = tables.shown_generations(list(range(1000)), most=25)
     assert shown[0] == 0 and shown[-1] == 999 and len(shown) <= 25
     assert shown == sorted(set(shown)) and sum(g < 100 for g in shown) > sum(g >= 100 for g in shown)
 
@@ -13,7 +14,7 @@ def test_shown_generations_keep_first_last_and_are_log_spaced():
 def test_table_subsamples_long_studies():
     rows = [{"generation": g, "replicate": r, "metric": "x", "value": float(g + r)}
             for g in range(100) for r in range(3)]
-    lines = report.table(rows, ["x"], most=10).splitlines()
+    lines = tables.table(rows, ["x"], most=10).splitlines()
     assert 2 < len(lines) - 2 <= 10 and lines[2].startswith("| 0 | 1 ± ") and lines[-1].startswith("| 99 | 100 ± ")
 
 
@@ -31,7 +32,7 @@ def test_report_lists_generations_past_999_and_replicates_past_99(tmp_path):
         for phase in ("train", "sample", "score"):
             store.mark_done(g, phase, {"seconds": 1.0}, [])
     store.rebuild_metrics()
-    arrays = report._rep_arrays(store, "ppl_gen0")
+    arrays = per_run._rep_arrays(store, "ppl_gen0")
     assert sorted(arrays) == [0, 1000]
     assert [float(a[0]) for a in arrays[1000]] == [10.0, 110.0]
     text = report.write(store).read_text()
@@ -63,11 +64,11 @@ def test_per_sequence_histograms_show_shumailovs_generations():
 
 
 def _drawn(monkeypatch) -> dict:
-    """{file name: figure} of what `plots.save` writes, captured before it is closed."""
-    from collapse import plots
+    """{file name: figure} of what `style.save` writes, captured before it is closed."""
+    from collapse.plots import style
 
-    drawn, real = {}, plots.save
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path.name, fig) and real(fig, path))
+    drawn, real = {}, style.save
+    monkeypatch.setattr(style, "save", lambda fig, path: drawn.setdefault(path.name, fig) and real(fig, path))
     return drawn
 
 

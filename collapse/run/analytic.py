@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from collapse import report
+from collapse import report, tables
 from collapse.config import Config, to_dict
 from collapse.files import load_json, metric_row, save_array, save_json
 from collapse.store import RunDir
@@ -34,7 +34,7 @@ def run(cfg: Config, store: RunDir, on_open: Callable[[RunDir], None] | None = N
         device = jax.devices()[0].device_kind
         log.info("run directory %s | %s | %d generations x %d replicates | regime=%s | device %s",
                  store.path, cfg.model.name, G, R, cfg.regime.name, device)
-        sim = analytic.simulate(cfg, snapshots=report.shown_generations(list(range(G))))
+        sim = analytic.simulate(cfg, snapshots=tables.shown_generations(list(range(G))))
         save_array(store.path / "params" / "generation.npy", sim.generations)
         for name, array in sim.params.items():
             save_array(store.path / "params" / f"{name}.npy", array)
