@@ -15,6 +15,7 @@ import numpy as np
 
 from collapse import report, tables
 from collapse.files import atomic_write, save_json
+from collapse.metrics import score  # noqa: F401  (importing it declares the metric families)
 from collapse.metrics.families import declared, family_of
 from collapse.pooling import Comparison, Options, cell, condition
 from collapse.stats import mean_ci

@@ -120,7 +120,14 @@ def created_here(path: str | os.PathLike) -> Path | None:
 
 
 def _run_dir(out_dir: str, *, _root_: Any) -> str:
-    return _note(f"runs/{study_id(from_hydra(_root_))}" if out_dir == "auto" else out_dir)
+    """A single run's directory: `out_dir`; `auto`: runs/<study id>; a preset's (it has a `scale`) out_dir is the
+    folder of its sweep's numbered jobs, so a single run goes beside them, in <out_dir>/<study id>, never as
+    their parent (a comparison of the folder would pool the parent and a job of the same study)."""
+    if out_dir == "auto":
+        return _note(f"runs/{study_id(from_hydra(_root_))}")
+    if _root_.get("scale") is not None:
+        return _note(os.path.join(out_dir, study_id(from_hydra(_root_))))
+    return _note(out_dir)
 
 
 def _sweep_dir(out_dir: str) -> str:

@@ -15,6 +15,7 @@ from collapse.errors import DataError
 from collapse.stats import aggregate
 from collapse.files import atomic_write, load_json
 from collapse.store import PHASES, RunDir
+from collapse.metrics import score  # noqa: F401  (importing it declares the metric families)
 from collapse.metrics.families import declared, family_of
 from collapse.plots import per_run
 from collapse.tables import markdown_table, shown_generations, table

@@ -22,8 +22,9 @@ MODULES = {_module(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def _imports(name: str) -> set[str]:
-    """collapse modules `name` imports anywhere in its file (not the packages above it, which Python imports
-    first anyway: `from collapse.data import text` is an edge to collapse.data.text only)."""
+    """collapse modules `name` imports anywhere in its file, and the packages above them, whose __init__ Python
+    runs first (`from collapse.metrics import families` is an edge to collapse.metrics.families and to
+    collapse.metrics), but not `name`'s own packages, which are running already."""
     out = set()
     for node in ast.walk(ast.parse(MODULES[name].read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("collapse"):
@@ -33,6 +34,7 @@ def _imports(name: str) -> set[str]:
                 out.add(node.module)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("collapse")}
+    out |= {m.rsplit(".", i)[0] for m in out for i in range(1, m.count("."))}  # Python runs their packages too
     parents = {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
     return (out & MODULES.keys()) - parents - {name}
 

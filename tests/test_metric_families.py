@@ -1,7 +1,7 @@
 """Metric families (collapse.metrics.families): declared by the modules that compute the metrics; a name
 belongs to the most specific pattern that matches it, and a name nobody declares is "other"."""
 
-import collapse.metrics  # noqa: F401  (declares the built-in families)
+import collapse.metrics.score  # noqa: F401  (declares the built-in families)
 from collapse.metrics.families import declared, family_of
 
 

@@ -161,3 +161,16 @@ def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch)
     assert (tmp_path / "run" / "report.md").exists()
     if not isinstance(cfg.model, AnalyticConfig):
         assert store.finished_generations() == list(range(cfg.generations))
+
+
+def test_a_presets_single_run_goes_beside_its_sweep_never_above_it():
+    """The run directory of `collapse +experiment=NAME ...` (no -m) is <out_dir>/<study id>: the preset's folder
+    holds its sweep's numbered jobs, and a report of the folder must not pool a parent with a job of its own
+    study; without a preset, out_dir is the run directory itself."""
+    from collapse.config import study_id
+    from collapse.hydra_config import jobs
+
+    [job] = jobs(["+experiment=kazdan2024", "scale=smoke", "regime=replace"], multirun=False)
+    assert job.run_dir == Path("runs/kazdan2024/smoke") / study_id(job.config)
+    [plain] = jobs(["out_dir=somewhere"], multirun=False)
+    assert plain.run_dir == Path("somewhere")

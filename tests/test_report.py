@@ -57,7 +57,7 @@ def test_report_names_the_transformer_size(tmp_path):
 
 def test_per_sequence_histograms_show_shumailovs_generations():
     """Of ten generations the histograms show 0, 1, 2, 3, 5, 9 (Shumailov et al. 2024, Fig. 1); all of five."""
-    from collapse.report import _histogram_generations
+    from collapse.plots.per_run import _histogram_generations
 
     assert list(_histogram_generations({g: [g] for g in range(10)})) == [0, 1, 2, 3, 5, 9]
     assert list(_histogram_generations({g: [g] for g in range(5)})) == [0, 1, 2, 3, 4]
@@ -117,7 +117,9 @@ def test_report_names_constant_metrics_and_draws_the_human_row(tmp_path, monkeyp
 def test_analytic_report_draws_ratios_on_a_log_axis_under_their_closed_form(tmp_path, monkeypatch):
     import numpy as np
 
-    from collapse.config import Config, GaussianConfig, ReplaceConfig
+    from collapse.config import Config
+    from collapse.families import GaussianConfig
+    from collapse.regimes import ReplaceConfig
     from collapse.families import gaussian
 
     model = GaussianConfig(samples=10)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collapse.run import loop
-from collapse.config import OPTIONS, Config, to_dict
+from collapse.config import Config, OPTIONS, to_dict
 from collapse.errors import ConfigError, DataError
 from collapse.families import TransformerConfig
 from collapse.validate import validate
