@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse import devices, loop
+from collapse import devices
+from collapse.run import loop
 from collapse.errors import ConfigError
 from tests.helpers import TINY, compose_cfg
 
