@@ -215,10 +215,12 @@ def write(store: RunDir, rows: list[dict] | None = None) -> Path:
         sample = cfg.get("sample", {})
         seq_len = cfg["data"]["seq_len"] - (sample["prompt_len"] if sample.get("mode") == "continuation" else 0) \
             if cfg else 1
-        lines += ["## Distributions", "", "Per-sequence histograms (replicates pooled; at most six generations, "
-                  "log-spaced: 0, 1, 2, 3, 5, 9 of ten), rank-frequency curves (the same generations) and the share of "
-                  "tokens per human frequency bucket (mean over replicates).", "",
-                  *per_run.distribution_figures(store, seq_len), ""]
+        shown = per_run.histogram_generations(store.finished_generations())
+        which = f"generations {', '.join(map(str, shown))}" + (f" of {len(store.finished_generations())}, log-spaced"
+                                                               if len(shown) < len(store.finished_generations()) else "")
+        lines += ["## Distributions", "", f"Per-sequence histograms (replicates pooled; {which}), rank-frequency "
+                  "curves (the same generations) and the share of tokens per human frequency bucket (mean over "
+                  "replicates).", "", *per_run.distribution_figures(store, seq_len), ""]
     if store.program_marker.exists():  # analytic families: one program, no phases
         info = load_json(store.program_marker)
         lines += ["## Compute", "", f"All {info['generations']} generations × {info['replicates']} replicates in one "

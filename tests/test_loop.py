@@ -69,6 +69,7 @@ def test_run_directory_layout(finished):
     assert last_seen.shape == (2, d.vocab_size) and (last_seen[0][counts > 0] == 1).all()
     report = (path / "report.md").read_text()
     assert "| generation |" in report and "2/2 generations complete" in report and "## Tail forgetting" in report
+    assert "Per-sequence histograms (replicates pooled; generations 0, 1)" in report  # what is shown, not "of ten"
     for figure in ("perplexity", "diversity", "tails", "tails_true", "ppl_gen0_hist", "true_nll_hist",
                    "rank_frequency", "bucket_mass"):
         assert (path / "figures" / f"{figure}.png").stat().st_size > 1000

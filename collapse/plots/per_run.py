@@ -32,10 +32,15 @@ def _human_arrays(store: RunDir, name: str) -> list[np.ndarray]:
 HISTOGRAM_PANELS = 6
 
 
-def _histogram_generations(arrays: dict[int, list]) -> dict[int, list]:
+def histogram_generations(generations: list[int]) -> list[int]:
     """The generations a per-sequence histogram shows: all up to six, else six log-spaced from the first to the
     last (`shown_generations`; of ten: 0, 1, 2, 3, 5, 9, the panels of Shumailov et al.'s Fig. 1)."""
-    return {g: arrays[g] for g in shown_generations(sorted(arrays), HISTOGRAM_PANELS)}
+    return shown_generations(sorted(generations), HISTOGRAM_PANELS)
+
+
+def _histogram_generations(arrays: dict[int, list]) -> dict[int, list]:
+    """`arrays` at the generations a histogram shows (`histogram_generations`)."""
+    return {g: arrays[g] for g in histogram_generations(list(arrays))}
 
 
 def distribution_figures(store: RunDir, seq_len: int) -> list[str]:
