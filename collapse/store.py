@@ -1,30 +1,6 @@
-"""The run directory: its layout (the one home of its file names), phase markers with digests, orbax
-checkpoints, metrics.jsonl and the lock; every file written atomically (`collapse.files`), markers last.
-
-    <run>/config.json                 the resolved config (checked on resume)
-    <run>/human/{train,valid,test,fresh}.npy, tokenizer.json   the human data (text: shared by the replicates)
-    <run>/human/rep_00/{train,valid,test,fresh}.npy             grammar: each replicate's own human data
-    <run>/human/[rep_00/]token_counts.npy, buckets.npy, reference_counts.npy (+ grammar: unigram_true.npy,
-                                      true_logprob.npy)  tail references
-    <run>/human/reference.json        metrics of the human data: one row per human dataset (per replicate
-                                      on the grammar)
-    <run>/gen_003/checkpoint/         model parameters of all replicates (orbax)
-    <run>/gen_003/train_state/        mid-generation training state (train.checkpoint_every > 0; removed when done)
-    <run>/gen_003/rep_00/train_provenance.npy, train_index.npy   who trained generation 3 (see regimes.py)
-    <run>/gen_003/rep_00/samples.npy, provenance.npy             its synthetic corpus [N, T] and [N] (= 3)
-    <run>/gen_003/rep_00/candidates.npy, curate_scores.npy, curate_kept.npy, curate_scores_kept.npy
-                                      with curation: the candidates drawn, their scores, the kept ones (docs/curation.md)
-    <run>/gen_003/rep_00/ppl_gen0.npy, ppl_self.npy, ppl_test.npy, token_counts.npy, true_logprob.npy
-                                      per-sequence / per-type arrays of the score phase
-    <run>/gen_003/rep_00/train_label_source.npy, train_prompt_row.npy   label sources; continuation: prompt rows
-    <run>/gen_003/manifest.json       training-set composition per replicate, the model option and its parameters
-    <run>/gen_003/provenance.json     the training set's lineage (collapse.provenance)
-    <run>/gen_003/metrics.jsonl       this generation's metric rows
-    <run>/gen_003/{train,sample,score}.done   phase markers (JSON: seconds, device, digests of the outputs)
-    <run>/metrics.jsonl               all finished generations' rows, rebuilt atomically after each one
-    <run>/last_seen.npy               [R, V] the last generation whose samples held each type (-1: none)
-Analytic families (`collapse.families.analytic`) run every generation in one program: no gen_* directories;
-<run>/generations.done (JSON: generations, seconds, device) marks all of them done at once.
+"""The run directory: its layout (the one home of its file names: `RunDir`'s paths and `ARRAYS`; what each file
+holds is described once, in docs/run-directory.md), phase markers with digests, orbax checkpoints, metrics.jsonl
+and the lock; every file written atomically (`collapse.files`), markers last.
 """
 
 from __future__ import annotations

@@ -244,3 +244,21 @@ def test_no_pointer_outside_the_repository():
     for path in PAGES:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"(?<![\w.-])(\.\./)*shared/", text), f"{path.relative_to(ROOT)} points at shared/"
+
+
+def test_the_package_layout_page_names_every_module():
+    """docs/package-layout.md is drawn from the code: every module of the package is named there (by its path
+    below collapse/, or its file name in a row of its folder)."""
+    page = (ROOT / "docs" / "package-layout.md").read_text()
+    missing = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "collapse").rglob("*.py"))
+               if p.name != "__init__.py" and p.name not in page and str(p.relative_to(ROOT / "collapse")) not in page]
+    assert not missing, missing
+
+
+def test_the_run_directory_page_describes_every_array_of_the_layout():
+    """The run directory's file names have one home (collapse.store.ARRAYS); docs/run-directory.md describes each."""
+    from collapse.store import ARRAYS
+
+    page = (ROOT / "docs" / "run-directory.md").read_text()
+    missing = [name for names in ARRAYS.values() for name in names if f"{name}.npy" not in page]
+    assert not missing, missing

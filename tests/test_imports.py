@@ -82,3 +82,9 @@ def test_every_name_imported_from_config_resolves():
     config = importlib.import_module("collapse.config")
     for name in sorted(_names_imported_from("collapse.config")):
         assert getattr(config, name) is not None, name
+
+
+def test_no_module_exceeds_three_hundred_lines():
+    """One concern per module, a file one can read in one sitting."""
+    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 300}
+    assert not long, long
