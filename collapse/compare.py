@@ -20,7 +20,8 @@ value at a generation is the mean over its independent units with a 95 % t-inter
 replicates where every replicate drew its own human data; seeds where replicates share a corpus split).
 Incomplete runs (failed, stopped or still running) are listed with the generations they finished and why
 they stopped where known; they contribute their finished generations, or nothing with `--complete-only`.
-Directories without a readable config.json are skipped with a note.
+Directories without a readable config.json are skipped with a note. An ecosystem's labs (`labs/<name>/`) are
+runs whose condition includes the lab (its name, what it reads, crawls and posts).
 """
 
 from __future__ import annotations
@@ -57,13 +58,27 @@ def run_configs(runs: list[Path], where: dict[str, str] | None = None) -> dict[P
     configs = {}
     for run in runs:
         try:
-            configs[run] = load_json(run / "config.json")
+            cfg = load_json(run / "config.json")
+            if cfg.get("labs"):  # an ecosystem: its rows mix its labs, each of which is a run (labs/<name>/)
+                log.info("%s: an ecosystem; its labs are compared as runs of their own", run)
+                continue
+            configs[run] = {**cfg, **_lab(run)}
         except DataError as e:
             log.warning("skipping %s", e)
     chosen = summary.select(configs, where) if where else configs
     if len(chosen) < len(configs):
         log.info("where %s: %d of %d runs", where, len(chosen), len(configs))
     return chosen
+
+
+def _lab(run: Path) -> dict:
+    """A lab of an ecosystem (`<ecosystem>/labs/<name>/`): {"lab": its name and intake}, so that labs are
+    conditions (its own config.json holds its settings, not who it reads); {} for any other run."""
+    eco = run.parent.parent / "config.json"
+    if run.parent.name != "labs" or not eco.exists():
+        return {}
+    lab = next(lab for lab in load_json(eco)["labs"] if lab["name"] == run.name)
+    return {"lab": {key: value for key, value in lab.items() if key != "set"}}
 
 
 def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:

@@ -19,6 +19,7 @@ from collapse.checks import check, fraction, non_negative, one_of, positive
 from collapse.curation import CurateConfig, NoCurateConfig
 from collapse.data import DataConfig, GrammarConfig
 from collapse.families import AnalyticConfig, ModelConfig, TinyConfig, TransformerConfig
+from collapse.labs import HumanConfig, LabConfig, WebConfig
 from collapse.options import Option, Registered, lookup, option_name, registered
 from collapse.regimes import RegimeConfig, ReplaceConfig
 
@@ -66,7 +67,8 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
         fraction(self.hard_weight, "train.hard_weight")
         one_of(self.teacher_probs, "train.teacher_probs", ("online", "topk"))
         one_of(self.distill_on, "train.distill_on", ("samples", "human", "both"))
-        one_of(self.teacher, "train.teacher", ("previous", "gen0"))
+        if not self.teacher.startswith("lab:"):  # lab:<name> in a study of several labs (collapse.labs)
+            one_of(self.teacher, "train.teacher", ("previous", "gen0", "lab:<name>"))
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,10 @@ class Config:
     # every generation). An entry is its option's sizes; the entry naming the `model` group's option is that
     # group as configured (`model=tiny model.d_model=64 model_schedule=[small,tiny]`). See `generation_model`.
     model_schedule: list[str] = field(default_factory=list)
+    # Several labs (docs/ecosystems.md; empty: the single-lab study), how they share the human data, the web.
+    labs: list[LabConfig] = field(default_factory=list)
+    human: HumanConfig = field(default_factory=HumanConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -184,16 +190,21 @@ RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "cpu_devices", 
 # group: `to_dict` leaves such a group out at that option (config.json, `study_id` and the grouping of
 # `collapse-report` stay those of a study written before it), `from_dict` reads a missing one as it.
 LATER_GROUPS = {"curate": "none"}
+# Keys added later, likewise left out at their defaults: the ecosystem's (a single-lab study is as before).
+LATER_KEYS = {"labs": [], "human": dataclasses.asdict(HumanConfig()), "web": dataclasses.asdict(WebConfig())}
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
     """Plain JSON-able dict; each group carries its option name under `_option` (`LATER_GROUPS` at their
-    default option left out)."""
+    default option and `LATER_KEYS` at their defaults left out)."""
     out = dataclasses.asdict(cfg)
     for group in GROUPS:
         out[group] = {"_option": option_name(getattr(cfg, group)), **out[group]}
         if out[group] == {"_option": LATER_GROUPS.get(group)}:
             del out[group]
+    for key, default in LATER_KEYS.items():
+        if out[key] == default:
+            del out[key]
     return out
 
 
@@ -207,7 +218,20 @@ def from_dict(d: dict[str, Any]) -> Config:
         if option is None:
             raise KeyError(f"{group}={name} is not an option")
         d[group] = option.schema(**fields)
+    d["labs"] = [LabConfig(**lab) for lab in d.get("labs", [])]
+    d["human"], d["web"] = HumanConfig(**d.get("human", {})), WebConfig(**d.get("web", {}))
     return Config(**d)
+
+
+def lab_configs(cfg: Config) -> list[Config]:
+    """Each lab's own config (`collapse.labs.resolve`: the study's, with the lab's `set`, without labs), in the
+    order of `labs`; [cfg] for a single-lab study."""
+    from collapse.labs import resolve
+
+    if not cfg.labs:
+        return [cfg]
+    d = to_dict(cfg)
+    return [from_dict(resolve(d, lab, f"labs[{i}]")) for i, lab in enumerate(cfg.labs)]
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -175,7 +175,10 @@ def register_configs() -> None:
                      ("collapse_help_config", _help_config)):
         OmegaConf.register_new_resolver(name, fn, replace=True)
     cs = ConfigStore.instance()
-    cs.store(name="schema", node=_root_schema(MISSING))
+    root = OmegaConf.structured(_root_schema(MISSING))
+    for key in ("human", "web"):  # typed by frozen dataclasses (collapse.labs): writable, as the groups' are
+        OmegaConf.set_readonly(root[key], False)
+    cs.store(name="schema", node=root)
     for option in OPTIONS:
         node = OmegaConf.structured(option.schema)
         OmegaConf.set_readonly(node, False)

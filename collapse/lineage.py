@@ -1,7 +1,8 @@
 """`collapse-lineage RUN_DIR GENERATION ROW [--replicate R]`: the chain behind one training example.
 
 Prints where row ROW of generation GENERATION's training set came from (a human train row, a fresh-reserve
-row, or a sample row of generation j, with, in continuation mode, the human train row whose prefix it
+row, or a sample row of generation j (in an ecosystem, of lab k's generation j: the chain follows it into
+`labs/<k>/`), with, in continuation mode, the human train row whose prefix it
 continues), its label source, and for each generation up the chain the model and what it was trained on,
 down to human data. Reads only the run directory: `gen_NNN/rep_NN/train_provenance.npy`, `train_index.npy`,
 `train_label_source.npy`, `prompt_index.npy`, with curation `curate_kept.npy`, `curate_scores.npy` and
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse.errors import DataError
-from collapse.provenance import label_name
+from collapse.provenance import label_name, origin_order
 from collapse.files import load_array, load_json
 from collapse.store import RunDir
 
@@ -50,10 +51,34 @@ def _model(rec: dict) -> str:
 
 
 def _composition(rep: dict) -> str:
-    counts = sorted(rep["by_origin"].items(), key=lambda x: (x[0] != "human", int(x[0][4:]) if x[0] != "human" else 0))
+    counts = sorted(rep["by_origin"].items(), key=lambda x: origin_order(x[0]))
     text = ", ".join(f"{origin} {n}" for origin, n in counts)
     depth = f"; mean synthetic depth {rep['mean_depth']:.4g}" if "mean_depth" in rep else ""
     return f"{sum(rep['by_origin'].values())} rows: {text}{depth}"
+
+
+def _own_name(store: RunDir) -> str:
+    """The lab a run directory is, in an ecosystem (`labs/<name>/`); "" for a single-lab study."""
+    return store.path.name if store.path.parent.name == "labs" else ""
+
+
+def _lab_store(store: RunDir, lab: str) -> RunDir:
+    """The run directory of lab `lab` beside this one ("" or this lab: this one)."""
+    return store if not lab or lab == _own_name(store) else RunDir(store.path.parent / lab)
+
+
+def _lab_name(store: RunDir, k: int) -> str:
+    """Lab k's name, from the ecosystem's config.json (two levels up)."""
+    return load_json(store.path.parent.parent / "config.json")["labs"][k]["name"]
+
+
+def _teacher_lab(store: RunDir) -> str:
+    """The lab whose distributions label this lab's rows (`train.teacher=lab:<name>`), else ""."""
+    return str(load_json(store.path / "config.json").get("train", {}).get("teacher", "")).partition("lab:")[2]
+
+
+def _named(lab: str, g: int) -> str:
+    return f"lab {lab}'s generation {g}" if lab else f"generation {g}"
 
 
 def _curation(store: RunDir, g: int, r: int, i: int) -> str:
@@ -96,32 +121,43 @@ def chain(run_dir: str | Path, generation: int, row: int, replicate: int = 0) ->
     rec = _record(store, generation)
     P = rec.get("prompt_tokens", 0)
     j, i = int(origins[row]), int(index[row])
+    lab_path = store.array(generation, replicate, "train_lab")  # an ecosystem's lab: whose sample the row is
+    lab = _lab_name(store, int(load_array(lab_path)[row])) if lab_path.exists() and j >= 0 else ""
+    source_store = _lab_store(store, lab)
     lines = [f"generation {generation}, replicate {replicate}, training row {row}:"]
     if j < 0:
         n_train = _human_train_size(store, replicate)
         lines.append(f"  origin: human train row {i}" if i < n_train else
                      f"  origin: human, fresh reserve row {i - n_train} (never trained on before)")
     else:
-        source = f"  origin: sample row {i} of generation {j}"
+        source = f"  origin: sample row {i} of {_named(lab, j)}"
         if P:
-            prompt = int(_array(store, j, replicate, "prompt_index")[i])
+            prompt = int(_array(source_store, j, replicate, "prompt_index")[i])
             source += f", continuing the first {P} tokens of human train row {prompt}"
         lines.append(source)
-        if store.array(j, replicate, "curate_kept").exists():
-            lines.append(_curation(store, j, replicate, i))
+        if source_store.array(j, replicate, "curate_kept").exists():
+            lines.append(_curation(source_store, j, replicate, i))
     label_path = store.array(generation, replicate, "train_label_source")
     label = int(load_array(label_path)[row]) if label_path.exists() else -1
-    lines.append(f"  labels: {'hard (its own tokens)' if label < 0 else label_name(label)}")
+    teacher = _teacher_lab(store)  # soft labels of another lab's model: "<lab>/soft_gen_<j>"
+    soft = f"{teacher}/" * bool(teacher) + label_name(label)
+    lines.append(f"  labels: {'hard (its own tokens)' if label < 0 else soft}")
     lines.append(f"generation {generation}{_model(rec)} trained on {_composition(rec['replicates'][replicate])}")
-    todo = {j} if j >= 0 else set()
-    seen: set[int] = set()
-    while todo:  # every generation whose samples reach this example, newest first
-        k = max(todo)
-        todo.remove(k)
-        seen.add(k)
-        rep = _record(store, k)["replicates"][replicate]
-        lines.append(f"  generation {k}{_model(_record(store, k))} was trained on {_composition(rep)}")
-        todo |= {int(o[4:]) for o in rep["by_origin"] if o != "human"} - seen
+    own = _own_name(store)
+    todo = {(lab or own, j)} if j >= 0 else set()
+    seen: set[tuple[str, int]] = set()
+    while todo:  # every (lab,) generation whose samples reach this example, newest first
+        lab, k = max(todo, key=lambda x: (x[1], x[0]))
+        todo.remove((lab, k))
+        seen.add((lab, k))
+        record = _record(_lab_store(store, lab), k)
+        rep = record["replicates"][replicate]
+        lines.append(f"  {_named(lab if lab != own else '', k)}{_model(record)} was trained on {_composition(rep)}")
+        for origin in rep["by_origin"]:
+            if origin != "human":
+                name, gen = origin_order(origin)
+                todo.add((name or lab, gen))
+        todo -= seen
     lines.append("  human data: the chain ends here")
     return lines
 

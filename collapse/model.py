@@ -162,3 +162,17 @@ def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: ja
     at positions first..T-1 of the weighted sequences, summed (weight 0 drops a padding row)."""
     probs_BTV = jax.nn.softmax(model(with_bos(tokens_BT, model.bos))[:, first:])
     return jnp.einsum("btv,b->v", probs_BTV, weight_B)
+
+
+def divergence_sums(model_a: Transformer, model_b: Transformer, tokens_BT: jax.Array, weight_B: jax.Array
+                    ) -> jax.Array:
+    """Σ over the weighted sequences' positions of KL(p_a ‖ p_b), KL(p_b ‖ p_a) and JS(p_a, p_b) of the two
+    models' next-token distributions given BOS and the same prefix `[3]` (nats; weight 0 drops a padding row)."""
+    logp_a_BTV = jax.nn.log_softmax(model_a(with_bos(tokens_BT, model_a.bos)).astype(jnp.float32))
+    logp_b_BTV = jax.nn.log_softmax(model_b(with_bos(tokens_BT, model_b.bos)).astype(jnp.float32))
+    p_a_BTV, p_b_BTV = jnp.exp(logp_a_BTV), jnp.exp(logp_b_BTV)
+    logm_BTV = jnp.log(0.5 * (p_a_BTV + p_b_BTV))
+    kl = lambda p_BTV, logp_BTV, logq_BTV: jnp.sum(p_BTV * (logp_BTV - logq_BTV), axis=-1)  # noqa: E731
+    ab_BT, ba_BT = kl(p_a_BTV, logp_a_BTV, logp_b_BTV), kl(p_b_BTV, logp_b_BTV, logp_a_BTV)
+    js_BT = 0.5 * (kl(p_a_BTV, logp_a_BTV, logm_BTV) + kl(p_b_BTV, logp_b_BTV, logm_BTV))
+    return jnp.stack([jnp.einsum("bt,b->", x_BT, weight_B) for x_BT in (ab_BT, ba_BT, js_BT)])

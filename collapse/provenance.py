@@ -33,6 +33,32 @@ def origin_name(j: int) -> str:
     return "human" if j < 0 else f"gen_{j}"
 
 
+LAB_CODE = 1_000_000  # an origin's code in an ecosystem: lab · LAB_CODE + generation (-1 human)
+
+
+def origins(provenance_N: np.ndarray, lab_N: np.ndarray | None = None) -> np.ndarray:
+    """Each example's origin code `[N]`: its generation (-1 human), or in an ecosystem (`lab_N`, the lab whose
+    sample it is) lab · LAB_CODE + generation, so an origin is (lab, generation)."""
+    if lab_N is None:
+        return np.asarray(provenance_N)
+    return np.where(np.asarray(provenance_N) < 0, -1, np.asarray(lab_N, np.int64) * LAB_CODE + provenance_N)
+
+
+def origin_namer(labs: list[str] | None = None) -> Callable[[int], str]:
+    """The name of an origin code: `origin_name`, or in an ecosystem "human" / "<lab>/gen_<j>"."""
+    if labs is None:
+        return origin_name
+    return lambda c: "human" if c < 0 else f"{labs[c // LAB_CODE]}/gen_{c % LAB_CODE}"
+
+
+def origin_order(name: str) -> tuple:
+    """A sort key of origin names: human first, then by lab (an ecosystem's "<lab>/gen_<j>") and generation."""
+    if name == "human":
+        return ("", -1)
+    lab, _, gen = name.rpartition("/")
+    return (lab, int(gen.removeprefix("gen_")))
+
+
 def label_name(j: int) -> str:
     """"hard" for -1 (the example's tokens), else "soft_gen_<j>" (generation j's next-token distributions)."""
     return "hard" if j < 0 else f"soft_gen_{j}"
@@ -71,7 +97,7 @@ def mean_depths(provenance: Sequence[np.ndarray], earlier: Sequence[np.ndarray])
 def prompt_rows(provenance_N: np.ndarray, index_N: np.ndarray, prompt_index: Callable[[int], np.ndarray]
                 ) -> np.ndarray:
     """Continuation mode: for each example, the human train row whose prefix begins it (`prompt_index(j)`: the
-    rows generation j's samples continue), -1 for a human example."""
+    rows origin j's samples continue; an origin code in an ecosystem, `origins`), -1 for a human example."""
     out = np.full(len(provenance_N), -1, np.int64)
     for j in np.unique(provenance_N[provenance_N >= 0]):
         rows = provenance_N == j
@@ -80,8 +106,8 @@ def prompt_rows(provenance_N: np.ndarray, index_N: np.ndarray, prompt_index: Cal
 
 
 def origin_scores(provenance_N: np.ndarray, nll_gen0_N: np.ndarray, seen_by_gen0_N: np.ndarray,
-                  true_nll_N: np.ndarray | None, test_nll_gen0_M: np.ndarray, test_true_nll_M: np.ndarray | None
-                  ) -> tuple[dict[str, dict], dict[str, float]]:
+                  true_nll_N: np.ndarray | None, test_nll_gen0_M: np.ndarray, test_true_nll_M: np.ndarray | None,
+                  name: Callable[[int], str] = origin_name) -> tuple[dict[str, dict], dict[str, float]]:
     """How generation 0 and (on the grammar) the truth judge each origin's examples, against the same judges
     on the human test split, which generation 0 never saw (the out-of-sample reference): per-example NLL per
     scored token `[N]` and the test split's `[M]`.
@@ -108,7 +134,7 @@ def origin_scores(provenance_N: np.ndarray, nll_gen0_N: np.ndarray, seen_by_gen0
             diff, half = stats.difference_ci(true_nll_N[rows], test_true_nll_M)
             entry.update(true_nll=float(np.mean(true_nll_N[rows], dtype=np.float64)), true_nll_vs_test=diff,
                          true_nll_vs_test_ci95=[diff - half, diff + half])
-        out[origin_name(int(j))] = entry
+        out[name(int(j))] = entry
     return out, reference
 
 
@@ -123,12 +149,13 @@ def curation_summary(scores_M: np.ndarray, kept_n: np.ndarray, kept_scores_n: np
 
 def generation_record(g: int, model: str, parameters: int, prompt_tokens: int, provenance: list[np.ndarray],
                       labels: list[np.ndarray], depths_R: np.ndarray, scores: list[tuple[dict, dict]],
-                      curation: list[dict[str, dict]] | None = None) -> dict:
+                      curation: list[dict[str, dict]] | None = None, name: Callable[[int], str] = origin_name,
+                      label: Callable[[int], str] = label_name) -> dict:
     """Generation g's `provenance.json`: per replicate its training set's composition by origin and by label
     source, its mean synthetic depth, the per-origin scores and their out-of-sample reference (`scores[r]`:
     `origin_scores`, over the scored positions `prompt_tokens`..T-1); with curation, per synthetic origin how
     its samples were curated (`curation[r]`: {origin: `curation_summary`})."""
-    reps = [{"replicate": r, "size": len(p), "by_origin": counts(p), "by_label_source": counts(labels[r], label_name),
+    reps = [{"replicate": r, "size": len(p), "by_origin": counts(p, name), "by_label_source": counts(labels[r], label),
              "mean_depth": float(depths_R[r]), "scores": scores[r][0], "reference": {"human_test": scores[r][1]},
              **({} if curation is None else {"curation": curation[r]})}
             for r, p in enumerate(provenance)]

@@ -4,6 +4,11 @@
 
 The human data is shared by all generations and replicates and uses its own stream, `human_key(seed)`.
 A phase that draws in rounds (curation's further candidates) takes round k's key from `for_round`.
+
+Several labs (docs/ecosystems.md): lab k (its place in `labs`) draws from `lab_key(seed, k)` in place of
+key(seed): lab 0's keys are exactly those of a single-lab study of the same seed, lab k >= 1's
+fold_in(fold_in(key(seed), LAB_STREAM), k). The human data is every lab's (`human_key(seed)`); a lab's own draws
+of it (the grammar's fresh rows) fold in k the same way.
 """
 
 import enum
@@ -14,6 +19,7 @@ import numpy as np
 
 HUMAN_STREAM = 2**32 - 1  # a "generation" no run reaches
 ROUND_STREAM = 2**32 - 1  # folded into a phase key before the round number (no batch index reaches it)
+LAB_STREAM = 2**32 - 2  # folded into the seed's key before a lab's index (no generation reaches it)
 
 
 class Phase(enum.IntEnum):
@@ -25,16 +31,22 @@ class Phase(enum.IntEnum):
     CURATE = 5  # curation: verifier noise, corrections
 
 
-def key_for(seed: int, generation: int, replicate: int, phase: Phase) -> jax.Array:
+def lab_key(seed: int, lab: int = 0) -> jax.Array:
+    """The key every other key of lab `lab` derives from: key(seed) for lab 0 (a single-lab study)."""
     key = jax.random.key(seed)
+    return key if lab == 0 else jax.random.fold_in(jax.random.fold_in(key, LAB_STREAM), lab)
+
+
+def key_for(seed: int, generation: int, replicate: int, phase: Phase, lab: int = 0) -> jax.Array:
+    key = lab_key(seed, lab)
     for part in (generation, replicate, int(phase)):
         key = jax.random.fold_in(key, part)
     return key
 
 
-def replicate_keys(seed: int, generation: int, replicates: int, phase: Phase) -> jax.Array:
-    """Keys `[R]` for replicates 0..R-1, each equal to `key_for(seed, generation, r, phase)`."""
-    gen_key = jax.random.fold_in(jax.random.key(seed), generation)
+def replicate_keys(seed: int, generation: int, replicates: int, phase: Phase, lab: int = 0) -> jax.Array:
+    """Keys `[R]` for replicates 0..R-1, each equal to `key_for(seed, generation, r, phase, lab)`."""
+    gen_key = jax.random.fold_in(lab_key(seed, lab), generation)
     per_rep = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(gen_key, r), int(phase)))
     return per_rep(jnp.arange(replicates, dtype=jnp.uint32))
 

@@ -54,7 +54,7 @@ def _numbered(parent: Path, name: Callable[[int], str]) -> list[int]:
 # A replicate's arrays of a generation (gen_NNN/rep_NN/<name>.npy), by the phase that writes them: the one list
 # of their names, which every writer and reader goes through (`RunDir.array`).
 ARRAYS = {
-    "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row"),
+    "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row", "train_lab"),
     "sample": ("samples", "provenance", "prompt_index", "candidates", "curate_scores", "curate_kept",
                "curate_scores_kept", "curate_detector_accuracy", "curate_detector_used"),
     "score": ("ppl_gen0", "ppl_self", "ppl_test", "token_counts", "true_logprob"),

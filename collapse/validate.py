@@ -8,10 +8,12 @@ the CLI refuses a bad value at once."""
 from __future__ import annotations
 
 from collapse.checks import check, finite, non_negative, one_of, positive
-from collapse.config import Config, choices, generation_model, option_name, schedule_name
+from collapse.errors import ConfigError
+from collapse.config import Config, choices, generation_model, lab_configs, option_name, schedule_name
 from collapse.curation import NoCurateConfig
 from collapse.data import TokenizedConfig
 from collapse.families import AnalyticConfig, TransformerConfig
+from collapse.labs import flat_settings, validate_labs
 from collapse.options import registered
 
 def _chosen(cfg: Config, group: str) -> None:
@@ -22,7 +24,24 @@ def _chosen(cfg: Config, group: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files."""
+    """Check every value of `cfg`; raise `ConfigError` naming the first bad key. Touches no files. A study of
+    several labs: the ecosystem's rules (`collapse.labs.validate_labs`), then each lab's own config as a study,
+    an error there naming the lab (`labs[1].set.train.lr` where the lab set it)."""
+    validate_labs(cfg.labs, cfg.human, cfg.web)
+    if not cfg.labs:
+        return _validate_study(cfg)
+    check(not isinstance(cfg.model, AnalyticConfig), "labs", "the labs of an ecosystem train transformers; the "
+          "analytic Gaussian ecosystem is collapse.families.ecosystem")
+    for i, (lab, lab_cfg) in enumerate(zip(cfg.labs, lab_configs(cfg))):
+        try:
+            _validate_study(lab_cfg, in_ecosystem=True)
+        except ConfigError as e:
+            key = f"labs[{i}].set.{e.key}" if e.key in flat_settings(lab.set) else e.key
+            raise ConfigError(key, f"{str(e).split(': ', 1)[-1]} (lab {lab.name})") from None
+
+
+def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
+    """Check one study (or one lab's config, `in_ecosystem`: its teacher may be another lab)."""
     d, m, t, s, r, mc = cfg.data, cfg.model, cfg.train, cfg.sample, cfg.regime, cfg.metrics
     for obj, prefix in ((d, "data"), (m, "model"), (t, "train"), (s, "sample"), (r, "regime"), (mc, "metrics"),
                         (cfg.curate, "curate")):
@@ -50,7 +69,7 @@ def validate(cfg: Config) -> None:
     _chosen(cfg, "data")
     d.validate()
     t.validate()
-    _validate_targets(cfg)
+    _validate_targets(cfg, in_ecosystem)
     s.validate()
     if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
         for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
@@ -102,10 +121,12 @@ def _validate_schedule(cfg: Config) -> None:
               "use train.init=scratch, or a schedule whose sizes match")
 
 
-def _validate_targets(cfg: Config) -> None:
+def _validate_targets(cfg: Config, in_ecosystem: bool = False) -> None:
     """Training targets (docs/training-targets.md): no combination in which no row of any generation would get
     the teacher's distributions (the study would silently equal target=tokens)."""
     t, r = cfg.train, cfg.regime
+    check(in_ecosystem or not t.teacher.startswith("lab:"), "train.teacher", f"{t.teacher} names a lab: a study of "
+          "several labs sets it in a lab's set (labs=[...])")
     if t.target == "tokens":
         check(t.teacher == "previous", "train.teacher", "gen0 chooses the model whose distributions soft and mixed "
               "targets distil; train.target=tokens trains on the samples as drawn, so no generation has that "

@@ -21,7 +21,7 @@ from collapse import sample as sampler
 from collapse.config import SampleConfig, TrainConfig
 from collapse.families import TransformerConfig
 from collapse.devices import Layout, over_replicates, single, to_host
-from collapse.model import Transformer, mean_next_token_probs, sequence_logprob
+from collapse.model import Transformer, divergence_sums, mean_next_token_probs, sequence_logprob
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
@@ -34,6 +34,12 @@ def _logprob(graphdef, layout, params_R, tokens_RBT, skip):
 def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B, first):
     return over_replicates(lambda p, t: mean_next_token_probs(nnx.merge(graphdef, p), t, weight_B, first), layout,
                            params_R, tokens_RBT)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _divergence_sums(graphdef_a, graphdef_b, layout, params_a_R, params_b_R, tokens_RBT, weight_B):
+    return over_replicates(lambda pa, pb, t: divergence_sums(nnx.merge(graphdef_a, pa), nnx.merge(graphdef_b, pb), t,
+                                                            weight_B), layout, params_a_R, params_b_R, tokens_RBT)
 
 
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, layout: Layout) -> np.ndarray:
@@ -136,3 +142,23 @@ class TransformerFamily:
             sum_RV = _next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B, first)
             total_RV += to_host(sum_RV).astype(np.float64)
         return total_RV / (N * (T - first))
+
+
+def divergences(a: TransformerFamily, params_a_R, b: TransformerFamily, params_b_R, tokens_RNT: np.ndarray,
+                batch: int = 256) -> np.ndarray:
+    """Per replicate the mean per-token KL(a ‖ b), KL(b ‖ a) and JS(a, b) `[R, 3]` (nats, float64) of two models'
+    next-token distributions at every position of the sequences `tokens_RNT` (the same vocabulary): exact on
+    those contexts. Replicate r of a against replicate r of b; fixed-size batches, the last padded and masked."""
+    layout = a.layout
+    R, N, T = tokens_RNT.shape
+    params_a_R, params_b_R = (layout.put(p, layout.params()) for p in (params_a_R, params_b_R))
+    B = layout.slice_size(batch, N)
+    total_R3 = np.zeros((R, 3))
+    for i in range(0, N, B):
+        chunk_RBT = tokens_RNT[:, i:i + B]
+        valid = chunk_RBT.shape[1]
+        chunk_RBT = layout.put(np.pad(chunk_RBT, [(0, 0), (0, B - valid), (0, 0)]), layout.batch(1))
+        weight_B = layout.put((np.arange(B) < valid).astype(np.float32), layout.replicated())
+        total_R3 += to_host(_divergence_sums(a.graphdef, b.graphdef, layout, params_a_R, params_b_R, chunk_RBT,
+                                             weight_B)).astype(np.float64)
+    return total_R3 / (N * T)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from collapse.config import MetricsConfig
-from collapse.metrics import diversity, perplexity, tails
+from collapse.metrics import diversity, ecosystem, perplexity, tails  # noqa: F401  (ecosystem: declares its family)
 from collapse.metrics.families import Family, declare
 
 declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))

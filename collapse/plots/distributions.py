@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse.plots import style  # noqa: E402
+from collapse.provenance import origin_order  # noqa: E402
 
 
 def _shared_bins(groups: list[np.ndarray], bins: int, log_x: bool) -> np.ndarray:
@@ -126,10 +127,13 @@ def provenance(shares: dict[int, dict[str, float]], depths: dict[int, float], pa
     replace changes the composition at once). Right: the mean synthetic depth of each generation's training
     set. Legend (or, past `MAX_ORIGINS` origins, a colorbar) beside the bars."""
     gens = sorted(shares)
-    origins = sorted({o for s in shares.values() for o in s}, key=lambda o: -1 if o == "human" else int(o[4:]))
-    last = max([int(o[4:]) for o in origins if o != "human"], default=0)
-    cmap = plt.get_cmap("viridis")
-    color = lambda o: "0.55" if o == "human" else cmap(int(o[4:]) / max(last, 1))  # noqa: E731
+    origins = sorted({o for s in shares.values() for o in s}, key=origin_order)  # human, then (lab,) generation
+    last = max([origin_order(o)[1] for o in origins], default=0)
+    labs = sorted({origin_order(o)[0] for o in origins if o != "human"})  # an ecosystem's: a colormap each
+    cmaps = [plt.get_cmap(c) for c in ("viridis", "autumn", "winter", "cool", "spring", "copper")]
+    color = lambda o: "0.55" if o == "human" else cmaps[labs.index(origin_order(o)[0]) % len(cmaps)](  # noqa: E731
+        origin_order(o)[1] / max(last, 1))
+    cmap = cmaps[0]
     fig = plt.figure(figsize=(11, 3.8))
     ax, ax2 = style.axes_at(fig, 0.75, 0.6, 4.4, 3.0), style.axes_at(fig, 7.0, 0.6, 3.8, 3.0)
     bottom = np.zeros(len(gens))

@@ -25,11 +25,16 @@ class TrainingSet:
     tokens: np.ndarray  # [N, T]
     provenance: np.ndarray  # [N] int32: -1 human, j synthetic from generation j
     index: np.ndarray  # [N] int64: row within the example's pool
+    lab: np.ndarray | None = None  # [N] int32, in an ecosystem: the lab whose sample it is (-1 human)
 
-    def counts(self) -> dict[str, int]:
-        """Examples by origin: {"human": n, "gen_0": n, ...}."""
-        values, counts = np.unique(self.provenance, return_counts=True)
-        return {("human" if v < 0 else f"gen_{v}"): int(c) for v, c in zip(values, counts)}
+    def counts(self, labs: list[str] | None = None) -> dict[str, int]:
+        """Examples by origin: {"human": n, "gen_0": n, ...}; in an ecosystem {"human": n, "a/gen_0": n, ...}
+        (`labs`: the labs' names)."""
+        if self.lab is None or labs is None:
+            values, counts = np.unique(self.provenance, return_counts=True)
+            return {("human" if v < 0 else f"gen_{v}"): int(c) for v, c in zip(values, counts)}
+        pairs, counts = np.unique(np.stack([self.lab, self.provenance], axis=1), axis=0, return_counts=True)
+        return {("human" if j < 0 else f"{labs[lab]}/gen_{j}"): int(c) for (lab, j), c in zip(pairs, counts)}
 
 
 def take(pool: np.ndarray, provenance: int, index: np.ndarray) -> TrainingSet:

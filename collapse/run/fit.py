@@ -12,7 +12,7 @@ from collapse.errors import DataError
 from collapse.data.grammar import true_logprob
 from collapse.progress import Progress
 from collapse.regimes import TrainingSet
-from collapse.rng import Phase, key_for, numpy_rng, replicate_keys
+from collapse.rng import Phase, numpy_rng
 from collapse.run.phase import Model, Outputs, phase
 from collapse.run.pools import Lineage
 from collapse.files import load_array
@@ -37,10 +37,11 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
             "generation": g, "regime": cfg.regime.name, "model": study.model_name(g),
             "parameters": family.parameter_count(),
             "prompt_tokens": study.P,  # the first this many tokens of every synthetic row are human
-            "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts()}
-                           for r, ts in enumerate(sets)]})
+            "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts(study.labs),
+                            **({"human_rows": _segments(human)} if study.labs else {})}
+                           for r, (ts, human) in enumerate(zip(sets, study.humans))]})
         if g == 0 or cfg.train.init == "scratch":
-            init = family.init(replicate_keys(cfg.seed, g, R, Phase.INIT))
+            init = family.init(study.keys(g, Phase.INIT))
         else:
             init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params
         teacher = _teacher(study, g, sets, lineage)
@@ -62,15 +63,21 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
     return Model(family, phase(study, g, "train", load, compute))
 
 
+def _segments(human) -> dict[str, int]:
+    """A lab's human train rows in an ecosystem: those every lab shares and its own segment."""
+    return {"shared": human.shared, "own": len(human.train) - human.shared}
+
+
 def _teacher(study, g: int, sets: list[TrainingSet], lineage: Lineage) -> distill.Teacher | None:
-    """Generation g's teacher (docs/training-targets.md): generation g-1's model (`train.teacher=previous`) or
-    generation 0's (`gen0`), with the rows it labels, or None: generation 0, `train.target=tokens`, or no row to
-    distil (every row then trains on its tokens)."""
+    """Generation g's teacher (docs/training-targets.md): generation g-1's model (`train.teacher=previous`; in an
+    ecosystem, `lab:<name>`: that lab's generation g-1) or generation 0's (`gen0`), with the rows it labels, or
+    None: generation 0, `train.target=tokens`, or no row to distil (every row then trains on its tokens)."""
     j = study.teacher(g) if g else -1
     soft_RN = np.stack([provenance.label_sources(study.cfg.train, j, g, ts.provenance) >= 0 for ts in sets])
     if not soft_RN.any():
         return None
-    teacher = lineage.model(j)
+    peer = study.teacher_peer()
+    teacher = (peer[1] if peer else lineage).model(j)
     return distill.Teacher(teacher.family.graphdef, teacher.params, soft_RN)  # the teacher at its own size
 
 
@@ -78,7 +85,7 @@ def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> 
     """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
     cfg, store, family = study.cfg, study.store, study.family(g)
     steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
-    rngs = [numpy_rng(key_for(cfg.seed, g, r, Phase.TRAIN)) for r in range(study.replicates)]
+    rngs = [numpy_rng(study.key(g, r, Phase.TRAIN)) for r in range(study.replicates)]
     checkpoints = None
     if cfg.train.checkpoint_every > 0:
         abstract = abstract_checkpoint(family.abstract(study.replicates), cfg.train, steps, family.layout)
@@ -106,11 +113,18 @@ def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarra
     cfg, store, P = study.cfg, study.store, study.P
     teacher = study.teacher(g) if g else -1
     labels = [provenance.label_sources(cfg.train, teacher, g, ts.provenance) for ts in sets]
+    codes = [provenance.origins(ts.provenance, ts.lab) for ts in sets]  # (lab,) generation of every example
+    name = provenance.origin_namer(study.labs)
+    peer = study.teacher_peer()
+    label = (lambda j: "hard" if j < 0 else f"soft_{peer[0].name}/gen_{j}") if peer else provenance.label_name
     for r, ts in enumerate(sets):
         out.array(store.array(g, r, "train_label_source"), labels[r])
+        if ts.lab is not None:
+            out.array(store.array(g, r, "train_lab"), ts.lab)
         if P:
             out.array(store.array(g, r, "train_prompt_row"), provenance.prompt_rows(
-                ts.provenance, ts.index, lambda j: load_array(store.array(j, r, "prompt_index"))))
+                codes[r], ts.index, lambda c: load_array(study.origin_study(c).store.array(
+                    c % provenance.LAB_CODE, r, "prompt_index"))))
     tokens_RNT, test_RMT = np.stack([ts.tokens for ts in sets]), np.stack([human.test for human in study.humans])
     n = tokens_RNT.shape[2] - P  # scored tokens per example, as in the metrics
     nll0_RN, test_nll0_RM = (-study.family(0).logprob(params0_R, x, skip=P).astype(np.float64) / n
@@ -120,13 +134,16 @@ def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarra
         seen_N = (ts.provenance < 0) & (ts.index < study.n_train)  # human train rows: generation 0 trained on them
         true_N, test_true_M = (None, None) if human.truth is None else (
             -true_logprob(human.truth, x, P) / n for x in (ts.tokens, human.test))
-        scores.append(provenance.origin_scores(ts.provenance, nll0_RN[r], seen_N, true_N, test_nll0_RM[r], test_true_M))
+        scores.append(provenance.origin_scores(codes[r], nll0_RN[r], seen_N, true_N, test_nll0_RM[r], test_true_M,
+                                               name))
     curated = None
-    if not isinstance(cfg.curate, NoCurateConfig):  # how each synthetic origin's samples were curated
-        curated = [{provenance.origin_name(int(j)): provenance.curation_summary(
-            *(load_array(store.array(int(j), r, name)) for name in
-              ("curate_scores", "curate_kept", "curate_scores_kept")))
-            for j in np.unique(ts.provenance[ts.provenance >= 0])} for r, ts in enumerate(sets)]
+    curating = lambda c: not isinstance(study.origin_study(c).cfg.curate, NoCurateConfig)  # noqa: E731
+    if curating(-1) or any(curating(int(c)) for cs in codes for c in np.unique(cs[cs >= 0])):  # how each origin
+        # of the training set was curated (this study's curation, or a peer's whose samples it trains on)
+        curated = [{name(int(c)): provenance.curation_summary(
+            *(load_array(study.origin_study(int(c)).store.array(int(c) % provenance.LAB_CODE, r, array))
+              for array in ("curate_scores", "curate_kept", "curate_scores_kept")))
+            for c in np.unique(cs[cs >= 0]) if curating(int(c))} for r, cs in enumerate(codes)]
     out.json(store.provenance(g), provenance.generation_record(
-        g, study.model_name(g), study.family(g).parameter_count(), P, [ts.provenance for ts in sets], labels,
-        depths_R, scores, curated))
+        g, study.model_name(g), study.family(g).parameter_count(), P, codes, labels, depths_R, scores, curated,
+        name, label))

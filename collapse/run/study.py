@@ -19,12 +19,13 @@ from collapse import devices, regimes
 from collapse.config import (Config, RESUMABLE_KEYS, TRANSFORMER_MODELS, diff_keys, from_dict, generation_model,
                              prompt_tokens, schedule_name, to_dict)
 from collapse.data import TokenizedConfig
-from collapse.data.human import HumanData, load_human, per_replicate
+from collapse.data.human import HumanData, Seat, load_human, per_replicate
 from collapse.errors import ConfigError, DataError
 from collapse.families.protocols import ModelFamily
 from collapse.data.grammar import true_logprob
 from collapse.metrics import score
-from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng
+from collapse.provenance import LAB_CODE
+from collapse.rng import HUMAN_STREAM, Phase, key_for, numpy_rng, replicate_keys
 from collapse.files import load_array, load_json, save_array, save_json
 from collapse.store import RunDir
 from collapse.validate import batch_sizes
@@ -40,6 +41,17 @@ class Study:
     families: dict[str, ModelFamily]  # one per `model` option the study trains (`model_schedule`)
     device: str  # "<count> x <kind>", recorded in the phase markers
     loaded: set[tuple[int, str]] = field(default_factory=set)  # (generation, phase) found done and loaded, not run
+    lab: int = 0  # its place among the labs of an ecosystem (0: a single-lab study; collapse.rng.lab_key)
+    name: str = ""  # the lab's name ("": a single-lab study)
+    peers: dict = field(default_factory=dict)  # {lab name: (Study, Lineage)} of an ecosystem, its own too
+
+    def key(self, g: int, r: int, phase: Phase):
+        """The key of generation g, replicate r, `phase` (collapse.rng: the lab folded in)."""
+        return key_for(self.cfg.seed, g, r, phase, self.lab)
+
+    def keys(self, g: int, phase: Phase):
+        """The keys `[R]` of every replicate of generation g, `phase`."""
+        return replicate_keys(self.cfg.seed, g, self.replicates, phase, self.lab)
 
     def family(self, g: int) -> ModelFamily:
         """The family of generation g's model (its graph and parameter shapes)."""
@@ -50,8 +62,24 @@ class Study:
         return schedule_name(self.cfg, g)
 
     def teacher(self, g: int) -> int:
-        """The generation whose model teaches generation g >= 1 (`train.teacher`): g - 1 or 0."""
+        """The generation whose model teaches generation g >= 1 (`train.teacher`): g - 1 (previous, or another
+        lab's: `lab:<name>`) or 0."""
         return 0 if self.cfg.train.teacher == "gen0" else g - 1
+
+    def teacher_peer(self):
+        """The (Study, Lineage) of the lab whose model teaches this one (`train.teacher=lab:<name>`), else None."""
+        name = self.cfg.train.teacher.partition("lab:")[2]
+        return self.peers[name] if name else None
+
+    @property
+    def labs(self) -> list[str] | None:
+        """The names of an ecosystem's labs, in order (None: a single-lab study)."""
+        return list(self.peers) or None
+
+    def origin_study(self, code: int) -> Study:
+        """The study whose samples an origin code names (`provenance.origins`): a peer's in an ecosystem (human
+        data, code -1, is this study's)."""
+        return self.peers[self.labs[code // LAB_CODE]][0] if self.labs and code >= 0 else self
 
     @property
     def layout(self) -> devices.Layout:
@@ -107,10 +135,14 @@ def check_same_study(store: RunDir, cfg: Config) -> None:
         log.info("%s has %d generations configured; running %d", store.path, old["generations"], cfg.generations)
 
 
-def open_study(cfg: Config, store: RunDir) -> Study:
-    """Load and check the human data, the regime's sizes and the device layout; write nothing."""
-    humans = load_humans(cfg, store)
+def open_study(cfg: Config, store: RunDir, seat: Seat | None = None, name: str = "") -> Study:
+    """Load and check the human data, the regime's sizes and the device layout; write nothing. A lab of an
+    ecosystem (`seat`, `name`): its share of the human data and its keys (collapse.rng.lab_key)."""
+    humans = load_humans(cfg, store, seat)
     n_train = len(humans[0].train)
+    if seat and not n_train:
+        raise ConfigError("human.shared_fraction", f"lab {name} gets no human train rows (none shared, and its "
+                          f"segment of the rest is empty): raise human.shared_fraction or data.n_train")
     regimes.check_sizes(cfg.regime, cfg.generations, n_train, cfg.sample.num_sequences or n_train,
                         cfg.train.batch_size)
     if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
@@ -126,17 +158,23 @@ def open_study(cfg: Config, store: RunDir) -> Study:
         raise ConfigError("train.soft_top_k", f"must be <= the vocabulary ({vocab_size} tokens, "
                           f"as the tokenizer learned it), got {t.soft_top_k}")
     device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
-    return Study(cfg, store, humans, [refs[id(h)] for h in humans], families, device)
+    return Study(cfg, store, humans, [refs[id(h)] for h in humans], families, device,
+                 lab=seat.index if seat else 0, name=name)
 
 
-def load_humans(cfg: Config, store: RunDir) -> list[HumanData]:
-    """Every replicate's human data; on resume it must equal what the run directory holds (an unreadable copy
-    there is rewritten by `save_human`: the human data is a pure function of the config and the corpus).
-    The grammar's fresh reserve holds the rows this run's generations need, so a saved one may be a prefix
-    of it (the study is being extended) or extend it."""
+def load_humans(cfg: Config, store: RunDir, seat: Seat | None = None) -> list[HumanData]:
+    """Every replicate's human data (a lab's share of it, `seat`); on resume it must equal what the run directory
+    holds (an unreadable copy there is rewritten by `save_human`: the human data is a pure function of the
+    config and the corpus). The grammar's fresh reserve holds the rows this run's generations need, so a saved
+    one may be a prefix of it (the study is being extended) or extend it."""
     tokenizer_path = store.tokenizer if store.tokenizer.exists() else None
-    load = lambda r: load_human(cfg.data, cfg.seed, cfg.generations, cfg.regime.fresh_per_generation,  # noqa: E731
-                                tokenizer_path, r)
+    own = (lambda n: len(seat.rows(n))) if seat else (lambda n: n)  # noqa: E731  (the train rows the regime sees)
+
+    def load(r: int) -> HumanData:
+        human = load_human(cfg.data, cfg.seed, cfg.generations, lambda n: cfg.regime.fresh_per_generation(own(n)),
+                           tokenizer_path, r, seat.index if seat else 0)
+        return seat.segment(human) if seat else human
+
     humans = [load(r) for r in range(cfg.replicates)] if per_replicate(cfg.data) else [load(0)] * cfg.replicates
     if humans[0].train.shape[1] != cfg.data.seq_len:
         raise ConfigError("data.seq_len", f"human sequences have {humans[0].train.shape[1]} tokens, "

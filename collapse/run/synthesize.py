@@ -13,7 +13,7 @@ import numpy as np
 from collapse.curation import Curated, Drawing, NoCurateConfig, Synthesis
 from collapse.curation.base import loaded
 from collapse.progress import Progress
-from collapse.rng import Phase, for_round, key_for, numpy_rng, replicate_keys
+from collapse.rng import Phase, for_round, numpy_rng
 from collapse.run.phase import Model, Outputs, phase
 from collapse.run.pools import Lineage
 from collapse.files import load_array
@@ -34,7 +34,7 @@ class Samples:
 def prompt_index(study, g: int, r: int, m: int, round: int = 0) -> np.ndarray:
     """Continuation mode: the human train rows whose prefixes generation g's `m` candidates of replicate r
     continue, in round `round`."""
-    rng = numpy_rng(for_round(key_for(study.cfg.seed, g, r, Phase.SAMPLE), round))
+    rng = numpy_rng(for_round(study.key(g, r, Phase.SAMPLE), round))
     return rng.choice(study.n_train, m, replace=m > study.n_train)
 
 
@@ -48,7 +48,7 @@ def draw(study, g: int, model: Model, m: int, round: int = 0) -> tuple[np.ndarra
         prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
     else:
         index, prompts = None, np.zeros((R, m, 0), np.int32)
-    keys = for_round(replicate_keys(cfg.seed, g, R, Phase.SAMPLE), round)
+    keys = for_round(study.keys(g, Phase.SAMPLE), round)
     with Progress(m, f"gen {g} sample" + (f" round {round}" if round else ""), "seq") as bar:
         new = model.family.sample(model.params, prompts, keys, cfg.sample, cfg.data.seq_len - P,
                                   on_batch=lambda b: bar.update(min(b, m - bar.done)))
@@ -63,7 +63,7 @@ def drawing(study, g: int, model: Model, lineage: Lineage) -> Drawing:
         return m.family.logprob(m.params, tokens_RMT, skip=study.P)
 
     return Drawing(g, study.n, study.P, study.humans,
-                   [key_for(study.cfg.seed, g, r, Phase.CURATE) for r in range(study.replicates)],
+                   [study.key(g, r, Phase.CURATE) for r in range(study.replicates)],
                    lambda m, round: draw(study, g, model, m, round), logprob)
 
 

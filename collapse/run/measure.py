@@ -1,0 +1,84 @@
+"""A generation's measurements and record (docs/metrics.md): the score phase (`score`: the metric rows of the
+model's own draw, what curation did, the gap to its teacher) and `record` (the tracker, the log line, the run's
+metrics.jsonl, last-seen table and report); and `keep_finished` (a study never shrinks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from collapse import report
+from collapse.config import Config
+from collapse.files import is_writer, load_array, metric_row, save_array
+from collapse.metrics import score as metrics
+from collapse.metrics import tails
+from collapse.rng import Phase, numpy_rng
+from collapse.run.phase import Model, Outputs, phase
+from collapse.run.pools import Lineage
+from collapse.run.study import Study
+from collapse.run.synthesize import Samples
+from collapse.store import PHASES, RunDir
+
+log = logging.getLogger("collapse")
+
+
+def keep_finished(cfg: Config, store: RunDir) -> Config:
+    """`cfg` with at least as many generations as `store` has finished in a row from generation 0: a study never
+    shrinks (fewer `generations=` than are done loads them all, and config.json keeps counting them)."""
+    done = 0
+    while store.is_done(done, "score"):
+        done += 1
+    if done > cfg.generations:
+        log.info("%s holds %d finished generations; generations=%d runs none of them again", store.path, done,
+                 cfg.generations)
+        return dataclasses.replace(cfg, generations=done)
+    return cfg
+
+
+def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples) -> list[dict]:
+    """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them: the
+    model's own draw (`samples.drawn`), what the curation did (`curate_*` rows) and, from generation 1 on, the
+    gap to its teacher (`teacher_gap_*`)."""
+    cfg, store = study.cfg, study.store
+
+    def compute(out: Outputs):
+        # Subsets are drawn afresh for every generation and replicate: the rows of a corpus are exchangeable,
+        # so fixed sizes (not fixed positions) make generations comparable; the replicate spread includes them.
+        rngs = [numpy_rng(study.key(g, r, Phase.SCORE)) for r in range(study.replicates)]
+        judge = lineage.model(0) if g else model  # generation 0 judges every generation's samples
+        values, arrays = metrics.generation_metrics(cfg.metrics, model.family, model.params, judge.params, study.humans,
+                                                  study.refs, samples.drawn, rngs, family0=judge.family)
+        for r, curated in enumerate(samples.curated):
+            values[r].update(curated.metrics())
+        if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
+            peer = study.teacher_peer()  # another lab's model (train.teacher=lab:<name>), else this lab's own
+            teacher_rows = (peer[0].store if peer else store).read_metrics(study.teacher(g), required=True)
+            for r, gap in enumerate(metrics.teacher_gaps(values, teacher_rows)):
+                values[r].update(gap)
+        for r, named in enumerate(arrays):
+            for name, array in named.items():
+                out.array(store.array(g, r, name), array)
+        rows = [metric_row(g, r, name, v, cfg.seed) for r, metrics in enumerate(values) for name, v in metrics.items()]
+        store.write_metrics(g, rows)
+        out.written(store.metrics_file(g))
+        return rows, {}
+
+    return phase(study, g, "score", lambda: store.read_metrics(g, required=True), compute)
+
+
+def record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> None:
+    """Generation g's rows to the tracker and the log; the run's metrics.jsonl, last-seen table and report."""
+    tracker.metrics(g, rows)
+    loaded = [p for p in PHASES if (g, p) in study.loaded]
+    report.print_generation(g, rows, seconds, f"{', '.join(loaded)} loaded from {study.store.path.name}"
+                            if loaded else "")
+    store = study.store
+    if not is_writer():  # the run-level files are process 0's, whose markers the others may not see yet
+        return
+    store.rebuild_metrics(upto=g)  # later generations join once the loop has checked them
+    counts_GRV = np.stack([[load_array(store.array(j, r, "token_counts")) for r in range(study.replicates)]
+                           for j in range(g + 1)])
+    save_array(store.last_seen, tails.last_seen(counts_GRV))
+    report.write(store)
