@@ -162,3 +162,9 @@ def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: ja
     at positions first..T-1 of the weighted sequences, summed (weight 0 drops a padding row)."""
     probs_BTV = jax.nn.softmax(model(with_bos(tokens_BT, model.bos))[:, first:])
     return jnp.einsum("btv,b->v", probs_BTV, weight_B)
+
+
+def next_token_logprobs(model: Transformer, prompts_BP: jax.Array) -> jax.Array:
+    """log p(. | BOS, x_1..x_P) `[B, V]`: the model's next-token distribution after each whole prompt."""
+    bos_B1 = jnp.full((prompts_BP.shape[0], 1), model.bos, prompts_BP.dtype)
+    return jax.nn.log_softmax(model(jnp.concatenate([bos_B1, prompts_BP], axis=1))[:, -1])
