@@ -176,3 +176,9 @@ def divergence_sums(model_a: Transformer, model_b: Transformer, tokens_BT: jax.A
     ab_BT, ba_BT = kl(p_a_BTV, logp_a_BTV, logp_b_BTV), kl(p_b_BTV, logp_b_BTV, logp_a_BTV)
     js_BT = 0.5 * (kl(p_a_BTV, logp_a_BTV, logm_BTV) + kl(p_b_BTV, logp_b_BTV, logm_BTV))
     return jnp.stack([jnp.einsum("bt,b->", x_BT, weight_B) for x_BT in (ab_BT, ba_BT, js_BT)])
+
+
+def next_token_logprobs(model: Transformer, prompts_BP: jax.Array) -> jax.Array:
+    """log p(. | BOS, x_1..x_P) `[B, V]`: the model's next-token distribution after each whole prompt."""
+    bos_B1 = jnp.full((prompts_BP.shape[0], 1), model.bos, prompts_BP.dtype)
+    return jax.nn.log_softmax(model(jnp.concatenate([bos_B1, prompts_BP], axis=1))[:, -1])

@@ -38,6 +38,10 @@ def panel(name: str) -> str:
         return "ppl_gen0 per sequence"
     if name.startswith("curate_score_mean_"):
         return "curate_score_mean (candidates, kept)"
+    for base in ("closed_book_prob", "closed_book_acc", "hallucination_rate", "factual_precision", "fact_coverage",
+                 "error_repeat"):  # knowledge: a metric with its buckets, error_repeat with its chance rate
+        if name.startswith(base):
+            return base
     return name
 
 
@@ -125,7 +129,7 @@ def _marker(store: RunDir, g: int, phase: str) -> dict:
 
 def _interval_note(cfg: dict) -> str:
     """What the replicate interval varies over (docs/metrics.md)."""
-    if cfg.get("data", {}).get("_option") == "grammar":
+    if cfg.get("data", {}).get("_option") in ("grammar", "facts"):
         return ("Each replicate draws its own human data from the truth, so the interval includes the sampling "
                 "noise of the human data as well as that of training, sampling and scoring.")
     return ("The replicates share one human corpus and its split (fixed by the seed), so the interval covers "

@@ -45,6 +45,8 @@ run_figures() {  # figures of single runs that a study's README shows (their dat
     curation)  # seed 0 of curate=verifier (job 3) and curate=detector (job 18)
       cp "$jobs/3/figures/curation_scores.png" "$figures/scores_verifier.png"
       cp "$jobs/18/figures/curation_scores.png" "$figures/scores_detector.png" ;;
+    knowledge_collapse)  # facts' survival by training count beside the exact refit (numbers: survival.csv)
+      uv run python experiments/knowledge_survival.py "$jobs"/*/ --out "$figures/survival.png" ;;
   esac
 }
 for name in "${presets[@]}"; do

@@ -6,7 +6,8 @@ from collapse.metrics.families import declared, family_of
 
 
 def test_every_family_is_declared_in_report_order():
-    assert list(declared()) == ["perplexity", "diversity", "tails", "tails_true", "teacher", "curation", "ecosystem", "other"]
+    assert list(declared()) == ["perplexity", "diversity", "tails", "tails_true", "teacher", "curation", "knowledge",
+                                "ecosystem", "other"]
 
 
 def test_a_name_belongs_to_its_most_specific_pattern():
@@ -14,5 +15,7 @@ def test_a_name_belongs_to_its_most_specific_pattern():
                 "rep_4": "diversity", "tail_mass_ratio": "tails", "tail_mass_ratio_model_true": "tails_true",
                 "survival": "tails", "survival_tail": "tails", "survival_tail_true": "tails_true",
                 "survival_true": "tails_true", "zipf_exponent": "tails", "teacher_gap_kl_true": "teacher",
-                "curate_ess": "curation", "a_metric_nobody_declares": "other"}
+                "curate_ess": "curation", "closed_book_acc_tail": "knowledge", "hallucination_rate": "knowledge",
+                "fact_coverage_head": "knowledge", "error_repeat_chance": "knowledge",
+                "a_metric_nobody_declares": "other"}
     assert {name: family_of(name) for name in expected} == expected

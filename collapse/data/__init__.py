@@ -1,6 +1,7 @@
 """Human data: the `data` group's options, their schemas and validation (here, without JAX), and their sources:
-`grammar` (the ground-truth language with exact probabilities), `text` (local files), `hf` (Hugging Face
-datasets, offline), tokenized by `tokenizer`; `human` loads a study's splits (`HumanData`, `load_human`).
+`grammar` (the ground-truth language with exact probabilities), `facts` (the grammar stating the facts of a
+known world, `collapse.data.facts`), `text` (local files), `hf` (Hugging Face datasets, offline), tokenized by
+`tokenizer`; `human` loads a study's splits (`HumanData`, `load_human`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,61 @@ class GrammarConfig(DataConfig, option="grammar"):
     @property
     def has_truth(self) -> bool:
         return True
+
+
+# The most automaton states a facts grammar may have (filler states + entities x (1 + relations)): its exact
+# tables are states x vocabulary, and the truth's unigram works with a states x states matrix (float64).
+MAX_FACT_STATES = 8192
+
+
+@dataclass(frozen=True)
+class FactsConfig(GrammarConfig, option="facts"):
+    """The grammar interleaved with statements of a known world (see `collapse.data.facts`): `n_entities`
+    entities x `n_relations` relations, each (entity, relation) with one true value among the relation's own
+    `n_values` value tokens. A statement is three tokens, entity, relation, value; an entity opens one with
+    probability `fact_rate` wherever the filler (the grammar of the remaining tokens, with `n_states` states)
+    would emit, entities drawn ∝ rank^-`entity_zipf` (so rare entities are the tail), the relation uniformly.
+
+    `vocab_size` is the whole vocabulary: the filler gets what the entity, relation and value tokens leave.
+    Every token keeps probability >= `floor` / vocab_size in every state, so a false statement has a finite
+    true log-probability (about log(vocab_size / floor) nats); `floor=0` makes it impossible (-inf).
+    """
+
+    vocab_size: int = 512
+    n_entities: int = 256
+    n_relations: int = 4
+    n_values: int = 16  # values per relation, each relation its own tokens
+    entity_zipf: float = 1.0  # entity frequencies ∝ rank^-entity_zipf
+    fact_rate: float = 0.2  # probability that a filler position opens a statement instead
+    floor: float = 1e-6  # every token's least probability, as a share of 1 / vocab_size
+
+    @property
+    def knowledge_tokens(self) -> int:
+        """Entity, relation and value tokens: the top of the vocabulary."""
+        return self.n_entities + self.n_relations + self.n_relations * self.n_values
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "data", "n_entities", "n_relations")
+        non_negative(self, "data", "entity_zipf")
+        V = self.vocab_size
+        check(self.n_relations <= V, "data.n_relations",
+              f"more relations ({self.n_relations}) than tokens (data.vocab_size={V})")
+        check(self.n_values >= 2, "data.n_values", f"must be >= 2 (a value that can be false), got {self.n_values}")
+        check(self.n_values * self.n_relations <= V, "data.n_values",
+              f"value sets of {self.n_values} tokens for each of {self.n_relations} relations "
+              f"({self.n_values * self.n_relations} tokens) are larger than the vocabulary (data.vocab_size={V})")
+        check(self.n_entities <= V, "data.n_entities", f"more entities ({self.n_entities}) than tokens "
+              f"(data.vocab_size={V})")
+        check(V - self.knowledge_tokens >= 2, "data.vocab_size",
+              f"must hold the {self.knowledge_tokens} entity, relation and value tokens and at least 2 filler "
+              f"tokens: >= {self.knowledge_tokens + 2}, got {V}")
+        states = self.n_states + self.n_entities * (1 + self.n_relations)
+        check(states <= MAX_FACT_STATES, "data.n_entities",
+              f"the automaton would have {states} states (n_states + n_entities x (1 + n_relations)), at most "
+              f"{MAX_FACT_STATES}")
+        fraction(self.fact_rate, "data.fact_rate", closed_low=False, closed_high=False)
+        fraction(self.floor, "data.floor", closed_high=False)
 
 
 @dataclass(frozen=True)

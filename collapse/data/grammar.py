@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse.data import GrammarConfig
+from collapse.data import FactsConfig, GrammarConfig, facts
 
 
 @jax.tree_util.register_dataclass
@@ -44,7 +44,12 @@ class Grammar:
 
 
 def make_grammar(cfg: GrammarConfig) -> Grammar:
-    """Builds the language from `cfg.language_seed` alone (NumPy PCG64: the same on every platform)."""
+    """Builds the language from `cfg.language_seed` alone (NumPy PCG64: the same on every platform); for
+    `data=facts` the grammar with its world of facts (`collapse.data.facts`)."""
+    if isinstance(cfg, FactsConfig):  # the filler's grammar, then the world's states and tokens around it
+        filler = make_grammar(facts.filler_config(cfg))
+        log_emit_SV, next_SV = facts.log_tables(cfg, np.asarray(filler.log_emit_SV), np.asarray(filler.next_SV))
+        return Grammar(jnp.asarray(log_emit_SV), jnp.asarray(next_SV))
     S, V = cfg.n_states, cfg.vocab_size
     rng = np.random.default_rng(cfg.language_seed)
     g_SV = rng.standard_normal((S, V))

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from collapse.data import DataConfig, GrammarConfig, HFConfig, TextConfig
+from collapse.data import DataConfig, FactsConfig, GrammarConfig, HFConfig, TextConfig
 from collapse.rng import LAB_STREAM, human_key, numpy_rng
 
 
@@ -27,6 +27,7 @@ class HumanData:
     tokenizer: Any = None  # text sources: the tokenizer (decode for byte-level metrics); grammar: None
     truth: Any = None  # grammar: the exact language (collapse.data.grammar.Grammar)
     shared: int | None = None  # a lab's share of an ecosystem's data: its first this many train rows are every lab's
+    facts: Any = None  # data=facts: the world the language states (collapse.data.facts.World)
 
     def splits(self) -> dict[str, np.ndarray]:
         return {"train": self.train, "valid": self.valid, "test": self.test, "fresh": self.fresh}
@@ -54,7 +55,7 @@ def load_human(d: DataConfig, seed: int, generations: int, fresh_per_generation:
     """
     key = human_key(seed)
     if isinstance(d, GrammarConfig):
-        from collapse.data import grammar
+        from collapse.data import facts, grammar
 
         key = jax.random.fold_in(key, replicate)  # replicate r's own sample of the truth
 
@@ -67,7 +68,8 @@ def load_human(d: DataConfig, seed: int, generations: int, fresh_per_generation:
         fresh = [draw(jax.random.fold_in(fresh_key, g), n_h) for g in range(1, generations)] if n_h else []
         return HumanData(draw(jax.random.fold_in(key, 0), d.n_train), draw(jax.random.fold_in(key, 1), d.n_valid),
                          draw(jax.random.fold_in(key, 2), d.n_test),
-                         np.concatenate([np.zeros((0, d.seq_len), np.int32), *fresh]), d.vocab_size, truth=truth)
+                         np.concatenate([np.zeros((0, d.seq_len), np.int32), *fresh]), d.vocab_size, truth=truth,
+                         facts=facts.make_world(d) if isinstance(d, FactsConfig) else None)
 
     from collapse.data import text
 

@@ -21,7 +21,7 @@ from collapse import sample as sampler
 from collapse.config import SampleConfig, TrainConfig
 from collapse.families import TransformerConfig
 from collapse.devices import Layout, over_replicates, single, to_host
-from collapse.model import Transformer, divergence_sums, mean_next_token_probs, sequence_logprob
+from collapse.model import Transformer, divergence_sums, mean_next_token_probs, next_token_logprobs, sequence_logprob
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
@@ -40,6 +40,12 @@ def _next_token_sum(graphdef, layout, params_R, tokens_RBT, weight_B, first):
 def _divergence_sums(graphdef_a, graphdef_b, layout, params_a_R, params_b_R, tokens_RBT, weight_B):
     return over_replicates(lambda pa, pb, t: divergence_sums(nnx.merge(graphdef_a, pa), nnx.merge(graphdef_b, pb), t,
                                                             weight_B), layout, params_a_R, params_b_R, tokens_RBT)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _next_logprobs(graphdef, layout, params_R, prompts_RBP):
+    return over_replicates(lambda p, t: next_token_logprobs(nnx.merge(graphdef, p), t), layout, params_R,
+                           prompts_RBP)
 
 
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, layout: Layout) -> np.ndarray:
@@ -142,6 +148,14 @@ class TransformerFamily:
             sum_RV = _next_token_sum(self.graphdef, self.layout, params_R, chunk_RBT, weight_B, first)
             total_RV += to_host(sum_RV).astype(np.float64)
         return total_RV / (N * (T - first))
+
+    def next_token_logprobs(self, params_R, prompts_RNP: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """log p(. | BOS, prompt) after each whole prompt `[R, N, V]` (float32): e.g. a closed-book answer
+        (`collapse.metrics.knowledge`)."""
+        params_R = self.layout.put(params_R, self.layout.params())
+        put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
+        return _batched(lambda t, _: _next_logprobs(self.graphdef, self.layout, params_R, put(t)),
+                        np.asarray(prompts_RNP, np.int32), batch, self.layout)
 
 
 def divergences(a: TransformerFamily, params_a_R, b: TransformerFamily, params_b_R, tokens_RNT: np.ndarray,

@@ -17,7 +17,7 @@ import numpy as np
 from collapse.metrics import diversity
 from collapse.metrics.families import Family, declare
 
-declare(Family("ecosystem", "Between labs", 6, ("kl_pair_*", "js_pair", "cross_ppl_*", "bigram_overlap",
+declare(Family("ecosystem", "Between labs", 7, ("kl_pair_*", "js_pair", "cross_ppl_*", "bigram_overlap",
                                                 "homogenisation_*", "kl_true_mixture", "union_*", "web_*"),
                headline=("homogenisation_js",)))
 

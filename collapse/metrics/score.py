@@ -1,6 +1,9 @@
 """All metrics of one generation, and of the human data: `{name: value}` per replicate (each defined in
 docs/metrics.md), plus the per-sequence and per-type arrays the report draws its histograms and
 rank-frequency curves from. Model passes go through the family; everything else is a pure function of arrays.
+
+Shape suffixes: the package's (collapse/__init__.py), and for `data=facts` F facts and W value tokens
+(`collapse.metrics.knowledge`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from collapse.config import MetricsConfig
-from collapse.metrics import diversity, ecosystem, perplexity, tails  # noqa: F401  (ecosystem: declares its family)
+from collapse.metrics import diversity, ecosystem, knowledge, perplexity, tails  # noqa: F401  (ecosystem: its family)
 from collapse.metrics.families import Family, declare
 
 declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))
@@ -104,14 +107,17 @@ def corpus_metrics(cfg: MetricsConfig, human, ref: Reference, tokens_NT: np.ndar
 
 
 def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: list, refs: list[Reference],
-                       samples: list[np.ndarray], rngs: list[np.random.Generator], family0=None
+                       samples: list[np.ndarray], rngs: list[np.random.Generator], family0=None, previous=None
                        ) -> tuple[list[dict[str, float]], list[dict[str, np.ndarray]]]:
     """Metrics of every replicate's model k (`params_R`) and synthetic corpus (`samples[r]` `[N, T]`), against
     that replicate's human data and references (`humans[r]`, `refs[r]`), the samples also scored by the same
     replicate's generation-0 model (`params0_R`, of `family0`: the family of generation 0's model, when a
     `model_schedule` gives it another size; default `family`); and per replicate the arrays to keep: per-sequence
     perplexities `ppl_gen0`, `ppl_self` `[N]` and `ppl_test` `[N_test]` (float32), the corpus' `token_counts`
-    `[V]`, and for the grammar the exact `true_logprob` `[N]` of each sample (float32).
+    `[V]`, for the grammar the exact `true_logprob` `[N]` of each sample (float32), and for `data=facts` the
+    knowledge metrics, the corpus' `fact_counts` `[F, W]` and the model's `closed_book_prob` `[F]`
+    (`collapse.metrics.knowledge`); `previous(r, name)`, where given, reads the previous generation's array
+    `name` of replicate r (error reinforcement).
 
     Everything about the samples, and every reference, is taken at positions `first`..T-1 (`refs[r].first`):
     in continuation mode a sample is its human prompt followed by the model's continuation, and only the
@@ -129,6 +135,10 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
         from collapse.data.grammar import true_logprob  # JAX: where there is a truth, a study runs
 
         test_cond_lp_RN = test_lp_RN if first == 0 else family.logprob(params_R, test_RNT, skip=first)
+    world = humans[0].facts
+    if world is not None:  # the closed-book answers: the next-token distribution after "entity relation"
+        closed_RFV = family.next_token_logprobs(params_R, np.broadcast_to(world.prompts(), (len(humans),
+                                                                                              world.n_facts, 2)))
 
     values, arrays = [], []
     for r, (samples_NT, human, ref) in enumerate(zip(samples, humans, refs)):
@@ -148,9 +158,27 @@ def generation_metrics(cfg: MetricsConfig, family, params_R, params0_R, humans: 
         m.update(corpus)
         for suffix, ref_V, buckets_V in ref.frames():
             m.update(tails.mass_ratios(mass_RV[r], ref_V, buckets_V, f"_model{suffix}"))
+        if world is not None:
+            a.update(knowledge_metrics(cfg, world, m, samples_NT[:, first:], closed_RFV[r],
+                                       previous(r, "fact_counts") if previous else None))
         values.append(m)
         arrays.append(a)
     return values, arrays
+
+
+def knowledge_metrics(cfg: MetricsConfig, world, m: dict[str, float], tokens_NT: np.ndarray,
+                      closed_book_FV: np.ndarray, before_FW: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Adds to `m` the knowledge metrics of a corpus (its scored positions `[N, T]`) and of a model's closed-book
+    answers `[F, V]` (or the truth's); with the previous generation's statements `before_FW`, error
+    reinforcement. Returns the arrays to keep: the corpus' statement counts `fact_counts` `[F, W]` and each
+    fact's `closed_book_prob` `[F]` (float32)."""
+    buckets_F = knowledge.fact_buckets(world, cfg.head_mass, cfg.tail_mass)
+    counts_FW = knowledge.fact_value_counts(world, tokens_NT)
+    m.update(knowledge.closed_book(world, closed_book_FV, buckets_F))
+    m.update(knowledge.sample_metrics(world, counts_FW, buckets_F, tokens_NT.size))
+    if before_FW is not None:
+        m.update(knowledge.error_reinforcement(world, before_FW, counts_FW))
+    return {"fact_counts": counts_FW, "closed_book_prob": knowledge.true_value_prob(world, closed_book_FV)}
 
 
 GAP_METRICS = ("kl_true", "ppl_human_test")  # the student - teacher gaps, where the metric exists
@@ -168,10 +196,10 @@ def teacher_gaps(values: list[dict[str, float]], teacher_rows: list[dict]) -> li
 
 def human_reference(cfg: MetricsConfig, human, ref: Reference, rng: np.random.Generator) -> dict[str, float]:
     """The same metrics for the human data: the train split (at the scored positions) as the "samples", and,
-    for the grammar, the true language as the "model" (so `kl_true` is 0 and `ppl_human_test` is the truth's
-    own perplexity). The train split is independent of the references, so its ratios and survival are what
-    a perfect generator reads, sampling noise included. Metrics that need a trained model (gen-0 or self
-    perplexity, a model's predicted mass) have no human value."""
+    for the grammar, the true language as the "model" (so `kl_true` is 0, `ppl_human_test` is the truth's
+    own perplexity and on `data=facts` the closed-book metrics are the truth's). The train split is independent
+    of the references, so its ratios and survival are what a perfect generator reads, sampling noise included.
+    Metrics that need a trained model (gen-0 or self perplexity, a model's predicted mass) have no human value."""
     train_NT, T, first = human.train, human.train.shape[1], ref.first
     ref_row = {}
     if human.truth is not None:
@@ -182,4 +210,7 @@ def human_reference(cfg: MetricsConfig, human, ref: Reference, rng: np.random.Ge
         ref_row["true_nll_samples"] = perplexity.nll_per_token(grammar.true_logprob(human.truth, train_NT, first),
                                                                T - first)
     ref_row.update(corpus_metrics(cfg, human, ref, train_NT[:, first:], rng)[0])
+    if human.facts is not None:  # the truth answers closed-book; the train split's statements
+        knowledge_metrics(cfg, human.facts, ref_row, train_NT[:, first:],
+                          knowledge.truth_closed_book(human.facts, human.truth))
     return ref_row

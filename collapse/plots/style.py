@@ -66,6 +66,11 @@ AXES = {
     "mean_": Axis("first coordinate"), "var_": Axis("tr Σₖ / d"), "weight_": Axis("weight", "probability"),
     "support": Axis("symbols"), "missing_mass": Axis("true mass", "probability"),
     "tv_true": Axis("total variation", "probability"), "test_error": Axis(r"$\|\hat w - w^*\|^2$"),
+    "closed_book_prob": Axis("p(true value | entity relation)", "probability"),
+    "closed_book_acc": Axis("share of facts", "probability"), "fact_coverage": Axis("share of facts", "probability"),
+    "hallucination_rate": Axis("false / statements", "probability"),
+    "factual_precision": Axis("true / statements", "probability"), "fact_statement_rate": Axis("statements / token"),
+    "error_repeat": Axis("share of false statements", "probability"),
 }
 
 

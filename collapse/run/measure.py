@@ -48,8 +48,10 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
         # so fixed sizes (not fixed positions) make generations comparable; the replicate spread includes them.
         rngs = [numpy_rng(study.key(g, r, Phase.SCORE)) for r in range(study.replicates)]
         judge = lineage.model(0) if g else model  # generation 0 judges every generation's samples
+        previous = (lambda r, name: load_array(store.array(g - 1, r, name))) if g else None  # noqa: E731
         values, arrays = metrics.generation_metrics(cfg.metrics, model.family, model.params, judge.params, study.humans,
-                                                  study.refs, samples.drawn, rngs, family0=judge.family)
+                                                    study.refs, samples.drawn, rngs, family0=judge.family,
+                                                    previous=previous)
         for r, curated in enumerate(samples.curated):
             values[r].update(curated.metrics())
         if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
