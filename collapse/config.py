@@ -20,7 +20,7 @@ from collapse.curation import CurateConfig, NoCurateConfig
 from collapse.data import DataConfig, GrammarConfig
 from collapse.families import AnalyticConfig, ModelConfig, TinyConfig, TransformerConfig
 from collapse.labs import HumanConfig, LabConfig, WebConfig
-from collapse.options import Option, Registered, lookup, option_name, registered
+from collapse.options import Option, Registered, flatten, lookup, option_name, registered
 from collapse.regimes import RegimeConfig, ReplaceConfig
 
 # ------------------------------------------------------------------------------------- train / sample / metrics
@@ -232,17 +232,6 @@ def lab_configs(cfg: Config) -> list[Config]:
         return [cfg]
     d = to_dict(cfg)
     return [from_dict(resolve(d, lab, f"labs[{i}]")) for i, lab in enumerate(cfg.labs)]
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """A nested dict (e.g. `to_dict` of a config) as {dotted key: value}."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def diff_keys(a: dict, b: dict) -> set[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collapse.checks import check, fraction, non_negative
+from collapse.options import flatten, lookup
 
 LAB_GROUPS = ("model", "model_schedule", "train", "sample", "regime", "curate")
 TEACHER_PREFIX = "lab:"  # train.teacher=lab:<name>: another lab's model teaches
@@ -46,30 +47,18 @@ class WebConfig:
     human_rows: int = 0  # new human rows that join the web each round (the grammar draws them from the truth)
 
 
-def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A lab's `set` as {dotted key: value}: nested dicts ({train: {target: soft}}) and dotted keys alike."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out.update(flat_settings(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def resolve(cfg_dict: dict[str, Any], lab: LabConfig, where: str) -> dict[str, Any]:
     """The lab's own config as config.json writes it (`collapse.config.to_dict`): the study's, with the lab's
     `set` applied (options first, then keys, type-checked against the option's schema by OmegaConf) and no labs."""
     from omegaconf.errors import OmegaConfBaseException
 
     from collapse.errors import ConfigError
-    from collapse.options import lookup
 
     out = {k: v for k, v in cfg_dict.items() if k not in ("labs", "human", "web")}
     for group in LAB_GROUPS:  # every lab's groups through their schemas (2 and 2.0 are one value for every lab)
         if isinstance(out.get(group), dict) and "_option" in out[group]:
             out[group] = _typed(out[group], lookup(group, out[group]["_option"]))
-    settings = flat_settings(lab.set)
+    settings = flatten(lab.set)  # nested ({train: {target: soft}}) and dotted keys alike
     for key, value in sorted(settings.items(), key=lambda kv: "." in kv[0]):  # choose options, then set keys
         group, _, rest = key.partition(".")
         check(group in LAB_GROUPS, f"{where}.set.{key}", f"a lab may set {', '.join(LAB_GROUPS)}; {group!r} is the "
@@ -128,7 +117,7 @@ def validate_labs(labs: list[LabConfig], human: HumanConfig, web: WebConfig) -> 
                   f"sum to 1, got {total:g}")
         check(not (lab.crawl and lab.reads), f"{where}.reads", "a lab that crawls the web trains on the crawl: drop "
               "reads, or crawl=0")
-        teacher = str(flat_settings(lab.set).get("train.teacher", ""))
+        teacher = str(flatten(lab.set).get("train.teacher", ""))
         if teacher.startswith(TEACHER_PREFIX):
             check(teacher[len(TEACHER_PREFIX):] in names, f"{where}.set.train.teacher",
                   f"{teacher}: no lab is named {teacher[len(TEACHER_PREFIX):]!r}; the labs: {', '.join(names)}")

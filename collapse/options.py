@@ -11,7 +11,7 @@ option modules are imported. Imports nothing of collapse, and no JAX.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,15 @@ def option_name(obj: object) -> str:
         if type(obj) is option.schema:
             return option.name
     raise KeyError(f"{type(obj).__qualname__} is not a registered option")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {dotted key: value}, the keys as the command line writes them (a config's `to_dict`,
+    a lab's `set`, which may mix nested and dotted keys)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

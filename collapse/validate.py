@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collapse.checks import check, finite, non_negative, one_of, positive
 from collapse.errors import ConfigError
-from collapse.config import Config, choices, generation_model, lab_configs, option_name, schedule_name
+from collapse.config import Config, choices, flatten, generation_model, lab_configs, option_name, schedule_name
 from collapse.curation import NoCurateConfig
 from collapse.data import TokenizedConfig
 from collapse.families import AnalyticConfig, TransformerConfig
-from collapse.labs import flat_settings, validate_labs
+from collapse.labs import validate_labs
 from collapse.options import registered
 
 def _chosen(cfg: Config, group: str) -> None:
@@ -36,7 +36,7 @@ def validate(cfg: Config) -> None:
         try:
             _validate_study(lab_cfg, in_ecosystem=True)
         except ConfigError as e:
-            key = f"labs[{i}].set.{e.key}" if e.key in flat_settings(lab.set) else e.key
+            key = f"labs[{i}].set.{e.key}" if e.key in flatten(lab.set) else e.key
             raise ConfigError(key, f"{str(e).split(': ', 1)[-1]} (lab {lab.name})") from None
 
 
