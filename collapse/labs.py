@@ -22,9 +22,10 @@ LAB_GROUPS = ("model", "model_schedule", "train", "sample", "regime", "curate")
 TEACHER_PREFIX = "lab:"  # train.teacher=lab:<name>: another lab's model teaches
 
 
-@dataclass(frozen=True)
+@dataclass
 class LabConfig:
-    """One lab of an ecosystem."""
+    """One lab of an ecosystem (not frozen: a sweep sets one lab's key, `labs.1.crawl=64`, which OmegaConf
+    refuses on a frozen dataclass's node)."""
 
     name: str = ""
     set: dict[str, Any] = field(default_factory=dict)  # its own values: {"model": "small", "train.target": "soft"}

@@ -32,7 +32,7 @@ from collapse.metrics.ecosystem import ALL
 from collapse.run import pools
 from collapse.run.between import between_labs
 from collapse.run.fit import fit
-from collapse.run.measure import keep_finished, record, score
+from collapse.run.measure import Reports, keep_finished, record, score
 from collapse.run.phase import Outputs, phase
 from collapse.run.study import Study, check_same_study, open_study, save_human
 from collapse.run.synthesize import synthesize
@@ -103,23 +103,27 @@ def run(cfg: Config, store: RunDir, on_open: Callable[[RunDir], None] | None = N
             save_human(study)
         log.info("run directory %s | %d labs (%s) x %d generations x %d replicates", store.path, len(eco.names),
                  ", ".join(eco.names), G, cfg.replicates)
-        for g in range(G):
-            t0 = time.perf_counter()
-            drawn = {}
-            for study, lineage in zip(eco.studies, eco.lineages):
-                sets = pools.lab_training_sets(study, g, lineage, eco)
-                model = fit(study, g, sets, lineage, _LabTracker(tracker, study.name))
-                samples = synthesize(study, g, model, lineage)
-                rows = score(study, g, model, lineage, samples)
-                lineage.add(model, samples.kept)
-                record(study, g, rows, _LabTracker(tracker, study.name), time.perf_counter() - t0)
-                drawn[study.name] = samples.drawn
-            eco.web.after_round(g)
-            rows = _round(eco, g, drawn)
-            report.print_generation(g, [row for row in rows if row.get("lab") == ALL], time.perf_counter() - t0,
-                                    f"round of {len(eco.names)} labs")
-            store.rebuild_metrics(upto=g)
-            ecosystem_report.write(store)
+        reports, lab_reports = Reports(store, ecosystem_report.write), [Reports(s.store) for s in eco.studies]
+        with contextlib.ExitStack() as stopping:
+            for each in (reports, *lab_reports):
+                stopping.enter_context(each.on_stop())
+            for g in range(G):
+                t0 = time.perf_counter()
+                drawn = {}
+                for study, lineage, lab_report in zip(eco.studies, eco.lineages, lab_reports):
+                    sets = pools.lab_training_sets(study, g, lineage, eco)
+                    model = fit(study, g, sets, lineage, _LabTracker(tracker, study.name))
+                    samples = synthesize(study, g, model, lineage)
+                    rows = score(study, g, model, lineage, samples)
+                    lineage.add(model, samples.kept)
+                    record(study, g, rows, _LabTracker(tracker, study.name), time.perf_counter() - t0, lab_report)
+                    drawn[study.name] = samples.drawn
+                eco.web.after_round(g)
+                rows = _round(eco, g, drawn)
+                report.print_generation(g, [row for row in rows if row.get("lab") == ALL], time.perf_counter() - t0,
+                                        f"round of {len(eco.names)} labs")
+                store.rebuild_metrics(upto=g)
+                reports.after(g == G - 1)
     return store
 
 

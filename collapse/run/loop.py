@@ -26,7 +26,7 @@ from collapse.config import Config, study_id, to_dict
 from collapse.families import AnalyticConfig
 from collapse.run import analytic, ecosystem, pools
 from collapse.run.fit import fit
-from collapse.run.measure import keep_finished, record, score
+from collapse.run.measure import Reports, keep_finished, record, score
 from collapse.run.study import check_same_study, open_study, save_human
 from collapse.run.synthesize import synthesize
 from collapse.store import RunDir
@@ -59,13 +59,14 @@ def run(cfg: Config, run_dir: str | Path, on_open: Callable[[RunDir], None] | No
         log.info("run directory %s | %d generations x %d replicates | regime=%s | %s, sharded by %s",
                  store.path, study.generations, cfg.replicates, cfg.regime.name, study.device,
                  "replicate" if study.layout.by_replicate or study.layout.n == 1 else "batch")
-        lineage = pools.Lineage()
-        for g in range(study.generations):
-            t0 = time.perf_counter()
-            sets = pools.training_sets(study, g, lineage)
-            model = fit(study, g, sets, lineage, tracker)
-            samples = synthesize(study, g, model, lineage)
-            rows = score(study, g, model, lineage, samples)
-            lineage.add(model, samples.kept)
-            record(study, g, rows, tracker, time.perf_counter() - t0)
+        lineage, reports = pools.Lineage(), Reports(store)
+        with reports.on_stop():
+            for g in range(study.generations):
+                t0 = time.perf_counter()
+                sets = pools.training_sets(study, g, lineage)
+                model = fit(study, g, sets, lineage, tracker)
+                samples = synthesize(study, g, model, lineage)
+                rows = score(study, g, model, lineage, samples)
+                lineage.add(model, samples.kept)
+                record(study, g, rows, tracker, time.perf_counter() - t0, reports)
     return store

@@ -1,11 +1,14 @@
 """A generation's measurements and record (docs/metrics.md): the score phase (`score`: the metric rows of the
 model's own draw, what curation did, the gap to its teacher) and `record` (the tracker, the log line, the run's
-metrics.jsonl, last-seen table and report); and `keep_finished` (a study never shrinks)."""
+metrics.jsonl, last-seen table and, when due, the report); and `keep_finished` (a study never shrinks)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,8 +73,36 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
     return phase(study, g, "score", lambda: store.read_metrics(g, required=True), compute)
 
 
-def record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> None:
-    """Generation g's rows to the tracker and the log; the run's metrics.jsonl, last-seen table and report."""
+REPORT_EVERY_S = 60.0  # mid-run, report.md and its figures are redrawn at most this often
+
+
+class Reports:
+    """When a run (re)writes its report (`write`: report.md and its figures, seconds of drawing): after its last
+    generation, mid-run once `REPORT_EVERY_S` have passed since the last, and when it stops early with
+    generations finished (`on_stop`). metrics.jsonl is rebuilt after every generation regardless."""
+
+    def __init__(self, store: RunDir, write: Callable[[RunDir], object] = report.write):
+        self.store, self.write, self.last = store, write, time.monotonic()
+
+    def after(self, last_generation: bool) -> None:
+        if is_writer() and (last_generation or time.monotonic() - self.last >= REPORT_EVERY_S):
+            self.write(self.store)
+            self.last = time.monotonic()
+
+    @contextlib.contextmanager
+    def on_stop(self):
+        try:
+            yield
+        except BaseException:
+            if is_writer() and self.store.finished_generations():
+                with contextlib.suppress(Exception):  # the report of what finished; the error is what matters
+                    self.write(self.store)
+            raise
+
+
+def record(study: Study, g: int, rows: list[dict], tracker, seconds: float, reports: Reports) -> None:
+    """Generation g's rows to the tracker and the log; the run's metrics.jsonl, last-seen table and (when due,
+    `Reports`) its report."""
     tracker.metrics(g, rows)
     loaded = [p for p in PHASES if (g, p) in study.loaded]
     report.print_generation(g, rows, seconds, f"{', '.join(loaded)} loaded from {study.store.path.name}"
@@ -83,4 +114,4 @@ def record(study: Study, g: int, rows: list[dict], tracker, seconds: float) -> N
     counts_GRV = np.stack([[load_array(store.array(j, r, "token_counts")) for r in range(study.replicates)]
                            for j in range(g + 1)])
     save_array(store.last_seen, tails.last_seen(counts_GRV))
-    report.write(store)
+    reports.after(g == study.generations - 1)
