@@ -21,7 +21,9 @@ replicates where every replicate drew its own human data; seeds where replicates
 Incomplete runs (failed, stopped or still running) are listed with the generations they finished and why
 they stopped where known; they contribute their finished generations, or nothing with `--complete-only`.
 Directories without a readable config.json are skipped with a note. An ecosystem's labs (`labs/<name>/`) are
-runs whose condition includes the lab (its name, what it reads, crawls and posts).
+runs whose condition includes the lab (its name, what it reads, crawls and posts) and the ecosystem (how many
+labs, how they share the human data, the web); the ecosystem's own rows
+(between labs, and of the whole) are a run whose lab is "*".
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collapse import comparison, quote, report, summary
 from collapse.pooling import Options, load_options
 from collapse.errors import ConfigError, DataError
 from collapse.files import load_json
+from collapse.metrics.ecosystem import ALL as ECOSYSTEM
 from collapse.store import RunDir
 
 log = logging.getLogger("collapse")
@@ -59,8 +62,9 @@ def run_configs(runs: list[Path], where: dict[str, str] | None = None) -> dict[P
     for run in runs:
         try:
             cfg = load_json(run / "config.json")
-            if cfg.get("labs"):  # an ecosystem: its rows mix its labs, each of which is a run (labs/<name>/)
-                log.info("%s: an ecosystem; its labs are compared as runs of their own", run)
+            if cfg.get("labs"):  # an ecosystem: each lab is a run (labs/<name>/); the ecosystem's own rows, a
+                configs[run] = {**cfg, "lab": {"name": ECOSYSTEM}, "ecosystem": _ecosystem(cfg),  # run of lab "*"
+                                "labs": {lab["name"]: {k: v for k, v in lab.items() if k != "name"} for lab in cfg["labs"]}}
                 continue
             configs[run] = {**cfg, **_lab(run)}
         except DataError as e:
@@ -77,8 +81,16 @@ def _lab(run: Path) -> dict:
     eco = run.parent.parent / "config.json"
     if run.parent.name != "labs" or not eco.exists():
         return {}
-    lab = next(lab for lab in load_json(eco)["labs"] if lab["name"] == run.name)
-    return {"lab": {key: value for key, value in lab.items() if key != "set"}}
+    eco = load_json(eco)
+    lab = next(lab for lab in eco["labs"] if lab["name"] == run.name)
+    return {"lab": {key: value for key, value in lab.items() if key != "set"}, "ecosystem": _ecosystem(eco)}
+
+
+def _ecosystem(cfg: dict) -> dict:
+    """What a lab's own config.json does not say of the ecosystem it is part of: how many labs share the human
+    data, and how (so that lab a of 2 labs and lab a of 4 are different conditions)."""
+    return {"labs": len(cfg["labs"]), **{f"human.{k}": v for k, v in cfg.get("human", {}).items()},
+            **{f"web.{k}": v for k, v in cfg.get("web", {}).items()}}
 
 
 def compare(runs: list[Path], out: Path, options: Options | None = None) -> Path:

@@ -8,15 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from collapse.files import atomic_write, load_json
+from collapse.labs import EVERY_LAB
 from collapse.metrics.ecosystem import ALL
 from collapse.report import SHOWN
 from collapse.stats import aggregate, mean_ci
 from collapse.store import RunDir
 from collapse.tables import ci_cell, markdown_table, shown_generations, table
 
-BETWEEN = ("homogenisation_js", "kl_true_mixture", "union_distinct_2", "union_tail_mass_ratio", "web_synthetic_share",
-           "web_mean_depth")
-PAIR = ("js_pair", "kl_pair_ab", "kl_pair_ba", "cross_ppl_ab", "cross_ppl_ba", "bigram_overlap")
+BETWEEN = ("homogenisation_js", "labs_mean_kl_true", "kl_true_mixture", "labs_mean_ppl_human_test", "union_distinct_2",
+           "union_tail_mass_ratio", "web_synthetic_share", "web_mean_depth")
+PAIR = ("js_pair", "kl_pair_ab", "kl_pair_ba", "cross_ppl_ab", "cross_ppl_ba", "bigram_overlap", "private_gain_ab",
+        "private_gain_ba")
 
 
 def _who(lab: dict) -> str:
@@ -26,7 +28,8 @@ def _who(lab: dict) -> str:
         parts.append(f"crawls {lab['crawl']} rows of the web")
     else:
         reads = lab.get("reads") or {lab["name"]: 1.0}
-        parts.append("reads " + ", ".join(f"{name} {w:g}" for name, w in reads.items()))
+        parts.append("reads " + ", ".join(f"{'every lab' if name == EVERY_LAB else name} {w:g}"
+                                          for name, w in reads.items()))
     if lab.get("post_fraction"):
         parts.append(f"posts {lab['post_fraction']:g} of its samples")
     return "; ".join(parts)

@@ -4,7 +4,8 @@ A lab is a lineage with a name and its own values of the groups a lab may differ
 model schedule, training, sampling, curation, regime), written as a config's keys are on the command line
 (`set: {model: small, sample.temperature: 0.9, train.teacher: "lab:a"}`: a group alone chooses its option, a
 dotted key sets a value). The study's data, seed, replicates, generations and metrics are every lab's. Who
-learns from whom: `reads` (lab -> share of its synthetic intake, the rows of W), `crawl` (rows taken from the
+learns from whom: `reads` (lab -> share of its synthetic intake, the rows of W; `all` spreads a share over every
+lab), `crawl` (rows taken from the
 web each round) and `post_fraction` (the share of its samples it posts to the web). `human.shared_fraction` of
 the human train split is every lab's; the rest is split into one private segment per lab. No JAX.
 """
@@ -20,6 +21,7 @@ from collapse.options import flatten, lookup
 
 LAB_GROUPS = ("model", "model_schedule", "train", "sample", "regime", "curate")
 TEACHER_PREFIX = "lab:"  # train.teacher=lab:<name>: another lab's model teaches
+EVERY_LAB = "all"  # reads: {all: 1.0}: a share spread evenly over every lab, itself included (no lab is named so)
 
 
 @dataclass
@@ -29,7 +31,7 @@ class LabConfig:
 
     name: str = ""
     set: dict[str, Any] = field(default_factory=dict)  # its own values: {"model": "small", "train.target": "soft"}
-    reads: dict[str, float] = field(default_factory=dict)  # {lab: share of its synthetic rows}; empty: its own
+    reads: dict[str, float] = field(default_factory=dict)  # {lab or "all": share of its synthetic rows}; empty: its own
     post_fraction: float = 0.0  # share of each generation's samples it posts to the web
     crawl: int = 0  # rows it trains on, drawn from the web as of the previous round (0: it does not crawl)
 
@@ -45,7 +47,16 @@ class HumanConfig:
 class WebConfig:
     """The web: the shared human data, new human text and what the labs post; read by the labs that crawl."""
 
-    human_rows: int = 0  # new human rows that join the web each round (the grammar draws them from the truth)
+    human_rows: int = 0  # new human rows that join the web each round (grammar: truth draws; text: the fresh reserve)
+
+
+def w_row(lab: LabConfig, names: list[str]) -> dict[str, float]:
+    """The lab's row of W, {source lab: share}: its `reads` with a share of `EVERY_LAB` spread evenly over every
+    lab (added to any share named), or its own samples alone when it reads nothing."""
+    if not lab.reads:
+        return {lab.name: 1.0}
+    every = lab.reads.get(EVERY_LAB, 0.0) / len(names)
+    return {name: lab.reads.get(name, 0.0) + every for name in names}
 
 
 def resolve(cfg_dict: dict[str, Any], lab: LabConfig, where: str) -> dict[str, Any]:
@@ -107,10 +118,12 @@ def validate_labs(labs: list[LabConfig], human: HumanConfig, web: WebConfig) -> 
         check(bool(lab.name) and lab.name.replace("_", "").isalnum(), f"{where}.name",
               f"a lab needs a name of letters, digits and _, got {lab.name!r}")
         check(lab.name not in names[:i], f"{where}.name", f"{lab.name!r} names two labs")
+        check(lab.name != EVERY_LAB, f"{where}.name", f"{EVERY_LAB!r} means every lab in reads: name the lab otherwise")
         fraction(lab.post_fraction, f"{where}.post_fraction")
         non_negative(lab, where, "crawl")
         for source, w in lab.reads.items():
-            check(source in names, f"{where}.reads.{source}", f"no lab is named {source!r}; the labs: {', '.join(names)}")
+            check(source in names or source == EVERY_LAB, f"{where}.reads.{source}",
+                  f"no lab is named {source!r}; the labs: {', '.join(names)} (or {EVERY_LAB!r}: every lab)")
             check(math.isfinite(w) and w >= 0, f"{where}.reads.{source}", f"must be a share >= 0, got {w}")
         if lab.reads:
             total = sum(lab.reads.values())

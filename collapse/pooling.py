@@ -164,11 +164,12 @@ class Comparison:
         self.names = sorted({m for agg in self.aggs.values() for m in agg}, key=report.sort_key)
 
     def table(self, name: str, gens: list[int]) -> str:
-        """Mean ± 95 % t-interval of metric `name` per condition at generations `gens` (those it has)."""
+        """Mean ± 95 % t-interval of metric `name` per condition at generations `gens` (those it has), for the
+        conditions that have it (an ecosystem's labs have no between-lab metric, its own rows no lab's)."""
         gens = [g for g in gens if any(g in agg.get(name, {}) for agg in self.aggs.values())]
         body = [[self.labels[key], str(self.n[key]),
                  *(cell(agg[name][g], self.n[key]) if g in agg.get(name, {}) else "" for g in gens)]
-                for key, agg in self.aggs.items()]
+                for key, agg in self.aggs.items() if agg.get(name)]
         return markdown_table(["condition", "n", *(f"gen {g}" for g in gens)], body)
 
     def last_values(self, name: str, g: int) -> dict[str, list[float]]:

@@ -50,11 +50,11 @@ def sort_key(name: str) -> tuple:
     return (name not in SHOWN, SHOWN.index(name) if name in SHOWN else 0, name)
 
 
-def print_generation(g: int, rows: list[dict], seconds: float, note: str = "") -> None:
-    """One log line: the `SHOWN` metrics of generation g, or all of them if none is (analytic families), the
+def print_generation(g: int, rows: list[dict], seconds: float, note: str = "", shown: tuple[str, ...] = SHOWN) -> None:
+    """One log line: the `shown` metrics of generation g, or all of them if none is (analytic families), the
     seconds it took and a `note` (e.g. which phases were loaded from the run directory rather than run)."""
     agg = aggregate(rows)
-    names = [name for name in SHOWN if name in agg] or sorted(agg, key=sort_key)
+    names = [name for name in shown if name in agg] or sorted(agg, key=sort_key)
     parts = [f"{name} {np.mean(agg[name][g]):.4g}" for name in names if g in agg[name]]
     log.info("gen %d | %s | %.1fs%s", g, " | ".join(parts), seconds, f" ({note})" if note else "")
 

@@ -126,11 +126,22 @@ def run_rows(store: RunDir, cfg: dict, name: str, values: dict[str, str]) -> lis
         finished = store.finished_generations()
         reason = "" if len(finished) >= cfg["generations"] else why_incomplete(store, cfg, finished)
         rows = [r for r in store.read_metrics() if r["generation"] in set(finished)]
+        if cfg.get("labs"):
+            rows = between_rows(rows, len(cfg["labs"]))
     except DataError as e:
         finished, reason, rows = [], str(e), []
     run = {"run": name, **values, "seed": cfg["seed"], "shared_human_data": shared_human_data(cfg),
            "planned_generations": cfg["generations"], "finished_generations": len(finished), "incomplete": reason}
     return [{**run, **{k: r[k] for k in ROW_FIELDS}} for r in rows] or [{**run, **dict.fromkeys(ROW_FIELDS)}]
+
+
+def between_rows(rows: list[dict], labs: int) -> list[dict]:
+    """An ecosystem's own rows of its metrics.jsonl (the labs' are their runs'): the whole's, and every pair's
+    with the pair in the metric's name (`js_pair[a|b]`) where there are several pairs."""
+    from collapse.metrics.ecosystem import ALL
+
+    named = lambda r: r if r["lab"] == ALL or labs == 2 else {**r, "metric": f"{r['metric']}[{r['lab']}]"}  # noqa: E731
+    return [named(r) for r in rows if r["lab"] == ALL or "|" in r["lab"]]
 
 
 def collect(configs: dict[Path, dict]) -> tuple[list[dict], list[str]]:

@@ -6,19 +6,28 @@ import dataclasses
 import json
 import shutil
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from collapse import lineage
 from collapse.config import TrainConfig
+from collapse.data import GrammarConfig, TextConfig, grammar
+from collapse.data.grammar import true_logprob
 from collapse.data.human import Seat
 from collapse.errors import ConfigError
-from collapse.labs import HumanConfig, LabConfig, WebConfig
+from collapse.labs import HumanConfig, LabConfig, WebConfig, w_row
 from collapse.metrics import ecosystem
-from collapse.run import loop
+from collapse.model import with_bos
+from collapse.run import fit, loop
+from collapse.run.ecosystem import Ecosystem
 from collapse.run.pools import allocate
+from collapse.run.study import load_humans
+from collapse.store import RunDir
 from collapse.validate import validate
-from tests.helpers import assert_same, outputs, tiny_config
+from tests.helpers import assert_same, outputs, tiny_config, write_corpus
 
 # a posts a quarter of its samples and reads only itself; b reads half a, half itself, and distils a's model;
 # c trains on a crawl of the web (half the human train split, 8 new human rows a round, a's posts)
@@ -39,11 +48,22 @@ def _value(rows, metric):
     return value
 
 
+TAUGHT = {}  # (lab, generation) -> the teacher its training received, recorded by the eco fixture
+
+
 @pytest.fixture(scope="module")
 def eco(tmp_path_factory):
     path = tmp_path_factory.mktemp("eco") / "run"
     cfg = tiny_config(labs=LABS, human=HumanConfig(shared_fraction=0.5), web=WebConfig(human_rows=8))
-    loop.run(cfg, path)
+    train = fit._train
+
+    def recording(study, g, data_RNT, init, tracker, teacher=None):
+        TAUGHT[study.store.path.name, g] = teacher
+        return train(study, g, data_RNT, init, tracker, teacher)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fit, "_train", recording)
+        loop.run(cfg, path)
     return cfg, path
 
 
@@ -62,6 +82,14 @@ def test_human_segments_are_shared_and_private():
         assert list(rows[:SHARED]) == list(range(SHARED)) and len(rows) == SHARED + size
     private = np.concatenate([rows[SHARED:] for rows in seats])
     assert sorted(private) == list(range(SHARED, N_TRAIN))  # disjoint, and together the rest
+
+
+def test_a_share_of_every_lab_is_spread_evenly():
+    names = ["a", "b", "c", "d"]
+    assert w_row(LabConfig("b", reads={"all": 1.0}), names) == {n: 0.25 for n in names}
+    assert w_row(LabConfig("b", reads={"all": 0.5, "b": 0.5}), names) == {"a": 0.125, "b": 0.625, "c": 0.125, "d": 0.125}
+    assert w_row(LabConfig("b"), names) == {"b": 1.0}
+    validate(tiny_config(labs=[LabConfig(n, reads={"all": 1.0}) for n in names], human=HumanConfig(shared_fraction=0.0)))
 
 
 def test_allocate_splits_a_budget_exactly():
@@ -90,6 +118,24 @@ def test_each_lab_trains_on_what_it_reads(eco):
         _value(_rows(path / "labs" / "b", 1), "kl_true") - _value(_rows(path / "labs" / "a", 0), "kl_true"))
 
 
+def test_the_rival_teacher_is_the_other_labs_model(eco):
+    """b's generation 1 learns the next-token distributions of a's generation-0 model as a saved it — not of b's
+    own generation 0 — on the rows b trains on: the teacher's logits are a's, to the last bit."""
+    _, path = eco
+    teacher = TAUGHT["b", 1]
+    assert teacher is not None and teacher.soft_RN.all() and TAUGHT["a", 1] is None  # a trains on tokens
+    saved = {lab: RunDir(path / "labs" / lab).load_params(0, teacher.params) for lab in "ab"}
+    tokens_BT = np.load(RunDir(path / "labs" / "a").array(0, 0, "samples"))[:4]  # rows b reads from a
+
+    def logits(params_R):
+        model = nnx.merge(teacher.graphdef, jax.tree.map(lambda x: x[0], params_R))
+        return np.asarray(model(with_bos(jnp.asarray(tokens_BT), model.bos)))
+
+    taught = logits(teacher.params)
+    np.testing.assert_array_equal(taught, logits(saved["a"]))
+    assert np.abs(taught - logits(saved["b"])).max() > 0.1  # b's own model would have taught something else
+
+
 def test_the_chain_of_an_example_crosses_labs(eco):
     _, path = eco
     origins = np.load(path / "labs" / "b" / "gen_001" / "rep_00" / "train_lab.npy")
@@ -109,6 +155,9 @@ def test_between_lab_rows_keep_their_identities(eco):
             pair_rows = _rows(path, g, pair)
             assert min(_value(pair_rows, m) for m in ("kl_pair_ab", "kl_pair_ba", "js_pair")) >= 0
             assert 0 <= _value(pair_rows, "bigram_overlap") <= 1
+            assert {"private_gain_ab", "private_gain_ba"} <= {row["metric"] for row in pair_rows}
+        assert _value(whole, "labs_mean_kl_true") == pytest.approx(
+            np.mean([_value(_rows(path, g, lab), "kl_true") for lab in "abc"]), rel=1e-12)
         # Jensen: the mixture's KL from the truth is at most the labs' mean KL (same test rows, same positions)
         mean_kl = np.mean([_value(_rows(path, g, lab), "kl_true") for lab in "abc"])
         assert _value(whole, "kl_true_mixture") <= mean_kl + 1e-6
@@ -122,6 +171,17 @@ def test_measures_of_identical_labs():
     lp = np.random.default_rng(1).normal(-20, 2, 50)
     truth = lp + 3.0
     assert ecosystem.mixture_kl(truth, np.stack([lp, lp]), 12) == pytest.approx(3.0 / 12)
+
+
+def test_the_private_gain_of_a_perfect_model_is_zero():
+    """Null test: the truth scores an independent draw as it scores the test split — the gain is 0 within four
+    standard errors (two independent samples of per-sequence log-probabilities, 8 pairs of draws)."""
+    truth = grammar.make_grammar(GrammarConfig(vocab_size=64, n_states=8, seq_len=16))
+    for i in range(8):
+        test, private = (np.asarray(true_logprob(truth, grammar.sample(truth, jax.random.key(2 * i + j), 400, 16)))
+                         for j in range(2))
+        se = np.sqrt(test.var(ddof=1) / len(test) + private.var(ddof=1) / len(private)) / 16
+        assert abs(ecosystem.private_gain(test, private, 16)) < 4 * se
 
 
 def test_an_interrupted_ecosystem_resumes_to_the_same_numbers(eco, tmp_path):
@@ -138,6 +198,7 @@ def test_an_interrupted_ecosystem_resumes_to_the_same_numbers(eco, tmp_path):
 
 @pytest.mark.parametrize("labs, human, web, key", [
     ([LabConfig("a"), LabConfig("a")], HumanConfig(), WebConfig(), "labs[1].name"),
+    ([LabConfig("all")], HumanConfig(), WebConfig(), "labs[0].name"),
     ([LabConfig("a", reads={"a": 0.5, "b": 0.4}), LabConfig("b")], HumanConfig(), WebConfig(), "labs[0].reads"),
     ([LabConfig("a", reads={"z": 1.0})], HumanConfig(), WebConfig(), "labs[0].reads.z"),
     ([LabConfig("a", crawl=8, reads={"a": 1.0})], HumanConfig(), WebConfig(), "labs[0].reads"),
@@ -161,6 +222,13 @@ def test_a_lab_without_human_data_is_refused_before_anything_is_written(tmp_path
     assert e.value.key == "human.shared_fraction" and not (tmp_path / "run").exists()
 
 
+def test_a_crawling_lab_whose_regime_would_be_ignored_is_refused(tmp_path):
+    labs = [LabConfig("a", post_fraction=0.5), LabConfig("b", crawl=32, set={"regime": "mix"})]
+    with pytest.raises(ConfigError, match="regime=mix would be ignored") as e:
+        loop.run(tiny_config(labs=labs), tmp_path / "run")
+    assert e.value.key == "labs[1].crawl" and not (tmp_path / "run").exists()
+
+
 def test_a_lab_teacher_outside_an_ecosystem_is_refused():
     with pytest.raises(ConfigError) as e:
         validate(tiny_config(train=TrainConfig(batch_size=16, target="soft", teacher="lab:a")))
@@ -173,3 +241,43 @@ def test_the_single_lab_config_is_unchanged():
     d = to_dict(tiny_config())
     assert not {"labs", "human", "web"} & d.keys()
     assert study_id(tiny_config()) == study_id(tiny_config(labs=[]))
+
+
+def test_the_web_takes_new_human_text_from_the_fresh_reserve(tmp_path):
+    """On text, round t's new web rows are rows t·h .. (t+1)·h of the whole fresh reserve; a reserve too small
+    for every round, or one a lab's regime.fresh also takes, is refused before anything is written."""
+    data = TextConfig(path=write_corpus(tmp_path / "corpus.txt"), seq_len=16, fresh_fraction=0.3)
+    labs = [LabConfig("a", post_fraction=0.5), LabConfig("b", crawl=32)]
+    cfg = tiny_config(data=data, labs=labs, human=HumanConfig(shared_fraction=0.5), web=WebConfig(human_rows=4))
+    eco = Ecosystem(cfg, RunDir(tmp_path / "run"))
+    eco.open()
+    reserve = load_humans(dataclasses.replace(cfg, labs=[], human=HumanConfig(), web=WebConfig()),
+                          RunDir(tmp_path / "probe"))[0].fresh
+    assert len(reserve) >= 8
+    np.testing.assert_array_equal(eco.web._new_human(0, 1), reserve[4:8])
+    too_many = dataclasses.replace(cfg, web=WebConfig(human_rows=len(reserve) // cfg.generations + 1))
+    fresh_lab = dataclasses.replace(cfg, labs=[LabConfig("a", post_fraction=0.5, set={"regime": "mix",
+                                                                                      "regime.fresh": True}), labs[1]])
+    for bad, match in ((too_many, "the fresh reserve holds"), (fresh_lab, "lab a's regime.fresh")):
+        with pytest.raises(ConfigError, match=match) as e:
+            loop.run(bad, tmp_path / "refused")
+        assert e.value.key == "web.human_rows" and not (tmp_path / "refused").exists()
+
+
+def test_a_comparison_holds_the_labs_and_the_ecosystems_own_rows(eco, tmp_path):
+    """collapse-report: each lab a condition of its own (its name, its intake and the ecosystem it is part of), and
+    the ecosystem's rows a condition whose lab is "*", the pairs' metrics named by their pair (three labs)."""
+    from collapse import compare, summary
+
+    _, path = eco
+    compare.compare(compare.find_runs([path]), tmp_path)
+    rows, _ = summary.read_csv(tmp_path / "summary.csv")
+    by_lab = {}
+    for row in rows:
+        by_lab.setdefault(row["lab.name"], set()).add(row["metric"])
+    assert set(by_lab) == {"a", "b", "c", "*"}
+    assert {"homogenisation_js", "labs_mean_kl_true", "js_pair[a|b]", "private_gain_ab[b|c]"} <= by_lab["*"]
+    assert "kl_true" in by_lab["a"] and "homogenisation_js" not in by_lab["a"] and "kl_true" not in by_lab["*"]
+    configs = compare.run_configs(compare.find_runs([path]))
+    assert configs[(path / "labs" / "a").resolve()]["ecosystem"] == {"labs": 3, "human.shared_fraction": 0.5,
+                                                                     "web.human_rows": 8}

@@ -16,6 +16,7 @@ class Family:
     rank: int  # its place in a report (families ordered by rank)
     patterns: tuple[str, ...]  # the metric names it holds (fnmatch)
     headline: tuple[str, ...] = ()  # candidates for a comparison's headline figure, in order of preference
+    prefixes: tuple[str, ...] = ()  # names that start so are its own, whatever follows (union_distinct_2)
 
 
 OTHER = Family("other", "Other metrics", 99, ("*",))
@@ -35,8 +36,11 @@ def declared() -> dict[str, Family]:
 
 
 def family_of(name: str) -> str:
-    """The key of the family that declares metric `name`: the one whose matching pattern is the most specific
-    (the longest: `survival_*_true` before `survival_*`), else "other"."""
+    """The key of the family that declares metric `name`: one whose prefix it starts with, else the one whose
+    matching pattern is the most specific (the longest: `survival_*_true` before `survival_*`), else "other"."""
+    for family in declared().values():
+        if name.startswith(family.prefixes or "\0"):
+            return family.key
     best, length = OTHER.key, -1
     for family in declared().values():
         for pattern in family.patterns:

@@ -1,5 +1,6 @@
 """A round's measurements between labs (collapse.metrics.ecosystem defines them): every pair's homogenisation on
-the human test split's contexts, cross-perplexity and bigram overlap; the ecosystem's mixture KL to the truth,
+the human test split's contexts, cross-perplexity, bigram overlap and each one's gain on the other's private
+human rows; the ecosystem's mixture KL to the truth,
 the diversity and tails of the labs' samples pooled, and the web's composition."""
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def between_labs(eco, g: int, drawn: dict[str, list[np.ndarray]]) -> dict[tuple[
     R, P, T = first.replicates, first.P, first.humans[0].test.shape[1]
     test_RMT = np.stack([h.test for h in first.humans])
     models = {s.name: lineage.newest for s, lineage in zip(studies, eco.lineages)}
+    test_lp = {name: m.family.logprob(m.params, test_RMT) for name, m in models.items()}  # [R, M] each
+    private = {s.name: _private(s) for s in studies}
     out: dict[tuple[str, str | None], list[dict]] = {}
     js_R = []
     for a, b in itertools.combinations([s.name for s in studies], 2):
@@ -35,6 +38,12 @@ def between_labs(eco, g: int, drawn: dict[str, list[np.ndarray]]) -> dict[tuple[
                         "cross_ppl_ba": perplexity.perplexity(ba_RN[r], T - P),
                         "bigram_overlap": ecosystem.bigram_overlap(a_RNT[r, :, P:], b_RNT[r, :, P:], V)}
                        for r in range(R)]
+        for x, y, m in ((a, b, ma), (b, a, mb)):  # x's model on y's private rows
+            if private[y] is not None:
+                lp_RN = m.family.logprob(m.params, private[y])
+                for r in range(R):
+                    out[(a, b)][r][f"private_gain_{'ab' if x == a else 'ba'}"] = ecosystem.private_gain(
+                        test_lp[x][r], lp_RN[r], T)
         js_R.append(div_R3[:, 2])
     whole = [{} for _ in range(R)]
     if js_R:
@@ -43,7 +52,7 @@ def between_labs(eco, g: int, drawn: dict[str, list[np.ndarray]]) -> dict[tuple[
     if first.humans[0].truth is not None:
         from collapse.data.grammar import true_logprob
 
-        lp_KRM = np.stack([m.family.logprob(m.params, test_RMT) for m in models.values()])
+        lp_KRM = np.stack(list(test_lp.values()))
         for r, human in enumerate(first.humans):
             whole[r]["kl_true_mixture"] = ecosystem.mixture_kl(true_logprob(human.truth, human.test), lp_KRM[:, r], T)
     for r, (human, ref) in enumerate(zip(first.humans, first.refs)):
@@ -57,6 +66,12 @@ def between_labs(eco, g: int, drawn: dict[str, list[np.ndarray]]) -> dict[tuple[
                             web_mean_depth=web["mean_depth"])
     out[(ecosystem.ALL, None)] = whole
     return out
+
+
+def _private(study) -> np.ndarray | None:
+    """The lab's own segment of the human train split `[R, N, T]` (None: every row is shared)."""
+    rows = [h.train[h.shared:] for h in study.humans]
+    return np.stack(rows) if len(rows[0]) else None
 
 
 def pooled(corpora: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

@@ -27,8 +27,9 @@ import numpy as np
 from collapse import ecosystem_report, report
 from collapse.config import Config, lab_configs, study_id, to_dict
 from collapse.data.human import Seat
+from collapse.labs import w_row
 from collapse.files import metric_row, save_json
-from collapse.metrics.ecosystem import ALL
+from collapse.metrics.ecosystem import ALL, labs_mean
 from collapse.run import pools
 from collapse.run.between import between_labs
 from collapse.run.fit import fit
@@ -71,7 +72,7 @@ class Ecosystem:
 
     def reads(self, name: str) -> dict[str, float]:
         """Lab `name`'s row of W: {source lab: share of its synthetic rows}; its own samples alone by default."""
-        return self.cfg.labs[self.index[name]].reads or {name: 1.0}
+        return w_row(self.cfg.labs[self.index[name]], self.names)
 
     def crawls(self, name: str) -> bool:
         return self.cfg.labs[self.index[name]].crawl > 0
@@ -121,7 +122,7 @@ def run(cfg: Config, store: RunDir, on_open: Callable[[RunDir], None] | None = N
                 eco.web.after_round(g)
                 rows = _round(eco, g, drawn)
                 report.print_generation(g, [row for row in rows if row.get("lab") == ALL], time.perf_counter() - t0,
-                                        f"round of {len(eco.names)} labs")
+                                        f"round of {len(eco.names)} labs", ecosystem_report.BETWEEN)
                 store.rebuild_metrics(upto=g)
                 reports.after(g == G - 1)
     return store
@@ -134,7 +135,10 @@ def _round(eco: Ecosystem, g: int, drawn: dict[str, list[np.ndarray]]) -> list[d
 
     def compute(out: Outputs):
         rows = [{**row, "lab": s.name} for s in eco.studies for row in s.store.read_metrics(g, required=True)]
-        for (a, b), values in between_labs(eco, g, drawn).items():
+        between = between_labs(eco, g, drawn)
+        for r, means in labs_mean(rows).items():
+            between[ALL, None][r] = {**means, **between[ALL, None][r]}
+        for (a, b), values in between.items():
             lab = ALL if b is None else f"{a}|{b}"
             rows += [{**metric_row(g, r, name, v, cfg.seed), "lab": lab} for r, named in enumerate(values)
                      for name, v in named.items()]

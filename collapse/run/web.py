@@ -2,7 +2,8 @@
 
 Before round 0 it holds the human train rows every lab shares (`human.shared_fraction`); after round t it also
 holds `web.human_rows` new human rows of that round (the grammar draws them from the truth, key
-fold_in(fold_in(fold_in(human_key(seed), r), WEB), t)) and what each lab posted: the first round(post_fraction ·
+fold_in(fold_in(fold_in(human_key(seed), r), WEB), t); on text they are the next rows of the fresh reserve, the
+`data.fresh_fraction` split, which then feeds the web and no lab's `regime.fresh`) and what each lab posted: the first round(post_fraction ·
 n) of its generation-t samples (a corpus's rows are exchangeable). A lab that crawls trains generation g on
 `crawl` rows drawn uniformly from the web as of round g - 1 (key: the lab's, g, replicate, REGIME), so its
 human share falls as the labs post. A function of the labs' samples, rebuilt round by round on resume.
@@ -16,6 +17,7 @@ import jax
 import numpy as np
 
 from collapse.errors import ConfigError
+from collapse.options import option_name
 from collapse.regimes import TrainingSet
 from collapse.rng import Phase, human_key, numpy_rng
 
@@ -44,10 +46,39 @@ class Web:
         return any(lab.crawl or lab.post_fraction for lab in self.eco.cfg.labs)
 
     def check(self) -> None:
-        """Refuse, before any compute, a web whose human rows this data cannot supply."""
-        cfg = self.eco.cfg
-        if cfg.web.human_rows and not cfg.data.has_truth:
-            raise ConfigError("web.human_rows", "new human text for the web is drawn from the truth: data=grammar")
+        """Refuse, before any compute, a crawling lab whose regime would be ignored (it trains on the crawl
+        alone), and a web whose human rows this data cannot supply: on text, more than the fresh reserve holds
+        over the rounds, or a reserve that a lab's `regime.fresh` also takes."""
+        cfg, need = self.eco.cfg, self.eco.cfg.web.human_rows * self.eco.cfg.generations
+        for k, (lab, study) in enumerate(zip(cfg.labs, self.eco.studies)):
+            regime = option_name(study.cfg.regime)
+            if lab.crawl and regime != "replace":
+                raise ConfigError(f"labs[{k}].crawl", f"lab {lab.name} trains on its crawl of the web alone, so its "
+                                  f"regime={regime} would be ignored: regime=replace for it, or crawl=0")
+        if not need or cfg.data.has_truth:
+            return
+        for name, study in zip(self.eco.names, self.eco.studies):
+            if study.cfg.regime.fresh_per_generation(study.n_train):
+                raise ConfigError("web.human_rows", f"on text the fresh reserve feeds the web, and lab {name}'s "
+                                  "regime.fresh takes it too: set one of them")
+        if need > len(self._reserve(0)):
+            raise ConfigError("web.human_rows", f"{cfg.web.human_rows} rows a round x {cfg.generations} rounds = "
+                              f"{need} new human rows, but the fresh reserve holds {len(self._reserve(0))}: "
+                              "raise data.fresh_fraction or lower web.human_rows")
+
+    def _reserve(self, r: int) -> np.ndarray:
+        """Replicate r's fresh reserve of text, whole: the labs' parts of it in lab order."""
+        return np.concatenate([study.humans[r].fresh for study in self.eco.studies])
+
+    def _new_human(self, r: int, t: int) -> np.ndarray:
+        """Round t's `web.human_rows` new human rows of replicate r."""
+        cfg, human, n = self.eco.cfg, self.eco.studies[0].humans[r], self.eco.cfg.web.human_rows
+        if human.truth is None:
+            return self._reserve(r)[t * n:(t + 1) * n]
+        from collapse.data import grammar
+
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(human_key(cfg.seed), r), WEB), t)
+        return np.asarray(grammar.sample(human.truth, key, n, cfg.data.seq_len))
 
     def _start(self) -> None:
         for human in self.eco.studies[0].humans:  # a lab's first `shared` train rows are every lab's
@@ -63,12 +94,8 @@ class Web:
         cfg = self.eco.cfg
         for r, parts in enumerate(self.parts):
             if cfg.web.human_rows:
-                human = self.eco.studies[0].humans[r]
-                key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(human_key(cfg.seed), r), WEB), t)
-                from collapse.data import grammar
-
-                tokens = np.asarray(grammar.sample(human.truth, key, cfg.web.human_rows, cfg.data.seq_len))
-                offset = len(human.train) + t * cfg.web.human_rows  # new human rows are numbered after the train split
+                tokens = self._new_human(r, t)
+                offset = len(self.eco.studies[0].humans[r].train) + t * cfg.web.human_rows  # numbered after the train split
                 parts.append(Part(tokens, np.full(len(tokens), -1, np.int32), np.full(len(tokens), -1, np.int32),
                                   offset + np.arange(len(tokens), dtype=np.int64)))
                 self.rounds[r].append(t)
