@@ -164,6 +164,20 @@ def test_between_lab_rows_keep_their_identities(eco):
     assert "## The ecosystem" in (path / "report.md").read_text()
 
 
+def test_isolated_labs_do_not_homogenise(tmp_path):
+    """Null test: two labs of one config on disjoint human data, reading only themselves, drift apart on their
+    own; their divergence does not fall over the rounds beyond four standard errors of its change across
+    replicates (each replicate its own human data). Homogenisation needs reads, a web or a shared teacher."""
+    R = 6
+    cfg = tiny_config(labs=[LabConfig("a"), LabConfig("b")], human=HumanConfig(shared_fraction=0.0), replicates=R,
+                      generations=3)
+    loop.run(cfg, tmp_path / "run")
+    js = {(g, r["replicate"]): r["value"] for g in (0, 2) for r in _rows(tmp_path / "run", g, "a|b")
+          if r["metric"] == "js_pair"}
+    change_R = np.array([js[2, r] - js[0, r] for r in range(R)])
+    assert change_R.mean() > -4 * change_R.std(ddof=1) / np.sqrt(R)
+
+
 def test_measures_of_identical_labs():
     """Two copies of one model: no divergence, full overlap, and the mixture is the model itself."""
     x = np.random.default_rng(0).integers(0, 8, (20, 12))
