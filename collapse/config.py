@@ -196,10 +196,14 @@ LATER_KEYS = {"labs": [], "human": dataclasses.asdict(HumanConfig()), "web": dat
 
 def to_dict(cfg: Config) -> dict[str, Any]:
     """Plain JSON-able dict; each group carries its option name under `_option` (`LATER_GROUPS` at their
-    default option and `LATER_KEYS` at their defaults left out)."""
+    default option, `LATER_KEYS` and an option's own `LATER` keys at their defaults left out, so a study
+    written before they existed keeps its config.json and study id)."""
     out = dataclasses.asdict(cfg)
     for group in GROUPS:
         out[group] = {"_option": option_name(getattr(cfg, group)), **out[group]}
+        for key, default in getattr(getattr(cfg, group), "LATER", {}).items():  # an option's later keys
+            if out[group][key] == default:
+                del out[group][key]
         if out[group] == {"_option": LATER_GROUPS.get(group)}:
             del out[group]
     for key, default in LATER_KEYS.items():

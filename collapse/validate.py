@@ -66,6 +66,7 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               f"model={option_name(m)} has one model: drop model_schedule")
         return
 
+    r.check_transformer()
     _chosen(cfg, "data")
     d.validate()
     t.validate()

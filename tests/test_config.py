@@ -281,3 +281,14 @@ def test_diff_keys_name_the_changed_leaves():
     assert flatten({"x": {"y": 1, "z": {"w": 2}}, "v": 3}) == {"x.y": 1, "x.z.w": 2, "v": 3}
     assert diff_keys(a, b) == {"regime._option", "regime.human_fraction", "regime.fresh", "regime.size", "train.lr"}
     assert diff_keys(a, a) == set()
+
+
+def test_a_key_added_to_an_option_later_leaves_older_studies_unchanged():
+    """regime.human_weight at its default is not written, so a mix study written before it existed keeps its
+    config.json and study id; set, it is written and read back."""
+    from collapse.config import from_dict
+
+    plain = to_dict(Config(regime=MixConfig()))
+    assert "human_weight" not in plain["regime"] and from_dict(plain).regime == MixConfig()
+    golden = to_dict(Config(regime=MixConfig(human_weight="golden")))
+    assert golden["regime"]["human_weight"] == "golden" and from_dict(golden).regime.human_weight == "golden"

@@ -14,6 +14,12 @@ Closed forms (generation g is the (g + 1)-th fit; σ² is tr Σ / tr Σ_0; c = (
     accumulate:  E[S_(g+1)] = E[S_g] (1 + λ (M - 1/(g + 2)) / D_g),  E[σ²_g] = E[S_g] / (D_g tr Σ_0)
                  with S_g the pooled centred scatter of (g + 1) M points and D_g = (g + 1) M (- 1 if unbiased);
                  for the MLE with λ = 1: E[σ²_g] = c Π_(k=2)^(g+1) (1 - 1/(M k²)) → sin(π/√M)/(π/√M) > 0.
+    mix, fresh:  E‖μ_g‖² = d a_g, E[σ²_g] = v_g / s², with n_h fresh truth draws of weight w n/n_h and n_s draws
+                 of the previous fit of weight (1 - w) n/n_s (w = n_h/n unweighted; regime.human_weight):
+                 a_g = w² s²/n_h + (1 - w)² (a_(g-1) + λ v_(g-1)/n_s)
+                 v_g = (n/D) [w (n_h - 1)/n_h s² + (1 - w)(n_s - 1)/n_s λ v_(g-1) + w (1 - w)(s²/n_h + λ v_(g-1)/n_s + a_(g-1))]
+                 (the weighted scatter is the within-part scatters plus n w (1 - w)(x̄ - ȳ)²), linear in (a, v): its
+                 fixed point is the stationary error, minimised near He et al.'s golden weight.
 The accumulate recursion (derived here; Kazdan et al. 2024 show the variance stays bounded): a block of M
 points from N(m, λ v) adds (M - 1) λ v in expectation to the within-block scatter and M (n+1)/(n+2) (a - m)²
 to the between-block scatter, E = λ v (n+1)/(n+2).
@@ -149,9 +155,45 @@ def expected_mean_sq_dist(cfg: GaussianConfig, generations: int) -> np.ndarray:
     return np.cumsum(step_G)
 
 
+def _mix_step(cfg: GaussianConfig, regime) -> tuple[np.ndarray, np.ndarray]:
+    """The fresh mix's moment recursion (module docstring) as (A, b): (a_g, v_g) = A (a_(g-1), v_(g-1)) + b."""
+    s2, lam = cfg.std**2, cfg.bias
+    n_h, n_s = regime.counts(cfg.samples)
+    n = n_h + n_s
+    w = regime.weight(cfg.samples)
+    w = n_h / n if w is None else w
+    c = n / _dof(cfg, n)
+    A = np.array([[(1 - w) ** 2, (1 - w) ** 2 * lam / n_s],
+                  [c * w * (1 - w), c * ((1 - w) * (n_s - 1) / n_s * lam + w * (1 - w) * lam / n_s)]])
+    b = np.array([w**2 * s2 / n_h, c * (w * (n_h - 1) / n_h * s2 + w * (1 - w) * s2 / n_h)])
+    return A, b
+
+
+def expected_fresh_mix(cfg: GaussianConfig, regime, generations: int) -> dict[str, np.ndarray]:
+    """E[mean_sq_dist] and E[var_ratio] for g = 0..generations-1 under mix with fresh human data each generation
+    (`regime.fresh`; weighted by `regime.human_weight` or not)."""
+    A, b = _mix_step(cfg, regime)
+    x = np.array([cfg.std**2 / cfg.samples, (cfg.samples - 1) / _dof(cfg, cfg.samples) * cfg.std**2])
+    rows = [x]
+    for _ in range(generations - 1):
+        rows.append(x := A @ x + b)
+    a_G, v_G = np.array(rows).T
+    return {"mean_sq_dist": cfg.dim * a_G, "var_ratio": v_G / cfg.std**2}
+
+
+def stationary_fresh_mix(cfg: GaussianConfig, regime) -> dict[str, float]:
+    """The fixed point of the fresh mix's recursion: the stationary E[mean_sq_dist] and E[var_ratio]."""
+    A, b = _mix_step(cfg, regime)
+    a, v = np.linalg.solve(np.eye(2) - A, b)
+    return {"mean_sq_dist": float(cfg.dim * a), "var_ratio": float(v / cfg.std**2)}
+
+
 def theory(cfg: GaussianConfig, regime: RegimeConfig, generations: int) -> dict[str, np.ndarray]:
     """The closed forms above the report draws: E[var_ratio] under replace and accumulate (and E[det_ratio],
-    the same number in one dimension), E[mean_sq_dist] under replace."""
+    the same number in one dimension), E[mean_sq_dist] under replace, both under mix with fresh human data."""
+    if regime.name == "mix" and regime.fresh and 0 < regime.human_fraction < 1:
+        out = expected_fresh_mix(cfg, regime, generations)
+        return {**out, "det_ratio": out["var_ratio"]} if cfg.dim == 1 else out
     out = {}
     var_G = expected_var_ratio(cfg, regime, generations)
     if var_G is not None:

@@ -97,6 +97,9 @@ class RegimeConfig(Registered, abc.ABC, group="regime"):
         """None if the analytic families can run this regime (`analytic_stats`), else why not."""
         return f"regime={self.name} has no form for the analytic families"
 
+    def check_transformer(self) -> None:
+        """Raise `ConfigError` naming the key of a setting the transformer cannot run (the analytic families can)."""
+
     def analytic_stats(self, ctx: Any, carry: dict, newest: Any, g: Any, key: Any) -> tuple[Any, dict]:
         """Generation g >= 1's training statistics in static shapes inside the analytic program
         (`collapse.families.analytic.Context` `ctx`; `newest`: generation g - 1's points), and the carry entries

@@ -1,16 +1,30 @@
 """`regime=mix`: a share `human_fraction` of human data, the rest from the newest generation's samples
 (Shumailov et al. 2024's 10 % original data; with `fresh=true`, never-seen human data every generation,
-Alemohammad et al. 2024's fresh-data loop: generation g takes rows (g - 1) n_h .. g n_h of the fresh reserve)."""
+Alemohammad et al. 2024's fresh-data loop: generation g takes rows (g - 1) n_h .. g n_h of the fresh reserve).
+
+`human_weight` w weights the fit instead of leaving each row's weight to its count (He et al. 2025, "Golden ratio
+weighting prevents model collapse", arXiv 2502.18049): the estimate is w · (the fit to the n_h human rows) +
+(1 − w) · (the fit to the n_s synthetic rows), i.e. per-row weights w·n/n_h and (1 − w)·n/n_s, which sum to n,
+so the fit's scale does not change with w; `golden` is their optimum w* = (√(k² + 4k) − k) / 2 with k = n_h / n_s
+(1/φ ≈ 0.618 at k = 1), against the proportional weight k / (1 + k) of an unweighted fit. The analytic families
+fit with these weights; the transformer's weighted loss is not built yet (refused)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from collapse.errors import ConfigError
 from collapse.regimes.base import RegimeConfig, TrainingSet, concat, take
-from collapse.checks import fraction, non_negative
+from collapse.checks import check, fraction, non_negative
+
+
+def golden_weight(k: float) -> float:
+    """He et al.'s optimal weight of the real data, w* = (√(k² + 4k) − k) / 2, for k = n_real / n_synthetic."""
+    return (math.sqrt(k * k + 4 * k) - k) / 2
 
 
 @dataclass(frozen=True)
@@ -20,10 +34,41 @@ class MixConfig(RegimeConfig, option="mix"):
     human_fraction: float = 0.1
     fresh: bool = False  # False: drawn from the original train split; True: never-seen human data
     size: int = 0  # sequences (0 = as many as the human train split)
+    human_weight: str = ""  # "" each row weighs 1 | golden | a number in (0, 1): the human rows' share of the fit
+    LATER: ClassVar[dict[str, Any]] = {"human_weight": ""}  # added later: left out of config.json at its default
 
     def validate(self) -> None:
         non_negative(self, "regime", "size")
         fraction(self.human_fraction, "regime.human_fraction")
+        if self.human_weight:
+            if self.human_weight != "golden":
+                try:
+                    w = float(self.human_weight)
+                except ValueError:
+                    w = math.nan
+                check(0 < w < 1, "regime.human_weight", f"is golden or a weight in (0, 1), got {self.human_weight!r}")
+            check(0 < self.human_fraction < 1, "regime.human_weight", "weights human against synthetic rows: "
+                  f"set 0 < regime.human_fraction < 1, got {self.human_fraction}")
+
+    def check_transformer(self) -> None:
+        check(not self.human_weight, "regime.human_weight", "weights the analytic families' fits; the transformer's "
+              "weighted loss is not built yet: use a model=gaussian|linreg|... or drop regime.human_weight")
+
+    def weight(self, n_human: int) -> float | None:
+        """The human rows' weight w in the fit (None: every row weighs 1)."""
+        if not self.human_weight:
+            return None
+        n_h, n_s = self.counts(n_human)
+        return golden_weight(n_h / n_s) if self.human_weight == "golden" else float(self.human_weight)
+
+    def row_weights(self, n_human: int):
+        """Per-row weights `[n_h + n_s]` of a training set (human rows first), summing to n_h + n_s; None: all 1."""
+        w = self.weight(n_human)
+        if w is None:
+            return None
+        n_h, n_s = self.counts(n_human)
+        n = n_h + n_s
+        return np.concatenate([np.full(n_h, w * n / n_h), np.full(n_s, (1 - w) * n / n_s)]).astype(np.float32)
 
     def counts(self, n_human: int) -> tuple[int, int]:
         """(human, synthetic) sequences of a training set of `size` with the human share `human_fraction`."""
@@ -69,4 +114,5 @@ class MixConfig(RegimeConfig, option="mix"):
         else:
             part = ctx.take(ctx.human, jax.random.choice(k_human, ctx.M, (n_h,), replace=False))
         part = ctx.concat(part, ctx.take(newest, jax.random.choice(k_synthetic, ctx.M, (n_s,), replace=False)))
-        return ctx.stats(part), {}
+        w_N = self.row_weights(ctx.M)
+        return ctx.stats(part, None if w_N is None else jax.numpy.asarray(w_N)), {}
