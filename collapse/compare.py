@@ -63,8 +63,8 @@ def run_configs(runs: list[Path], where: dict[str, str] | None = None) -> dict[P
         try:
             cfg = load_json(run / "config.json")
             if cfg.get("labs"):  # an ecosystem: each lab is a run (labs/<name>/); the ecosystem's own rows, a
-                configs[run] = {**cfg, "lab": {"name": ECOSYSTEM}, "ecosystem": _ecosystem(cfg),  # run of lab "*"
-                                "labs": {lab["name"]: {k: v for k, v in lab.items() if k != "name"} for lab in cfg["labs"]}}
+                labs = {lab["name"]: {k: v for k, v in lab.items() if k != "name"} for lab in cfg["labs"]}
+                configs[run] = {**cfg, "lab": {"name": ECOSYSTEM}, "ecosystem": _ecosystem(cfg), "labs": labs}
                 continue
             configs[run] = {**cfg, **_lab(run)}
         except DataError as e:

@@ -87,9 +87,11 @@ def test_human_segments_are_shared_and_private():
 def test_a_share_of_every_lab_is_spread_evenly():
     names = ["a", "b", "c", "d"]
     assert w_row(LabConfig("b", reads={"all": 1.0}), names) == {n: 0.25 for n in names}
-    assert w_row(LabConfig("b", reads={"all": 0.5, "b": 0.5}), names) == {"a": 0.125, "b": 0.625, "c": 0.125, "d": 0.125}
+    half = w_row(LabConfig("b", reads={"all": 0.5, "b": 0.5}), names)
+    assert half == {"a": 0.125, "b": 0.625, "c": 0.125, "d": 0.125}
     assert w_row(LabConfig("b"), names) == {"b": 1.0}
-    validate(tiny_config(labs=[LabConfig(n, reads={"all": 1.0}) for n in names], human=HumanConfig(shared_fraction=0.0)))
+    labs = [LabConfig(n, reads={"all": 1.0}) for n in names]
+    validate(tiny_config(labs=labs, human=HumanConfig(shared_fraction=0.0)))
 
 
 def test_allocate_splits_a_budget_exactly():

@@ -17,7 +17,8 @@ Closed forms (generation g is the (g + 1)-th fit; σ² is tr Σ / tr Σ_0; c = (
     mix, fresh:  E‖μ_g‖² = d a_g, E[σ²_g] = v_g / s², with n_h fresh truth draws of weight w n/n_h and n_s draws
                  of the previous fit of weight (1 - w) n/n_s (w = n_h/n unweighted; regime.human_weight):
                  a_g = w² s²/n_h + (1 - w)² (a_(g-1) + λ v_(g-1)/n_s)
-                 v_g = (n/D) [w (n_h - 1)/n_h s² + (1 - w)(n_s - 1)/n_s λ v_(g-1) + w (1 - w)(s²/n_h + λ v_(g-1)/n_s + a_(g-1))]
+                 v_g = (n/D) [w (n_h - 1)/n_h s² + (1 - w)(n_s - 1)/n_s λ v_(g-1)
+                              + w (1 - w)(s²/n_h + λ v_(g-1)/n_s + a_(g-1))]
                  (the weighted scatter is the within-part scatters plus n w (1 - w)(x̄ - ȳ)²), linear in (a, v): its
                  fixed point is the stationary error, minimised near He et al.'s golden weight.
 The accumulate recursion (derived here; Kazdan et al. 2024 show the variance stays bounded): a block of M

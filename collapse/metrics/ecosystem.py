@@ -4,12 +4,13 @@ functions of arrays; the model passes are the family's (`collapse.families.trans
 
 Rows of a round: a pair of labs a, b (lab "a|b") `kl_pair_ab` = KL(a ‖ b), `kl_pair_ba`, `js_pair` per token on
 the human test split's contexts, `cross_ppl_ab` (a's samples under b's model) and `cross_ppl_ba`, `bigram_overlap`
-(Jaccard of their distinct bigrams), `private_gain_ab` (how much better a's model fits b's private human rows than
-the human test split, nats per token: b's private data reaching a) and `private_gain_ba`; the ecosystem (lab "*") `homogenisation_js` (the mean JS over pairs),
-`kl_true_mixture` (KL from the truth to the labs' mixture), `labs_mean_<metric>` (the labs' own values averaged:
-how well the ecosystem's models do on the whole, Hodel & West's ecosystem performance), `union_<metric>` (diversity and tails of the labs'
-samples pooled: an equal share from each, as many rows as one lab's) and the web's `web_rows`,
-`web_synthetic_share`, `web_mean_depth`.
+(Jaccard of their distinct bigrams), `private_gain_ab` (how much better a's model fits b's private human rows
+than the human test split, nats per token: b's private data reaching a) and `private_gain_ba`; the ecosystem
+(lab "*") `homogenisation_js` (the mean JS over pairs), `kl_true_mixture` (KL from the truth to the labs'
+mixture), `labs_mean_<metric>` (the labs' own values averaged: how well the ecosystem's models do on the whole,
+Hodel & West's ecosystem performance), `union_<metric>` (diversity and tails of the labs' samples pooled: an
+equal share from each, as many rows as one lab's) and the web's `web_rows`, `web_synthetic_share`,
+`web_mean_depth`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 from collapse.metrics import diversity
 from collapse.metrics.families import Family, declare
 
-declare(Family("ecosystem", "Between labs", 7, ("kl_pair_*", "js_pair*", "cross_ppl_*", "bigram_overlap*", "private_gain_*",
-                                                "homogenisation_*", "kl_true_mixture", "web_*"),
+declare(Family("ecosystem", "Between labs", 7, ("kl_pair_*", "js_pair*", "cross_ppl_*", "bigram_overlap*",
+                                                "private_gain_*", "homogenisation_*", "kl_true_mixture", "web_*"),
                headline=("homogenisation_js",), prefixes=("labs_mean_", "union_")))
 
 PAIR, ALL = "{a}|{b}", "*"  # the `lab` of a pair's rows and of the ecosystem's

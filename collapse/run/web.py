@@ -3,10 +3,11 @@
 Before round 0 it holds the human train rows every lab shares (`human.shared_fraction`); after round t it also
 holds `web.human_rows` new human rows of that round (the grammar draws them from the truth, key
 fold_in(fold_in(fold_in(human_key(seed), r), WEB), t); on text they are the next rows of the fresh reserve, the
-`data.fresh_fraction` split, which then feeds the web and no lab's `regime.fresh`) and what each lab posted: the first round(post_fraction ·
-n) of its generation-t samples (a corpus's rows are exchangeable). A lab that crawls trains generation g on
-`crawl` rows drawn uniformly from the web as of round g - 1 (key: the lab's, g, replicate, REGIME), so its
-human share falls as the labs post. A function of the labs' samples, rebuilt round by round on resume.
+`data.fresh_fraction` split, which then feeds the web and no lab's `regime.fresh`) and what each lab posted:
+the first round(post_fraction · n) of its generation-t samples (a corpus's rows are exchangeable). A lab that
+crawls trains generation g on `crawl` rows drawn uniformly from the web as of round g - 1 (key: the lab's, g,
+replicate, REGIME), so its human share falls as the labs post. A function of the labs' samples, rebuilt round by
+round on resume.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class Web:
         for r, parts in enumerate(self.parts):
             if cfg.web.human_rows:
                 tokens = self._new_human(r, t)
-                offset = len(self.eco.studies[0].humans[r].train) + t * cfg.web.human_rows  # numbered after the train split
+                # new human rows are numbered after the train split
+                offset = len(self.eco.studies[0].humans[r].train) + t * cfg.web.human_rows
                 parts.append(Part(tokens, np.full(len(tokens), -1, np.int32), np.full(len(tokens), -1, np.int32),
                                   offset + np.arange(len(tokens), dtype=np.int64)))
                 self.rounds[r].append(t)
