@@ -52,23 +52,28 @@ def topk_soft_loss(student_logits_BTV: jax.Array, topk_logp_BTK: jax.Array, topk
 
 def distill_loss(graphdef: nnx.GraphDef, params: nnx.State, batch: dict, cfg: TrainConfig,
                  teacher_graphdef: nnx.GraphDef | None = None, teacher_params: nnx.State | None = None) -> jax.Array:
-    """Mean loss of a batch with training targets: `batch` holds `tokens` `[B, T]`, `soft` `[B]` (bool: the
-    rows that learn the teacher's distributions) and, for teacher_probs=topk, `topk_logp` / `topk_ids`
-    `[B, T, k]`; for teacher_probs=online the teacher (frozen, no gradient) runs on the batch here."""
+    """Mean loss of a batch with per-row training targets or weights: `batch` holds `tokens` `[B, T]` and, with a
+    teacher, `soft` `[B]` (bool: the rows that learn the teacher's distributions) and, for teacher_probs=topk,
+    `topk_logp` / `topk_ids` `[B, T, k]` (for teacher_probs=online the teacher, frozen, no gradient, runs on the
+    batch here); with `weight` `[B]` (`regime.human_weight`), each row's loss counts that many times."""
     model = nnx.merge(graphdef, params)
     tokens_BT = batch["tokens"]
     logits_BTV = model(with_bos(tokens_BT, model.bos))
-    hard_B = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT).mean(axis=1)
-    tau = cfg.soft_temperature
-    if "topk_logp" in batch:
-        soft_BT = topk_soft_loss(logits_BTV, batch["topk_logp"], batch["topk_ids"], tau)
-    else:
-        teacher = nnx.merge(teacher_graphdef, jax.lax.stop_gradient(teacher_params))
-        teacher_logits_BTV = jax.lax.stop_gradient(teacher(with_bos(tokens_BT, teacher.bos)))
-        soft_BT = soft_loss(logits_BTV, teacher_logits_BTV, tau)
-    alpha = cfg.hard_weight if cfg.target == "mixed" else 0.0
-    distilled_B = alpha * hard_B + (1 - alpha) * soft_BT.mean(axis=1)
-    return jnp.where(batch["soft"], distilled_B, hard_B).mean()
+    loss_B = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, tokens_BT).mean(axis=1)
+    if "soft" in batch:
+        tau = cfg.soft_temperature
+        if "topk_logp" in batch:
+            soft_BT = topk_soft_loss(logits_BTV, batch["topk_logp"], batch["topk_ids"], tau)
+        else:
+            teacher = nnx.merge(teacher_graphdef, jax.lax.stop_gradient(teacher_params))
+            teacher_logits_BTV = jax.lax.stop_gradient(teacher(with_bos(tokens_BT, teacher.bos)))
+            soft_BT = soft_loss(logits_BTV, teacher_logits_BTV, tau)
+        alpha = cfg.hard_weight if cfg.target == "mixed" else 0.0
+        distilled_B = alpha * loss_B + (1 - alpha) * soft_BT.mean(axis=1)
+        loss_B = jnp.where(batch["soft"], distilled_B, loss_B)
+    if "weight" in batch:
+        loss_B = loss_B * batch["weight"]
+    return loss_B.mean()
 
 
 @dataclass(frozen=True)

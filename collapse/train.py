@@ -118,8 +118,8 @@ def train_chunk(graphdef, cfg: TrainConfig, layout: Layout, state: TrainState, b
                 teacher_graphdef=None, teacher_params_R=None):
     """Run I steps for all R replicates: returns the new state and the losses `[R, I]`.
 
-    `batches_RIB`: token batches `[R, I, B, T]` (hard targets), or a dict of them with training targets
-    (`distill_loss`); teacher_probs=online also passes the teacher's graphdef (static) and parameters `[R, ...]`
+    `batches_RIB`: token batches `[R, I, B, T]` (hard targets), or a dict of them with training targets or row
+    weights (`distill_loss`); teacher_probs=online also passes the teacher's graphdef (static) and parameters `[R, ...]`
     (read, never donated or differentiated)."""
     if not isinstance(batches_RIB, dict):
         state, loss_RI = over_replicates(lambda s, b: _chunk(graphdef, cfg, s, b, active_I, total), layout, state,
@@ -173,8 +173,8 @@ def abstract_checkpoint(params: nnx.State, cfg: TrainConfig, steps: int, layout:
 
 def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: list[np.random.Generator],
         cfg: TrainConfig, seq_len: int, on_chunk: Callable[[int, np.ndarray], None] | None = None,
-        checkpoints: Checkpoints | None = None, layout: Layout | None = None, teacher: Teacher | None = None
-        ) -> tuple[nnx.State, np.ndarray]:
+        checkpoints: Checkpoints | None = None, layout: Layout | None = None, teacher: Teacher | None = None,
+        weights_RN: np.ndarray | None = None) -> tuple[nnx.State, np.ndarray]:
     """Train R replicates (params with leading axis R) on their own data `[R, N, T]`; fresh optimizer state.
 
     Returns the trained params and the losses `[R, steps]`. `on_chunk(steps_done, losses_RI)` is called
@@ -183,7 +183,8 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
     (the batch order is fixed up front; a checkpoint holds the whole optimizer state). `layout` spreads
     replicates or batches over devices (default: one device). With a `teacher` (and `cfg.target` soft or
     mixed), its soft rows learn its distributions (`distill_loss`), online or from its stored top-k
-    (`cfg.teacher_probs`); without one, every row trains on its tokens (`lm_loss`).
+    (`cfg.teacher_probs`); without one, every row trains on its tokens (`lm_loss`). `weights_RN` (mean 1 over a
+    replicate's rows: `regime.human_weight`) weights each row's loss.
     """
     layout = layout or single()
     R, N, _ = data_RNT.shape
@@ -196,6 +197,9 @@ def fit(graphdef: nnx.GraphDef, params: nnx.State, data_RNT: np.ndarray, rngs: l
         else:
             teacher_graphdef, teacher_params = teacher.graphdef, layout.put(teacher.params, layout.params())
         data_RNT = data
+    if weights_RN is not None:
+        data_RNT = {**(data_RNT if isinstance(data_RNT, dict) else {"tokens": data_RNT}),
+                    "weight": np.asarray(weights_RN, np.float32)}
     data_RNT = layout.put(data_RNT, layout.params())  # by replicate: each device its replicates' data
     steps, I = total_steps(N, seq_len, cfg), cfg.log_every
     index_RXB = np.stack([batch_order(rng, N, cfg.batch_size, steps) for rng in rngs])

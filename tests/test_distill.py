@@ -117,7 +117,7 @@ def _params(family, seed):
 
 def test_mixed_loss_is_alpha_hard_plus_one_minus_alpha_soft_on_soft_rows(family):
     tokens_BT = jnp.asarray(np.random.default_rng(0).integers(0, V, (4, 8)), jnp.int32)
-    soft_B = jnp.asarray([True, False, True, False])
+    is_soft_B = jnp.asarray([True, False, True, False])
     student, teacher = _params(family, 0), _params(family, 1)
     g = family.graphdef
     logits = lambda p: nnx_logits(g, p, tokens_BT)  # noqa: E731
@@ -125,15 +125,22 @@ def test_mixed_loss_is_alpha_hard_plus_one_minus_alpha_soft_on_soft_rows(family)
     soft_B = np.asarray(distill.soft_loss(logits(student), logits(teacher), 2.0)).mean(1)
     alpha = 0.3
     cfg = TrainConfig(target="mixed", hard_weight=alpha, soft_temperature=2.0)
-    got = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B}, cfg, g, teacher)
-    rows = np.where(np.asarray(soft_B), alpha * hard_B + (1 - alpha) * soft_B, hard_B)
-    np.testing.assert_allclose(got, rows.mean(), rtol=1e-5)
-    soft = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": soft_B},
-                              dataclasses.replace(cfg, target="soft"), g, teacher)
-    np.testing.assert_allclose(soft, np.where(np.asarray(soft_B), soft_B, hard_B).mean(), rtol=1e-5)
+    got = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": is_soft_B}, cfg, g, teacher)
+    rows_B = np.where(np.asarray(is_soft_B), alpha * hard_B + (1 - alpha) * soft_B, hard_B)
+    np.testing.assert_allclose(got, rows_B.mean(), rtol=1e-5)
+    soft = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": is_soft_B},
+                                dataclasses.replace(cfg, target="soft"), g, teacher)
+    np.testing.assert_allclose(soft, np.where(np.asarray(is_soft_B), soft_B, hard_B).mean(), rtol=1e-5)
     # no soft row: the hard loss, as lm_loss computes it
     none = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": jnp.zeros(4, bool)}, cfg, g, teacher)
     np.testing.assert_allclose(none, train.lm_loss(g, student, tokens_BT), rtol=1e-6)
+    # row weights (regime.human_weight): each row's loss, tokens or distilled, counts its weight
+    weight_B = jnp.asarray([1.2, 0.8, 1.5, 0.5])
+    weighted = distill.distill_loss(g, student, {"tokens": tokens_BT, "soft": is_soft_B, "weight": weight_B}, cfg,
+                                    g, teacher)
+    np.testing.assert_allclose(weighted, (np.asarray(weight_B) * rows_B).mean(), rtol=1e-5)
+    tokens_only = distill.distill_loss(g, student, {"tokens": tokens_BT, "weight": weight_B}, cfg)
+    np.testing.assert_allclose(tokens_only, (np.asarray(weight_B) * hard_B).mean(), rtol=1e-5)
 
 
 def nnx_logits(graphdef, params, tokens_BT):

@@ -57,9 +57,9 @@ def eco(tmp_path_factory):
     cfg = tiny_config(labs=LABS, human=HumanConfig(shared_fraction=0.5), web=WebConfig(human_rows=8))
     train = fit._train
 
-    def recording(study, g, data_RNT, init, tracker, teacher=None):
+    def recording(study, g, data_RNT, init, tracker, teacher=None, weights_RN=None):
         TAUGHT[study.store.path.name, g] = teacher
-        return train(study, g, data_RNT, init, tracker, teacher)
+        return train(study, g, data_RNT, init, tracker, teacher, weights_RN)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fit, "_train", recording)

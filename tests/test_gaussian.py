@@ -138,14 +138,24 @@ def test_the_stationary_error_is_least_at_the_golden_weight(h, k):
 @pytest.mark.parametrize("regime, model, match", [
     (MixConfig(human_fraction=0.5, human_weight="1.5"), GaussianConfig(), "golden or a weight in"),
     (MixConfig(human_fraction=0.0, human_weight="golden"), GaussianConfig(), "0 < regime.human_fraction < 1"),
-    (MixConfig(human_fraction=0.5, human_weight="golden"), None, "transformer's weighted loss is not built"),
 ])
 def test_a_human_weight_that_cannot_apply_is_refused(regime, model, match):
     from collapse.errors import ConfigError
     from collapse.validate import validate
+
+    with pytest.raises(ConfigError, match=match) as e:
+        validate(Config(model=model, regime=regime, compilation_cache=""))
+    assert e.value.key == "regime.human_weight"
+
+
+def test_a_human_weight_with_no_human_row_is_refused_before_any_training(tmp_path):
+    """0.001 of 64 rows rounds to 0 human rows: nothing to weigh, refused when the study opens its data."""
+    from collapse.errors import ConfigError
+    from collapse.run import study
+    from collapse.store import RunDir
     from tests.helpers import tiny_config
 
-    cfg = tiny_config(regime=regime) if model is None else Config(model=model, regime=regime, compilation_cache="")
-    with pytest.raises(ConfigError, match=match) as e:
-        validate(cfg)
-    assert e.value.key == "regime.human_weight"
+    cfg = tiny_config(regime=MixConfig(human_fraction=0.001, human_weight="golden"))
+    with pytest.raises(ConfigError, match="weights 0 human against 64 synthetic rows") as e:
+        study.open_study(cfg, RunDir(tmp_path / "run"))
+    assert e.value.key == "regime.human_weight" and not (tmp_path / "run").exists()

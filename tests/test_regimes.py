@@ -190,3 +190,30 @@ def test_a_new_regime_is_one_registered_module(tmp_path):
     index = np.load(tmp_path / "gen_001" / "rep_00" / "train_index.npy")
     np.testing.assert_array_equal(origins, [-1] * 32 + [0] * 32)
     np.testing.assert_array_equal(index, np.r_[np.arange(32), np.arange(32)])
+
+
+def test_human_weight_weights_each_rows_loss(tmp_path):
+    """regime.human_weight on the transformer: human rows weigh w·n/n_h in the loss, synthetic (1 − w)·n/n_s
+    (mean 1; the manifest records both), and the weighted study trains differently from the unweighted one."""
+    import json
+
+    from collapse.regimes.mix import golden_weight
+    from collapse.run import loop
+    from tests.helpers import tiny_config
+
+    weights = MixConfig(human_fraction=0.25, human_weight="golden").loss_weights(np.r_[np.full(16, -1), np.zeros(48)])
+    w = golden_weight(16 / 48)
+    np.testing.assert_allclose(weights[:16], w * 64 / 16, rtol=1e-6)
+    np.testing.assert_allclose(weights[16:], (1 - w) * 64 / 48, rtol=1e-6)
+    assert weights.mean() == pytest.approx(1.0)
+    assert MixConfig(human_fraction=0.25).loss_weights(np.zeros(4)) is None  # unweighted: every row 1
+
+    losses = {}
+    for name, weight in (("plain", ""), ("golden", "golden")):
+        loop.run(tiny_config(regime=MixConfig(human_fraction=0.25, human_weight=weight)), tmp_path / name)
+        losses[name] = np.load(tmp_path / name / "gen_001" / "train_loss.npy")
+    manifest = json.loads((tmp_path / "golden" / "gen_001" / "manifest.json").read_text())["replicates"][0]
+    assert manifest["loss_weight"] == pytest.approx({"human": w * 4, "synthetic": (1 - w) * 64 / 48})
+    np.testing.assert_array_equal(np.load(tmp_path / "golden" / "gen_000" / "train_loss.npy"),
+                                  np.load(tmp_path / "plain" / "gen_000" / "train_loss.npy"))  # generation 0: human
+    assert not np.allclose(losses["golden"], losses["plain"])

@@ -53,9 +53,10 @@ class ModelFamily(Scorer, Protocol):
 
     def fit(self, params_R: Pytree, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: Any,
             on_chunk: Callable[[int, np.ndarray], None] | None = None, checkpoints: Any = None,
-            teacher: Any = None) -> tuple[Pytree, np.ndarray]:
+            teacher: Any = None, weights_RN: np.ndarray | None = None) -> tuple[Pytree, np.ndarray]:
         """Train each replicate from `params_R` on its data: (parameters, losses `[R, steps]`); with a
-        `teacher` (`collapse.distill.Teacher`), its soft rows learn the teacher's distributions."""
+        `teacher` (`collapse.distill.Teacher`), its soft rows learn the teacher's distributions; `weights_RN`
+        weights each row's loss."""
         ...
 
     def sample(self, params_R: Pytree, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: Any, n_new: int,

@@ -92,10 +92,10 @@ class TransformerFamily:
         return devices.abstract(shapes, self.layout.params())
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
-            on_chunk=None, checkpoints: train.Checkpoints | None = None, teacher: distill.Teacher | None = None
-            ) -> tuple[nnx.State, np.ndarray]:
+            on_chunk=None, checkpoints: train.Checkpoints | None = None, teacher: distill.Teacher | None = None,
+            weights_RN: np.ndarray | None = None) -> tuple[nnx.State, np.ndarray]:
         return train.fit(self.graphdef, params_R, data_RNT, rngs, cfg, data_RNT.shape[2], on_chunk, checkpoints,
-                         self.layout, teacher)
+                         self.layout, teacher, weights_RN)
 
     def sample(self, params_R, prompts_RNP: np.ndarray, keys_R: jax.Array, cfg: SampleConfig, n_new: int,
                on_batch: Callable[[int], None] | None = None) -> np.ndarray:

@@ -100,6 +100,11 @@ class RegimeConfig(Registered, abc.ABC, group="regime"):
     def check_transformer(self) -> None:
         """Raise `ConfigError` naming the key of a setting the transformer cannot run (the analytic families can)."""
 
+    def loss_weights(self, provenance_N: np.ndarray) -> np.ndarray | None:
+        """Each row's weight in generation g >= 1's training loss (mean 1), from its provenance (-1 human), or
+        None: every row weighs 1."""
+        return None
+
     def analytic_stats(self, ctx: Any, carry: dict, newest: Any, g: Any, key: Any) -> tuple[Any, dict]:
         """Generation g >= 1's training statistics in static shapes inside the analytic program
         (`collapse.families.analytic.Context` `ctx`; `newest`: generation g - 1's points), and the carry entries

@@ -7,7 +7,7 @@ weighting prevents model collapse", arXiv 2502.18049): the estimate is w · (the
 (1 − w) · (the fit to the n_s synthetic rows), i.e. per-row weights w·n/n_h and (1 − w)·n/n_s, which sum to n,
 so the fit's scale does not change with w; `golden` is their optimum w* = (√(k² + 4k) − k) / 2 with k = n_h / n_s
 (1/φ ≈ 0.618 at k = 1), against the proportional weight k / (1 + k) of an unweighted fit. The analytic families
-fit with these weights; the transformer's weighted loss is not built yet (refused)."""
+fit with these weights; the transformer weights each row's loss (tokens, soft and mixed targets alike)."""
 
 from __future__ import annotations
 
@@ -50,25 +50,21 @@ class MixConfig(RegimeConfig, option="mix"):
             check(0 < self.human_fraction < 1, "regime.human_weight", "weights human against synthetic rows: "
                   f"set 0 < regime.human_fraction < 1, got {self.human_fraction}")
 
-    def check_transformer(self) -> None:
-        check(not self.human_weight, "regime.human_weight", "weights the analytic families' fits; the transformer's "
-              "weighted loss is not built yet: use a model=gaussian|linreg|... or drop regime.human_weight")
-
     def weight(self, n_human: int) -> float | None:
         """The human rows' weight w in the fit (None: every row weighs 1)."""
+        return self._w(*self.counts(n_human))
+
+    def _w(self, n_h: int, n_s: int) -> float | None:
         if not self.human_weight:
             return None
-        n_h, n_s = self.counts(n_human)
         return golden_weight(n_h / n_s) if self.human_weight == "golden" else float(self.human_weight)
 
-    def row_weights(self, n_human: int):
-        """Per-row weights `[n_h + n_s]` of a training set (human rows first), summing to n_h + n_s; None: all 1."""
-        w = self.weight(n_human)
-        if w is None:
-            return None
-        n_h, n_s = self.counts(n_human)
-        n = n_h + n_s
-        return np.concatenate([np.full(n_h, w * n / n_h), np.full(n_s, (1 - w) * n / n_s)]).astype(np.float32)
+    def loss_weights(self, provenance_N: np.ndarray) -> np.ndarray | None:
+        """w·n/n_h for each human row (provenance -1), (1 − w)·n/n_s for each synthetic one: mean 1."""
+        human_N = np.asarray(provenance_N) < 0
+        n, n_h = len(human_N), int(human_N.sum())
+        w = self._w(n_h, n - n_h)
+        return None if w is None else np.where(human_N, w * n / n_h, (1 - w) * n / (n - n_h)).astype(np.float32)
 
     def counts(self, n_human: int) -> tuple[int, int]:
         """(human, synthetic) sequences of a training set of `size` with the human share `human_fraction`."""
@@ -86,6 +82,9 @@ class MixConfig(RegimeConfig, option="mix"):
                               f"{synthetic_key} gives {n_synthetic}")
         if not self.fresh and n_h > n_human:
             raise ConfigError("regime.size", f"needs {n_h} human sequences but the train split has {n_human}")
+        if self.human_weight and not 0 < n_h < n_h + n_s:
+            raise ConfigError("regime.human_weight", f"weights {n_h} human against {n_s} synthetic rows: both "
+                              "need rows (raise regime.human_fraction or the training set's size)")
 
     def fresh_per_generation(self, n_human: int) -> int:
         return self.counts(n_human)[0] if self.fresh else 0
@@ -114,5 +113,5 @@ class MixConfig(RegimeConfig, option="mix"):
         else:
             part = ctx.take(ctx.human, jax.random.choice(k_human, ctx.M, (n_h,), replace=False))
         part = ctx.concat(part, ctx.take(newest, jax.random.choice(k_synthetic, ctx.M, (n_s,), replace=False)))
-        w_N = self.row_weights(ctx.M)
+        w_N = self.loss_weights(np.r_[np.full(n_h, -1), np.zeros(n_s)])  # human points first, as in `part`
         return ctx.stats(part, None if w_N is None else jax.numpy.asarray(w_N)), {}

@@ -33,19 +33,22 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
         for r, ts in enumerate(sets):
             out.array(store.array(g, r, "train_provenance"), ts.provenance)
             out.array(store.array(g, r, "train_index"), ts.index)
+        weights = [cfg.regime.loss_weights(ts.provenance) if g else None for ts in sets]
         out.json(store.manifest(g), {
             "generation": g, "regime": cfg.regime.name, "model": study.model_name(g),
             "parameters": family.parameter_count(),
             "prompt_tokens": study.P,  # the first this many tokens of every synthetic row are human
             "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts(study.labs),
-                            **({"human_rows": _segments(human)} if study.labs else {})}
-                           for r, (ts, human) in enumerate(zip(sets, study.humans))]})
+                            **({"human_rows": _segments(human)} if study.labs else {}),
+                            **({"loss_weight": _loss_weight(w, ts)} if w is not None else {})}
+                           for r, (ts, human, w) in enumerate(zip(sets, study.humans, weights))]})
         if g == 0 or cfg.train.init == "scratch":
             init = family.init(study.keys(g, Phase.INIT))
         else:
             init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params
         teacher = _teacher(study, g, sets, lineage)
-        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher)
+        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher,
+                                None if weights[0] is None else np.stack(weights))
         store.save_params(g, params)
         out.written(store.checkpoint(g))
         out.array(store.train_loss(g), losses)
@@ -61,6 +64,12 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
         study.loaded.add((g, "train"))
         return Model(family, load=lambda: phase(study, g, "train", load, compute))
     return Model(family, phase(study, g, "train", load, compute))
+
+
+def _loss_weight(weights_N: np.ndarray, ts: TrainingSet) -> dict[str, float]:
+    """The weight of a human and of a synthetic row in the training loss (`regime.human_weight`)."""
+    human_N = ts.provenance < 0
+    return {"human": float(weights_N[human_N][0]), "synthetic": float(weights_N[~human_N][0])}
 
 
 def _segments(human) -> dict[str, int]:
@@ -81,8 +90,10 @@ def _teacher(study, g: int, sets: list[TrainingSet], lineage: Lineage) -> distil
     return distill.Teacher(teacher.family.graphdef, teacher.params, soft_RN)  # the teacher at its own size
 
 
-def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> tuple[object, np.ndarray]:
-    """Fit every replicate on its own data, with progress, tracking and mid-generation checkpoints."""
+def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None, weights_RN=None
+           ) -> tuple[object, np.ndarray]:
+    """Fit every replicate on its own data (each row's loss weighted by `weights_RN`, if given), with progress,
+    tracking and mid-generation checkpoints."""
     cfg, store, family = study.cfg, study.store, study.family(g)
     steps = total_steps(data_RNT.shape[1], data_RNT.shape[2], cfg.train)
     rngs = [numpy_rng(study.key(g, r, Phase.TRAIN)) for r in range(study.replicates)]
@@ -102,7 +113,7 @@ def _train(study, g: int, data_RNT: np.ndarray, init, tracker, teacher=None) -> 
 
         if checkpoints is not None and checkpoints.restored is not None:
             bar.update(checkpoints.restored[0])
-        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher)
+        return family.fit(init, data_RNT, rngs, cfg.train, on_chunk, checkpoints, teacher, weights_RN)
 
 
 def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarray, params0_R, out: Outputs) -> None:
