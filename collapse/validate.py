@@ -53,6 +53,7 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
     one_of(cfg.wandb_mode, "wandb_mode", ("offline", "online"))
     _chosen(cfg, "regime")
     r.validate()
+    r.check_healing(cfg.generations)
     _chosen(cfg, "curate")
     _chosen(cfg, "model")
     m.validate()
@@ -64,9 +65,17 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               reason or "")
         check(not cfg.model_schedule, "model_schedule", "schedules transformer sizes; the analytic family "
               f"model={option_name(m)} has one model: drop model_schedule")
+        check(not r.heal_generations, "regime.heal_generations", f"an analytic family (model={option_name(m)}) "
+              "refits from its data alone: a generation on human data is generation 0 again, healing nothing")
         return
 
     r.check_transformer()
+    if r.heal_generations:  # healing continues the collapsed model on human data (Bohacek & Farid 2023)
+        check(cfg.train.init == "previous", "train.init", "healing trains the collapsed model on human data; from "
+              f"{cfg.train.init} a healing generation never sees the collapsed model: set train.init=previous")
+        check(cfg.train.target == "tokens" or cfg.train.distill_on == "samples", "train.distill_on",
+              f"{cfg.train.distill_on} gives human rows the teacher's distributions, so healing generations would "
+              "learn from a model: use train.distill_on=samples or train.target=tokens")
     _chosen(cfg, "data")
     d.validate()
     t.validate()

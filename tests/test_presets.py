@@ -55,7 +55,8 @@ def test_the_presets_are_there():
     assert {"shumailov2024_lm", "shumailov2024_gaussian", "shumailov2024_gmm", "gerstgrasser2024",
             "gerstgrasser2024_text", "gerstgrasser2024_linreg", "kazdan2024", "alemohammad2024",
             "dohmatob2024_tails", "distillation_targets", "distillation_teacher", "distillation_fresh",
-            "distillation_schedule", "human_synthetic_mix", "curation"} <= set(PRESETS)
+            "distillation_schedule", "human_synthetic_mix", "curation", "he2025_golden",
+            "bohacek2023_healing"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -77,8 +78,9 @@ def test_every_job_of_every_preset_validates(preset, scale):
     for job, cfg in zip(jobs, configs):
         validate(cfg)  # raises ConfigError naming the key
         assert cfg.out_dir == f"runs/{preset}/{scale}", job
-    if scale == "smoke":
-        assert all(cfg.generations <= 2 for cfg in configs if not isinstance(cfg.model, AnalyticConfig))
+    if scale == "smoke":  # a healing preset: one generation of collapse, one of healing
+        assert all(cfg.generations <= 2 + (cfg.regime.heal_generations > 0)
+                   for cfg in configs if not isinstance(cfg.model, AnalyticConfig))
     assert len({json.dumps(job) for job in jobs}) == len(jobs)
 
 
@@ -149,13 +151,15 @@ def test_language_model_preset_runs_at_smoke_scale(tmp_path):
 
 def code_path(preset: str) -> tuple:
     """What a preset's first smoke job exercises beyond its sizes (which every job's validation checks): the
-    data source, the model (and schedule), the regime, the training target and teacher, curation, sampling."""
+    data source, the model (and schedule), the regime and its healing, the training target and teacher, curation,
+    sampling, labs."""
     from collapse.options import option_name
 
     [_, [cfg, *_]] = preset_jobs(preset, "smoke")
     return (option_name(cfg.data), option_name(cfg.model), tuple(cfg.model_schedule), option_name(cfg.regime),
             getattr(cfg.regime, "fresh", None), cfg.train.target, cfg.train.teacher, cfg.train.teacher_probs,
-            option_name(cfg.curate), cfg.sample.mode, cfg.sample.beam_size > 1, bool(cfg.labs))
+            option_name(cfg.curate), cfg.sample.mode, cfg.sample.beam_size > 1, bool(cfg.labs),
+            cfg.regime.heal_generations > 0)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

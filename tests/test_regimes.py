@@ -217,3 +217,122 @@ def test_human_weight_weights_each_rows_loss(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "golden" / "gen_000" / "train_loss.npy"),
                                   np.load(tmp_path / "plain" / "gen_000" / "train_loss.npy"))  # generation 0: human
     assert not np.allclose(losses["golden"], losses["plain"])
+
+
+@pytest.mark.parametrize("regime", [ReplaceConfig(heal_after=1, heal_generations=2),
+                                    MixConfig(human_fraction=0.25, fresh=True, heal_after=1, heal_generations=2)],
+                         ids=["replace", "mix-fresh"])
+def test_healing_generations_train_on_the_human_split_then_the_regime_resumes(regime):
+    """heal_after=1, heal_generations=2: generations 2 and 3 hold the whole human train split (as generation 0
+    does), generation 4 is the regime's again, its synthetic rows from generation 3 (the healed model's)."""
+    for g in range(5):
+        human, fresh, synthetic = pools(g)
+        ts = regimes.training_set(regime, g, human, fresh, synthetic, np.random.default_rng(0))
+        check_provenance(ts, human, fresh, synthetic)
+        assert regime.heals(g) == (g in (2, 3))
+        assert len(ts.tokens) == regimes.training_size(regime, g, NH, NS)
+        if g in (0, 2, 3):
+            np.testing.assert_array_equal(ts.provenance, -1)
+            np.testing.assert_array_equal(ts.index, np.arange(NH))
+        else:
+            assert set(ts.provenance[ts.provenance >= 0]) == {g - 1}
+    if getattr(regime, "fresh", False):  # generation 4 takes its own fresh slice (healing used none)
+        assert ts.index[ts.provenance < 0].min() == NH + 3 * regime.counts(NH)[0]
+
+
+@pytest.mark.parametrize("overrides, key, match", [
+    (dict(regime=ReplaceConfig(heal_after=1, heal_generations=2), generations=3), "regime.heal_generations",
+     "heals generations 2..3, past the last generation 2: raise generations to >= 4"),
+    (dict(regime=ReplaceConfig(heal_generations=1), generations=3), "regime.heal_after", "got 0"),
+    (dict(regime=ReplaceConfig(heal_after=1), generations=3), "regime.heal_generations", "got 0"),
+    (dict(regime=ReplaceConfig(heal_after=1, heal_generations=1), generations=3), "train.init",
+     "from scratch a healing generation never sees the collapsed model"),
+])
+def test_healing_that_cannot_mean_anything_is_refused(overrides, key, match):
+    from collapse.validate import validate
+    from tests.helpers import tiny_config
+
+    with pytest.raises(ConfigError, match=match) as e:
+        validate(tiny_config(**overrides))
+    assert e.value.key == key
+
+
+def test_healing_an_analytic_family_or_with_teacher_labels_on_human_rows_is_refused():
+    import dataclasses
+
+    from collapse.config import Config
+    from collapse.families import GaussianConfig
+    from collapse.validate import validate
+    from tests.helpers import tiny_config
+
+    heal = ReplaceConfig(heal_after=1, heal_generations=1)
+    with pytest.raises(ConfigError, match="generation 0 again") as e:
+        validate(Config(model=GaussianConfig(), regime=heal, generations=3, compilation_cache=""))
+    assert e.value.key == "regime.heal_generations"
+    train = dataclasses.replace(tiny_config().train, init="previous", target="soft", distill_on="both")
+    with pytest.raises(ConfigError, match="healing generations would learn from a model") as e:
+        validate(tiny_config(regime=heal, generations=3, train=train))
+    assert e.value.key == "train.distill_on"
+
+
+def test_recovery_is_the_share_of_the_collapse_undone():
+    """(m(collapsed) - m(healed)) / (m(collapsed) - m(generation 0)), per replicate, by hand."""
+    from collapse.metrics.score import recoveries
+
+    rows = lambda values: [{"replicate": r, "metric": m, "value": v}  # noqa: E731
+                           for r, named in enumerate(values) for m, v in named.items()]
+    start = rows([{"kl_true": 0.1, "distinct_2": 0.5}, {"kl_true": 0.2, "distinct_2": 0.4}])
+    collapsed = rows([{"kl_true": 0.5, "distinct_2": 0.3}, {"kl_true": 0.2, "distinct_2": 0.2}])
+    healed = [{"kl_true": 0.2, "distinct_2": 0.35, "vendi": 3.0}, {"kl_true": 0.3, "distinct_2": 0.5}]
+    got = recoveries(healed, start, collapsed)
+    assert got[0] == pytest.approx({"recovery_kl_true": 0.75, "recovery_distinct_2": 0.25})
+    # replicate 1: kl_true never moved (no collapse to undo: no row); distinct_2 overshot generation 0
+    assert got[1] == pytest.approx({"recovery_distinct_2": 1.5})
+
+
+def test_a_healing_study_records_its_healing_and_recovery(tmp_path):
+    """A tiny study, heal_after=1, heal_generations=1: generation 2 trains on human rows only from generation
+    1's parameters, its manifest says so, and its recovery rows are the formula over the metric rows."""
+    import dataclasses
+    import json
+
+    from collapse.run import loop
+    from tests.helpers import tiny_config
+
+    cfg = tiny_config(regime=ReplaceConfig(heal_after=1, heal_generations=1), generations=3,
+                      train=dataclasses.replace(tiny_config().train, init="previous"))
+    loop.run(cfg, tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "gen_002" / "rep_00" / "train_provenance.npy"), -1)
+    np.testing.assert_array_equal(np.load(tmp_path / "gen_001" / "rep_00" / "train_provenance.npy"), 0)
+    manifests = [json.loads((tmp_path / f"gen_{g:03d}" / "manifest.json").read_text()) for g in range(3)]
+    assert [m.get("healing", False) for m in manifests] == [False, False, True]
+    value = {(r["generation"], r["metric"]): r["value"]
+             for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())}
+    recovered = {m for g, m in value if m.startswith("recovery_")}
+    assert {"recovery_kl_true", "recovery_ppl_human_test", "recovery_distinct_2"} <= recovered
+    assert all(g == 2 for g, m in value if m.startswith("recovery_"))
+    for m in recovered:
+        base = m.removeprefix("recovery_")
+        collapsed, healed, start = (value[(g, base)] for g in (1, 2, 0))
+        assert value[(2, m)] == pytest.approx((collapsed - healed) / (collapsed - start))
+    assert "heal_after" in json.loads((tmp_path / "config.json").read_text())["regime"]
+
+
+def test_the_epochs_budget_gives_the_documented_steps_per_generation():
+    """docs/regimes.md's table: train.tokens=0 trains train.epochs passes over each generation's training set
+    (accumulate's grows), train.tokens > 0 the same steps every generation."""
+    from pathlib import Path
+
+    from collapse.config import TrainConfig
+    from collapse.train import total_steps
+
+    text = (Path(__file__).parent.parent / "docs" / "regimes.md").read_text()
+    table = {line.split("|")[1].strip(): [int(x) for x in line.split("|")[2:6]]
+             for line in text.splitlines() if line.startswith(("| replace", "| accumulate", "| mix"))}
+    epochs, fixed = TrainConfig(batch_size=16, epochs=2, tokens=0), TrainConfig(batch_size=16, tokens=8192)
+    for name, regime in (("replace", ReplaceConfig()), ("accumulate", AccumulateConfig()),
+                         ("accumulate_subsample", AccumulateSubsampleConfig()),
+                         ("mix (`human_fraction=0.5`)", MixConfig(human_fraction=0.5))):
+        sizes = [regimes.training_size(regime, g, 64, 64) for g in range(4)]
+        assert [total_steps(n, 16, epochs) for n in sizes] == table[name], name
+        assert [total_steps(n, 64, fixed) for n in sizes] == [8] * 4

@@ -17,6 +17,7 @@ from collapse.metrics import diversity, ecosystem, knowledge, perplexity, tails 
 from collapse.metrics.families import Family, declare
 
 declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))
+declare(Family("healing", "Recovery by healing", 5, ("recovery_*",), prefixes=("recovery_",)))
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,22 @@ def teacher_gaps(values: list[dict[str, float]], teacher_rows: list[dict]) -> li
     the gap is a paired difference."""
     teacher = {(row["replicate"], row["metric"]): row["value"] for row in teacher_rows}
     return [{f"teacher_gap_{m}": v[m] - teacher[(r, m)] for m in GAP_METRICS if m in v and (r, m) in teacher}
+            for r, v in enumerate(values)]
+
+
+RECOVERY_METRICS = ("kl_true", "ppl_human_test", "distinct_2", "self_bleu4", "tail_mass_ratio",
+                    "survival_tail_true")  # one or two of each family's headline metrics
+
+
+def recoveries(values: list[dict[str, float]], start_rows: list[dict], collapsed_rows: list[dict]
+               ) -> list[dict[str, float]]:
+    """Per replicate `recovery_<m>` = (m(collapsed) - m(healed)) / (m(collapsed) - m(generation 0)) for the metrics
+    `RECOVERY_METRICS` (a healing generation's `values[r]`; the rows of generation 0 and of the last collapsed
+    generation, `regime.heal_after`): 1 undoes the collapse, 0 undoes none of it, below 0 it went on."""
+    start, collapsed = ({(row["replicate"], row["metric"]): row["value"] for row in rows}
+                        for rows in (start_rows, collapsed_rows))
+    return [{f"recovery_{m}": (collapsed[(r, m)] - v[m]) / (collapsed[(r, m)] - start[(r, m)])
+             for m in RECOVERY_METRICS if m in v and (r, m) in start and collapsed[(r, m)] != start[(r, m)]}
             for r, v in enumerate(values)]
 
 

@@ -55,6 +55,7 @@ AXES = {
     "kl_unigram": Axis("nats"), "zipf_exponent": Axis("exponent s"),
     "teacher_gap_kl_true": Axis("Δ nats / token", "difference"),
     "teacher_gap_ppl_human_test": Axis("Δ perplexity", "difference"),
+    "recovery_": Axis("share of the collapse undone"),
     "curate_acceptance": Axis("kept / drawn", "probability"), "curate_drawn_per_kept": Axis("drawn / kept"),
     "curate_score_mean": Axis("mean score"), "curate_pass_rate": Axis("share passing", "probability"),
     "curate_detector_accuracy": Axis("balanced accuracy", "probability"),

@@ -1,5 +1,9 @@
 """What every regime is: a registered config option that builds generation g's training set from the pools.
 
+A regime may also heal (Bohacek & Farid 2023, `heal_after`, `heal_generations`): generations heal_after + 1 ..
+heal_after + heal_generations train on the human train split alone, as generation 0 does, and the regime resumes
+after them (its synthetic rows then come from the healed generations' samples).
+
 Provenance is -1 for human data and j for data sampled by generation j. `index` is the row in its pool: for
 human rows the pool is the train split followed by the fresh reserve (a fresh row has index >= len(train)); for
 synthetic rows, generation j's samples. Generation 0 always trains on the human train split (`training_set`);
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,6 +62,29 @@ def all_samples(synthetic: list[np.ndarray]) -> TrainingSet:
 @dataclass(frozen=True)
 class RegimeConfig(Registered, abc.ABC, group="regime"):
     """Who trains generation g >= 1 (generation 0 always trains on the human train split)."""
+
+    heal_after: int = 0  # healing: after this generation, ...
+    heal_generations: int = 0  # ... this many generations train on the human train split alone (0 = no healing)
+    LATER: ClassVar[dict[str, Any]] = {"heal_after": 0, "heal_generations": 0}  # left out of config.json at default
+
+    def heals(self, g: int) -> bool:
+        """Whether generation g is a healing generation (human train split only)."""
+        return self.heal_generations > 0 and self.heal_after < g <= self.heal_after + self.heal_generations
+
+    def check_healing(self, generations: int) -> None:
+        """Refuse, naming the key, healing that starts before any collapse or runs past the last generation."""
+        if not (self.heal_after or self.heal_generations):
+            return
+        if self.heal_after < 1:
+            raise ConfigError("regime.heal_after", f"heals after a generation >= 1 that trained on synthetic data, "
+                              f"got {self.heal_after}")
+        if self.heal_generations < 1:
+            raise ConfigError("regime.heal_generations", f"set >= 1 generations of healing after generation "
+                              f"{self.heal_after}, got {self.heal_generations}")
+        last = self.heal_after + self.heal_generations
+        if last > generations - 1:
+            raise ConfigError("regime.heal_generations", f"heals generations {self.heal_after + 1}..{last}, past the "
+                              f"last generation {generations - 1}: raise generations to >= {last + 1}")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad key of this regime."""
@@ -114,15 +141,16 @@ class RegimeConfig(Registered, abc.ABC, group="regime"):
 
 def training_set(regime: RegimeConfig, g: int, human: np.ndarray, fresh: np.ndarray, synthetic: list[np.ndarray],
                  rng: np.random.Generator) -> TrainingSet:
-    """Generation g's training set: the human train split at generation 0, else the regime's (`build`)."""
-    if g == 0:
+    """Generation g's training set: the human train split at generation 0 and while healing, else the regime's
+    (`build`)."""
+    if g == 0 or regime.heals(g):
         return take(human, -1, np.arange(len(human)))
     assert len(synthetic) == g, "synthetic must hold one corpus per earlier generation"
     return regime.build(g, human, fresh, synthetic, rng)
 
 
 def training_size(regime: RegimeConfig, g: int, n_human: int, n_synthetic: int) -> int:
-    return n_human if g == 0 else regime.training_size(g, n_human, n_synthetic)
+    return n_human if g == 0 or regime.heals(g) else regime.training_size(g, n_human, n_synthetic)
 
 
 def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_synthetic: int, batch_size: int,

@@ -35,7 +35,7 @@ class MixConfig(RegimeConfig, option="mix"):
     fresh: bool = False  # False: drawn from the original train split; True: never-seen human data
     size: int = 0  # sequences (0 = as many as the human train split)
     human_weight: str = ""  # "" each row weighs 1 | golden | a number in (0, 1): the human rows' share of the fit
-    LATER: ClassVar[dict[str, Any]] = {"human_weight": ""}  # added later: left out of config.json at its default
+    LATER: ClassVar[dict[str, Any]] = {**RegimeConfig.LATER, "human_weight": ""}  # config.json: not at default
 
     def validate(self) -> None:
         non_negative(self, "regime", "size")

@@ -33,9 +33,11 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
         for r, ts in enumerate(sets):
             out.array(store.array(g, r, "train_provenance"), ts.provenance)
             out.array(store.array(g, r, "train_index"), ts.index)
-        weights = [cfg.regime.loss_weights(ts.provenance) if g else None for ts in sets]
+        healing = cfg.regime.heals(g)
+        weights = [cfg.regime.loss_weights(ts.provenance) if g and not healing else None for ts in sets]
         out.json(store.manifest(g), {
-            "generation": g, "regime": cfg.regime.name, "model": study.model_name(g),
+            "generation": g, "regime": cfg.regime.name, **({"healing": True} if healing else {}),
+            "model": study.model_name(g),
             "parameters": family.parameter_count(),
             "prompt_tokens": study.P,  # the first this many tokens of every synthetic row are human
             "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts(study.labs),

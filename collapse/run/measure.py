@@ -42,8 +42,8 @@ def keep_finished(cfg: Config, store: RunDir) -> Config:
 
 def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples) -> list[dict]:
     """Generation g's metric rows (docs/metrics.md), and the per-sequence and per-type arrays behind them: the
-    model's own draw (`samples.drawn`), what the curation did (`curate_*` rows) and, from generation 1 on, the
-    gap to its teacher (`teacher_gap_*`)."""
+    model's own draw (`samples.drawn`), what the curation did (`curate_*` rows), from generation 1 on the gap
+    to its teacher (`teacher_gap_*`) and, while healing, the share of the collapse undone (`recovery_*`)."""
     cfg, store = study.cfg, study.store
 
     def compute(out: Outputs):
@@ -62,6 +62,10 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
             teacher_rows = (peer[0].store if peer else store).read_metrics(study.teacher(g), required=True)
             for r, gap in enumerate(metrics.teacher_gaps(values, teacher_rows)):
                 values[r].update(gap)
+        if cfg.regime.heals(g):  # how much of the collapse up to generation heal_after this generation undoes
+            start, collapsed = (store.read_metrics(j, required=True) for j in (0, cfg.regime.heal_after))
+            for r, recovery in enumerate(metrics.recoveries(values, start, collapsed)):
+                values[r].update(recovery)
         for r, named in enumerate(arrays):
             for name, array in named.items():
                 out.array(store.array(g, r, name), array)

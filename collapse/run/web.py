@@ -53,9 +53,10 @@ class Web:
         cfg, need = self.eco.cfg, self.eco.cfg.web.human_rows * self.eco.cfg.generations
         for k, (lab, study) in enumerate(zip(cfg.labs, self.eco.studies)):
             regime = option_name(study.cfg.regime)
-            if lab.crawl and regime != "replace":
+            if lab.crawl and (regime != "replace" or study.cfg.regime.heal_generations):
                 raise ConfigError(f"labs[{k}].crawl", f"lab {lab.name} trains on its crawl of the web alone, so its "
-                                  f"regime={regime} would be ignored: regime=replace for it, or crawl=0")
+                                  f"regime={regime}{' with healing' if regime == 'replace' else ''} would be "
+                                  "ignored: plain regime=replace for it, or crawl=0")
         if not need or cfg.data.has_truth:
             return
         for name, study in zip(self.eco.names, self.eco.studies):
