@@ -29,7 +29,8 @@ def test_one_device_layout_and_guarded_initialize(monkeypatch):
 
 
 def test_four_devices_split_batches_or_replicates_and_train_and_sample_like_one():
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4")
     result = subprocess.run([sys.executable, "-m", "tests.multidevice_check"], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
