@@ -60,7 +60,8 @@ def test_help_names_the_command_and_lists_only_real_options():
     assert "README.md" in text and "generations: 5" in text
     assert "+experiment=NAME scale=smoke|cpu|paper" in text and "scale: cpu, paper, smoke\n" in text
     assert "experiment: alemohammad2024, " in text  # the presets, conf/experiment/
-    assert "\nregime: replace (no keys)\n" in text and "{}" not in text  # an option without keys, said so
+    assert "\ncurate: none (no keys)\n" in text and "{}" not in text  # an option without keys, said so
+    assert "\nregime:\n  heal_after: 0\n  heal_generations: 0\n" in text  # replace's keys: those of every regime
 
 
 def test_a_sweeps_jobs_are_the_presets_axes_times_the_command_lines():

@@ -20,7 +20,7 @@ import numpy as np
 from collapse.metrics import diversity
 from collapse.metrics.families import Family, declare
 
-declare(Family("ecosystem", "Between labs", 7, ("kl_pair_*", "js_pair*", "cross_ppl_*", "bigram_overlap*",
+declare(Family("ecosystem", "Between labs", 8, ("kl_pair_*", "js_pair*", "cross_ppl_*", "bigram_overlap*",
                                                 "private_gain_*", "homogenisation_*", "kl_true_mixture", "web_*"),
                headline=("homogenisation_js",), prefixes=("labs_mean_", "union_")))
 

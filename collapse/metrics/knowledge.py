@@ -17,7 +17,7 @@ import numpy as np
 from collapse.metrics import tails
 from collapse.metrics.families import Family, declare
 
-declare(Family("knowledge", "Knowledge and hallucination", 6,
+declare(Family("knowledge", "Knowledge and hallucination", 7,
                ("closed_book_*", "hallucination_rate*", "factual_precision*", "fact_*", "error_repeat*"),
                headline=("closed_book_acc_tail", "hallucination_rate")))
 

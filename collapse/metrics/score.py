@@ -17,7 +17,7 @@ from collapse.metrics import diversity, ecosystem, knowledge, perplexity, tails 
 from collapse.metrics.families import Family, declare
 
 declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))
-declare(Family("healing", "Recovery by healing", 5, ("recovery_*",), prefixes=("recovery_",)))
+declare(Family("healing", "Recovery by healing", 6, ("recovery_*",), prefixes=("recovery_",)))
 
 
 @dataclass(frozen=True)
