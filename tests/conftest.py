@@ -18,3 +18,23 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 import jax  # noqa: E402
 
 jax.devices()  # start JAX with one CPU device here, so in-process studies never split the host (cpu_devices)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_run_reports(request, monkeypatch):
+    """Studies run in a test's own body skip redrawing report.md and its figures (seconds of matplotlib each,
+    and some ninety studies); a test that reads a run's report is marked `reports`. Studies of module fixtures
+    and of subprocesses write theirs as always."""
+    if "reports" in request.keywords:
+        return
+    from collapse.run import measure
+
+    init = measure.Reports.__init__
+    monkeypatch.setattr(measure.Reports, "__init__", lambda self, store, write=None: init(self, store, _skip))
+
+
+def _skip(store):
+    return None

@@ -22,27 +22,28 @@ def test_parameter_and_flop_counts_are_the_closed_forms():
     assert measure.train_flops_per_token(shape, non_embedding) == 6 * non_embedding + 12 * L * T * d
 
 
-@pytest.mark.parametrize("no_reference", [False, True])
-def test_a_tiny_run_writes_the_report_and_says_the_reference_is_missing(tmp_path, capsys, no_reference):
-    """The reference script absent, or present but turned off (--no-reference: it must not run)."""
+def test_a_tiny_run_writes_the_report_and_says_the_reference_is_missing(tmp_path, capsys):
+    """The reference script absent, then present but turned off (--no-reference: it must not run); the second
+    run reuses the first's compiled programs."""
     out, script = tmp_path / "benchmark.json", tmp_path / "reference.py"
-    if no_reference:
-        script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
-    skip = ["--no-reference", "--hf-python", sys.executable] if no_reference else []
-    replicates = "1" if no_reference else "1,2"  # the scaling table once is enough
-    bench.main(["--shapes", "tiny", "--steps", "2", "--gen-batch", "4", "--gen-len", "4", "--repeats", "1",
-                "--rounds", "1", "--cycle-tokens", "1024", "--replicates", replicates,
-                "--hf-script", str(script), "--out", str(out), *skip])
-    assert "reporting ours only" in capsys.readouterr().out
-    assert not (tmp_path / "ran").exists()
-    report = json.loads(out.read_text())
-    ours = report["shapes"]["tiny"]["ours"]
-    assert "reference" not in report["shapes"]["tiny"]
-    for key in ("train_tokens_per_s", "sample_tokens_per_s", "cycle_s", "train_mfu", "sample_bandwidth_fraction"):
-        assert ours[key] > 0, key
-    assert ours["cycle_s"] == 1024 / ours["train_tokens_per_s"] + 1024 / ours["sample_tokens_per_s"]
-    assert set(report["replicate_scaling"]) == set(replicates.split(","))
-    assert report["replicate_scaling"]["1"]["train_speedup_vs_sequential"] == 1.0
+    for no_reference in (False, True):
+        if no_reference:
+            script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+        skip = ["--no-reference", "--hf-python", sys.executable] if no_reference else []
+        replicates = "1" if no_reference else "1,2"  # the scaling table once is enough
+        bench.main(["--shapes", "tiny", "--steps", "2", "--gen-batch", "4", "--gen-len", "4", "--repeats", "1",
+                    "--rounds", "1", "--cycle-tokens", "1024", "--replicates", replicates,
+                    "--hf-script", str(script), "--out", str(out), *skip])
+        assert "reporting ours only" in capsys.readouterr().out
+        assert not (tmp_path / "ran").exists()
+        report = json.loads(out.read_text())
+        ours = report["shapes"]["tiny"]["ours"]
+        assert "reference" not in report["shapes"]["tiny"]
+        for key in ("train_tokens_per_s", "sample_tokens_per_s", "cycle_s", "train_mfu", "sample_bandwidth_fraction"):
+            assert ours[key] > 0, key
+        assert ours["cycle_s"] == 1024 / ours["train_tokens_per_s"] + 1024 / ours["sample_tokens_per_s"]
+        assert set(report["replicate_scaling"]) == set(replicates.split(","))
+        assert report["replicate_scaling"]["1"]["train_speedup_vs_sequential"] == 1.0
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "gpt2_small"])

@@ -32,6 +32,7 @@ def group_runs(configs: dict) -> dict[str, list]:
     return groups
 
 
+@pytest.mark.reports
 def test_groups_pool_seeds_and_name_what_differs(tmp_path):
     for i, (regime, seed, vals) in enumerate([(ReplaceConfig(), 0, [[0.1], [0.3]]), (ReplaceConfig(), 1, [[0.2], [0.5]]),
                                               (AccumulateConfig(), 0, [[0.1], [0.15]])]):
@@ -333,6 +334,7 @@ def test_sweep_jobs_are_found_in_job_order(tmp_path):
     assert [p.name for p in compare.find_runs([tmp_path / "sweep"])] == ["0", "1", "2", "10", "11"]
 
 
+@pytest.mark.reports
 def test_where_compares_a_subset_of_the_runs_as_if_they_were_all(tmp_path, capsys):
     """`--where` (report.json "where") picks runs by config value: the subset's own conditions, labels and
     heatmap axes, as a comparison of those runs alone; summary.csv holds them only, so --all redraws it."""

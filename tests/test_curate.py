@@ -160,6 +160,7 @@ def verified(tmp_path_factory):
     return cfg, path
 
 
+@pytest.mark.reports
 def test_a_perfect_verifier_admits_nothing_below_its_threshold(verified):
     cfg, path = verified
     _assert_budget(path, replicates=2)

@@ -147,6 +147,7 @@ def test_the_chain_of_an_example_crosses_labs(eco):
     assert any(line.startswith("  lab a's generation 0") for line in lines) and lines[-1].endswith("ends here")
 
 
+@pytest.mark.reports
 def test_between_lab_rows_keep_their_identities(eco):
     _, path = eco
     for g in range(2):

@@ -133,6 +133,7 @@ def test_resume_reads_only_the_checkpoints_it_needs(finished, tmp_path, monkeypa
     assert loaded == [0]  # intact now: read once, as the judge of generation 3
 
 
+@pytest.mark.reports
 def test_a_model_schedule_trains_each_generation_at_its_size(tmp_path):
     """A large teacher, then smaller students: each generation's model and parameter count in its manifest and
     the report; the samples of a small student judged by the (larger) generation-0 model."""

@@ -114,6 +114,7 @@ def mixed_run(tmp_path_factory):
     return cfg, path
 
 
+@pytest.mark.reports
 def test_a_study_records_each_generations_provenance(mixed_run):
     cfg, path = mixed_run
     n, T, P = cfg.data.n_train, cfg.data.seq_len, cfg.sample.prompt_len

@@ -86,6 +86,7 @@ def test_two_processes_never_share_a_run_directory(reference):
             loop.run(cfg, ref)
 
 
+@pytest.mark.reports
 def test_non_finite_loss_stops_with_generation_and_step(tmp_path, monkeypatch):
     real, calls = train.train_chunk, []
 
