@@ -1,12 +1,9 @@
 """Study presets (conf/experiment/*.yaml, `collapse -m +experiment=NAME scale=smoke|cpu|paper`): every preset
-composes at every scale and every job of its sweep validates (paper scale too, without running); a few
-smoke-scale sweeps run end to end through the command."""
+composes at every scale and every job of its sweep validates (paper scale too, without running); the runs at
+smoke scale are tests/test_preset_runs.py (a file of its own, so the two halves run in parallel)."""
 
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from collapse.families import AnalyticConfig, GaussianConfig
 from collapse.regimes import MixConfig
 from collapse.hydra_config import SCALES, conf_dir, from_hydra, register_configs
 from collapse.validate import validate
-from tests.helpers import XLA_CACHE, compose_cfg, write_corpus
+from tests.helpers import compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(conf_dir()) / "experiment").glob("*.yaml"))
 
@@ -113,76 +110,6 @@ def test_scale_needs_a_preset():
     """`scale` comes with a preset (its defaults list holds it); alone it matches nothing and is refused."""
     with pytest.raises(Exception, match="scale"):
         compose_cfg("scale=cpu")
-
-
-def collapse(*args, cwd):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "collapse.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
-def finished(sweep: Path) -> list[dict]:
-    jobs = sorted(sweep.glob("[0-9]*"))
-    assert jobs
-    for job in jobs:
-        assert (job / "report.md").exists(), job
-    return [json.loads((job / "config.json").read_text()) for job in jobs]
-
-
-def test_analytic_preset_runs_its_whole_sweep(tmp_path):
-    result = collapse("-m", "+experiment=gerstgrasser2024_linreg", "scale=smoke", "compilation_cache=", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    configs = finished(tmp_path / "runs" / "gerstgrasser2024_linreg" / "smoke")  # the default out_dir
-    assert [c["regime"]["_option"] for c in configs] == ["replace", "accumulate", "accumulate_subsample", "mix"]
-
-
-def test_language_model_preset_runs_at_smoke_scale(tmp_path):
-    """shumailov2024_lm on a corpus of the test's own (data.name), with beam search: continuation prompts,
-    human share 0 and 0.1, through data=hf's local-file reader."""
-    corpus = write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)
-    result = collapse("-m", "+experiment=shumailov2024_lm", "scale=smoke", f"data.name={corpus}",
-                      "sample.beam_size=5", "seed=0", f"compilation_cache={XLA_CACHE}", f"out_dir={tmp_path / 'lm'}",
-                      cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    configs = finished(tmp_path / "lm")
-    assert [(c["regime"]["human_fraction"], c["sample"]["beam_size"]) for c in configs] == [(0, 5), (0.1, 5)]
-    assert all((tmp_path / "lm" / str(j) / "gen_001" / "score.done").exists() for j in range(2))
-
-
-def code_path(preset: str) -> tuple:
-    """What a preset's first smoke job exercises beyond its sizes (which every job's validation checks): the
-    data source, the model (and schedule), the regime and its healing, the training target and teacher, curation,
-    sampling, labs."""
-    from collapse.options import option_name
-
-    [_, [cfg, *_]] = preset_jobs(preset, "smoke")
-    return (option_name(cfg.data), option_name(cfg.model), tuple(cfg.model_schedule), option_name(cfg.regime),
-            getattr(cfg.regime, "fresh", None), cfg.train.target, cfg.train.teacher, cfg.train.teacher_probs,
-            option_name(cfg.curate), cfg.sample.mode, cfg.sample.beam_size > 1, bool(cfg.labs),
-            cfg.regime.heal_generations > 0)
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch):
-    """The first job of every preset's sweep at scale=smoke, in this process, to its last generation's report
-    (the text presets on a corpus of the test's own, through COLLAPSE_TEXT). A preset whose first job takes the
-    code path of a preset before it (`code_path`) is that run again at other sizes, and is skipped; the
-    language-model preset runs its whole sweep through the command below."""
-    from collapse.run import loop
-    from collapse.report import write
-
-    if preset == "shumailov2024_lm":
-        pytest.skip("its sweep runs in test_language_model_preset_runs_at_smoke_scale")
-    same = [other for other in PRESETS[:PRESETS.index(preset)] if code_path(other) == code_path(preset)]
-    if same:
-        pytest.skip(f"the code path of {same[0]}'s first job")
-    monkeypatch.setenv("COLLAPSE_TEXT", str(write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)))
-    [cfg] = compose_jobs(sweep_jobs(f"+experiment={preset}", "scale=smoke")[:1])
-    store = loop.run(cfg, tmp_path / "run")
-    write(store)
-    assert (tmp_path / "run" / "report.md").exists()
-    if not isinstance(cfg.model, AnalyticConfig):
-        assert store.finished_generations() == list(range(cfg.generations))
 
 
 def test_a_presets_single_run_goes_beside_its_sweep_never_above_it():
