@@ -11,8 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "collapse-test-xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 # The tests compile hundreds of tiny programs and run each for moments: XLA's backend optimisation costs more
-# than it saves in these compile-bound runs. The
-# subprocesses inherit it; studies outside the tests compile at XLA's default level.
+# than it saves in these compile-bound runs. The subprocesses inherit it; studies outside the tests compile at
+# XLA's default level.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
