@@ -69,7 +69,6 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               "refits from its data alone: a generation on human data is generation 0 again, healing nothing")
         return
 
-    r.check_transformer()
     if r.heal_generations:  # healing continues the collapsed model on human data (Bohacek & Farid 2023)
         check(cfg.train.init == "previous", "train.init", "healing trains the collapsed model on human data; from "
               f"{cfg.train.init} a healing generation never sees the collapsed model: set train.init=previous")

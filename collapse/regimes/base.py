@@ -124,9 +124,6 @@ class RegimeConfig(Registered, abc.ABC, group="regime"):
         """None if the analytic families can run this regime (`analytic_stats`), else why not."""
         return f"regime={self.name} has no form for the analytic families"
 
-    def check_transformer(self) -> None:
-        """Raise `ConfigError` naming the key of a setting the transformer cannot run (the analytic families can)."""
-
     def loss_weights(self, provenance_N: np.ndarray) -> np.ndarray | None:
         """Each row's weight in generation g >= 1's training loss (mean 1), from its provenance (-1 human), or
         None: every row weighs 1."""
