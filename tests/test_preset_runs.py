@@ -15,6 +15,15 @@ from tests.helpers import XLA_CACHE, write_corpus
 from tests.test_presets import PRESETS, compose_jobs, sweep_jobs
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _corpus(tmp_path_factory):
+    """The text presets read a corpus of the tests' own (COLLAPSE_TEXT), set before any job is composed: a job
+    composed without it would name ../shared's corpus."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLLAPSE_TEXT", str(write_corpus(tmp_path_factory.mktemp("text") / "corpus.txt", 400)))
+        yield
+
+
 @functools.cache
 def first_job(preset: str) -> list:
     """The config of the first job of `collapse -m +experiment=<preset> scale=smoke`."""
@@ -43,16 +52,16 @@ def test_analytic_preset_runs_its_whole_sweep(tmp_path):
 
 
 def test_language_model_preset_runs_at_smoke_scale(tmp_path):
-    """shumailov2024_lm on a corpus of the test's own (data.name), with beam search: continuation prompts,
-    human share 0 and 0.1, through data=hf's local-file reader."""
+    """shumailov2024_lm through the command on a corpus of the test's own (data.name), with beam search:
+    continuation prompts, the human share of its second arm, through data=hf's local-file reader."""
     corpus = write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)
     result = collapse("-m", "+experiment=shumailov2024_lm", "scale=smoke", f"data.name={corpus}",
-                      "sample.beam_size=5", "seed=0", f"compilation_cache={XLA_CACHE}", f"out_dir={tmp_path / 'lm'}",
-                      cwd=tmp_path)
+                      "sample.beam_size=5", "regime.human_fraction=0.1", "seed=0", f"compilation_cache={XLA_CACHE}",
+                      f"out_dir={tmp_path / 'lm'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    configs = finished(tmp_path / "lm")
-    assert [(c["regime"]["human_fraction"], c["sample"]["beam_size"]) for c in configs] == [(0, 5), (0.1, 5)]
-    assert all((tmp_path / "lm" / str(j) / "gen_001" / "score.done").exists() for j in range(2))
+    [config] = finished(tmp_path / "lm")
+    assert (config["regime"]["human_fraction"], config["sample"]["beam_size"]) == (0.1, 5)
+    assert (tmp_path / "lm" / "0" / "gen_001" / "score.done").exists()
 
 
 def code_path(preset: str) -> tuple:
@@ -69,9 +78,9 @@ def code_path(preset: str) -> tuple:
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch):
+def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path):
     """The first job of every preset's sweep at scale=smoke, in this process, to its last generation's report
-    (the text presets on a corpus of the test's own, through COLLAPSE_TEXT). A preset whose first job takes the
+    (the text presets on a corpus of the test's own). A preset whose first job takes the
     code path of a preset before it (`code_path`) is that run again at other sizes, and is skipped; the
     language-model preset runs its whole sweep through the command below."""
     from collapse.run import loop
@@ -82,7 +91,6 @@ def test_every_preset_runs_one_job_at_smoke_scale(preset, tmp_path, monkeypatch)
     same = [other for other in PRESETS[:PRESETS.index(preset)] if code_path(other) == code_path(preset)]
     if same:
         pytest.skip(f"the code path of {same[0]}'s first job")
-    monkeypatch.setenv("COLLAPSE_TEXT", str(write_corpus(tmp_path / "corpus.txt", n_paragraphs=400)))
     [cfg] = first_job(preset)
     store = loop.run(cfg, tmp_path / "run")
     write(store)

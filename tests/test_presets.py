@@ -43,8 +43,15 @@ def compose_jobs(jobs: list[list[str]]):
 
 @functools.cache
 def preset_jobs(preset: str, scale: str) -> tuple[list[list[str]], list]:
-    """The job overrides and configs of `collapse -m +experiment=<preset> scale=<scale>`."""
-    jobs = sweep_jobs(f"+experiment={preset}", f"scale={scale}")
+    """The job overrides and configs of `collapse -m +experiment=<preset> scale=<scale>`, one job per setting:
+    jobs that differ in their seed alone are one (a seed changes nothing validation reads, and composing a job
+    takes Hydra a quarter of a second)."""
+    jobs, settings = [], set()
+    for job in sweep_jobs(f"+experiment={preset}", f"scale={scale}"):
+        setting = tuple(o for o in job if not o.startswith("seed="))
+        if setting not in settings:
+            settings.add(setting)
+            jobs.append(job)
     return jobs, compose_jobs(jobs)
 
 
@@ -95,7 +102,8 @@ def test_sweep_axes_and_scales():
     assert all(isinstance(c.regime, MixConfig) and c.regime.fresh for c in fresh) and len(fresh) == 24
     assert {(c.sample.temperature, c.sample.top_p) for c in fresh} == {(1.0, 1.0), (1.0, 0.9), (0.8, 1.0), (0.8, 0.9)}
     targets = preset_jobs("distillation_targets", "cpu")[1]  # results/distillation's runs: 3 seeds, 8 generations
-    assert len(targets) == 18 and {c.seed for c in targets} == {0, 1, 2}
+    assert len(targets) == 6 and len(seeded := sweep_jobs("+experiment=distillation_targets", "scale=cpu")) == 18
+    assert {o for job in seeded for o in job if o.startswith("seed=")} == {"seed=0", "seed=1", "seed=2"}
     assert {(c.generations, c.replicates, c.data.n_train, c.train.tokens) for c in targets} == {(8, 1, 1024, 262144)}
     gauss = preset_jobs("shumailov2024_gaussian", "smoke")[1]
     assert [c.model.estimator for c in gauss] == ["mle", "unbiased"] and isinstance(gauss[0].model, GaussianConfig)

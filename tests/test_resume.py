@@ -63,7 +63,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     for attempt in range(12):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(timeout=float(rng.uniform(4, 12)) if kills < 3 else 300)
+            proc.wait(timeout=float(rng.uniform(4, 12)) if kills < 2 else 300)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

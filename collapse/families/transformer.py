@@ -48,6 +48,16 @@ def _next_logprobs(graphdef, layout, params_R, prompts_RBP):
                            prompts_RBP)
 
 
+def _params(cfg: TransformerConfig, vocab_size: int, key: jax.Array) -> nnx.State:
+    return nnx.split(Transformer(cfg, vocab_size, rngs=nnx.Rngs(key)))[1]
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _init(cfg: TransformerConfig, vocab_size: int, keys_R: jax.Array) -> nnx.State:
+    """Fresh parameters, one set per key: one program per shape, whichever family object asks."""
+    return jax.vmap(partial(_params, cfg, vocab_size))(keys_R)
+
+
 def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch: int, layout: Layout) -> np.ndarray:
     """`fn(slice, slice_number)` over fixed-size slices of axis 1 (the last zero-padded: one program serves
     all, `Layout.slice_size`)."""
@@ -74,21 +84,18 @@ class TransformerFamily:
     def bos(self) -> int:
         return self.vocab_size
 
-    def _make(self, key: jax.Array) -> nnx.State:
-        return nnx.split(Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(key)))[1]
-
     def init(self, keys_R: jax.Array) -> nnx.State:
         """Fresh parameters, one set per key."""
-        return self.layout.put(jax.jit(jax.vmap(self._make))(keys_R), self.layout.params())
+        return self.layout.put(_init(self.cfg, self.vocab_size, keys_R), self.layout.params())
 
     def parameter_count(self) -> int:
         """Parameters of one replicate's model."""
-        shapes = jax.eval_shape(self._make, jax.random.key(0))
+        shapes = jax.eval_shape(partial(_params, self.cfg, self.vocab_size), jax.random.key(0))
         return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
 
     def abstract(self, replicates: int) -> nnx.State:
         """Shapes, dtypes and shardings of `init`'s output, for restoring checkpoints."""
-        shapes = jax.eval_shape(jax.vmap(self._make), jax.random.split(jax.random.key(0), replicates))
+        shapes = jax.eval_shape(partial(_init, self.cfg, self.vocab_size), jax.random.split(jax.random.key(0), replicates))
         return devices.abstract(shapes, self.layout.params())
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
