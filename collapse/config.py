@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from collapse.checks import check, fraction, non_negative, one_of, positive
 from collapse.curation import CurateConfig, NoCurateConfig
@@ -84,6 +84,21 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
     candidates: int = 1024  # top-k / top-p look only at this many most likely tokens
     beam_size: int = 0  # >= 2: beam search (deterministic, continuation mode only; temperature / top-k / top-p unused)
     batch_size: int = 1024
+    watermark: str = "none"  # none | green_list | gumbel (collapse/watermark.py)
+    watermark_key: int = 0  # the watermark's secret: fixed across generations and seeds (a lab's, not a run's)
+    watermark_context: int = 2  # tokens before the next one that seed its green list or r
+    watermark_gamma: float = 0.25  # green_list: the green share of the vocabulary
+    watermark_delta: float = 2.0  # green_list: added to green tokens' logits
+    watermark_generations: int = 0  # generations 0..G-1 watermark their samples (0: all); later ones sample plainly
+    LATER: ClassVar[dict[str, Any]] = {"watermark": "none", "watermark_key": 0, "watermark_context": 2,
+                                       "watermark_gamma": 0.25, "watermark_delta": 2.0, "watermark_generations": 0}
+
+    def at(self, g: int) -> SampleConfig:
+        """How generation g samples: without the watermark from generation `watermark_generations` on (its
+        watermark_* rows then measure what its model inherited from watermarked ancestors)."""
+        if self.watermark == "none" or not self.watermark_generations or g < self.watermark_generations:
+            return self
+        return dataclasses.replace(self, watermark="none")
 
     def validate(self) -> None:
         one_of(self.mode, "sample.mode", ("unconditional", "continuation"))

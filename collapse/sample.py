@@ -21,8 +21,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from collapse import watermark
 from collapse.devices import Layout, over_replicates
 from collapse.model import select_rows
+from collapse.watermark import Watermark
 
 
 def categorical(key: jax.Array, logits_BV: jax.Array) -> jax.Array:
@@ -61,17 +63,27 @@ def filter_logits(scaled_BV: jax.Array, top_k, top_p, candidates: int) -> tuple[
     return vals_BK, idx_BK
 
 
-def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int) -> jax.Array:
-    """Draw one token per row from `softmax(logits / temperature)` restricted by top-k and top-p."""
+def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int,
+           mark: Watermark = Watermark(), window_BC: jax.Array | None = None) -> jax.Array:
+    """Draw one token per row from `softmax(logits / temperature)` restricted by top-k and top-p; with a
+    watermark, green tokens' logits raised first, or the Gumbel rule's draw from the restricted distribution
+    (`collapse.watermark`, seeded by each row's context window `window_BC`)."""
+    V = logits_BV.shape[-1]
+    if mark.scheme == "green_list":
+        logits_BV = logits_BV + mark.delta * watermark.green_mask(mark, window_BC, V)
+    r_BV = watermark.uniforms(mark, window_BC, V) if mark.scheme == "gumbel" else None
     scaled_BV = logits_BV / jnp.maximum(temperature, 1e-6)
+
+    def draw(vals_BK, r_BK):
+        return categorical(key, vals_BK) if r_BK is None else watermark.gumbel_pick(jax.nn.log_softmax(vals_BK), r_BK)
 
     def filtered():
         vals_BK, idx_BK = filter_logits(scaled_BV, top_k, top_p, candidates)
-        pick_B = categorical(key, vals_BK)
+        pick_B = draw(vals_BK, None if r_BV is None else jnp.take_along_axis(r_BV, idx_BK, axis=-1))
         return jnp.take_along_axis(idx_BK, pick_B[:, None], axis=-1)[:, 0]
 
     def plain():
-        return categorical(key, scaled_BV)
+        return draw(scaled_BV, r_BV)
 
     cuts = ((top_k > 0) & (top_k < logits_BV.shape[-1])) | (top_p < 1)  # top_k = V is top-k off, draw for draw
     sampled_B = jax.lax.cond(cuts, filtered, plain)
@@ -109,33 +121,41 @@ def _scan_in_windows(step, carry, cache, xs, first: int, lengths: list[int]):
     return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
 
 
-def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int):
-    """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`."""
+def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int,
+              mark: Watermark):
+    """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`. With a watermark the carry also holds
+    each row's last `mark.context` tokens (the prompt left-padded with BOS to start with)."""
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
     lengths = cache_lengths(P, n_new)
     logits_BPV, cache = model.decode(prompt_BP, model.init_cache(B, lengths[0]), 0)
     keys = jax.random.split(key, n_new)
-    pick = partial(choose, temperature=temperature, top_k=top_k, top_p=top_p, candidates=candidates)
-    first_B = pick(logits_BPV[:, -1], keys[0])
+    pick = partial(choose, temperature=temperature, top_k=top_k, top_p=top_p, candidates=candidates, mark=mark)
+    C = mark.context if mark.on else 0
+    bos_BC = jnp.broadcast_to(prompt_BP[:, :1], (B, C))
+    window_BC = jnp.concatenate([bos_BC, prompt_BP[:, 1:]], axis=1)[:, -C:] if C else None
+    first_B = pick(logits_BPV[:, -1], keys[0], window_BC=window_BC)
+
+    def slide(window_BC, token_B):
+        return jnp.concatenate([window_BC[:, 1:], token_B[:, None]], axis=1) if C else None
 
     def step(carry, inputs):
-        token_B, cache = carry
+        (token_B, window_BC), cache = carry
         pos, key = inputs
         logits_B1V, cache = model.decode(token_B[:, None], cache, pos)
-        next_B = pick(logits_B1V[:, 0], key)
-        return (next_B, cache), next_B
+        next_B = pick(logits_B1V[:, 0], key, window_BC=window_BC)
+        return ((next_B, slide(window_BC, next_B)), cache), next_B
 
-    _, rest_XB = _scan_in_windows(step, first_B, cache, keys[1:], P, lengths)
+    _, rest_XB = _scan_in_windows(step, (first_B, slide(window_BC, first_B)), cache, keys[1:], P, lengths)
     return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 8, 9))
+@partial(jax.jit, static_argnums=(0, 1, 8, 9, 10))
 def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int,
-             candidates: int):
+             candidates: int, mark: Watermark = Watermark()):
     """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
     one = lambda p, prompt, key_data: _generate(graphdef, p, prompt, jax.random.wrap_key_data(key_data),  # noqa: E731
-                                                temperature, top_k, top_p, n_new, candidates)
+                                                temperature, top_k, top_p, n_new, candidates, mark)
     return over_replicates(one, layout, params, prompt_RBP, key_data_R)
 
 

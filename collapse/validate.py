@@ -7,9 +7,10 @@ the CLI refuses a bad value at once."""
 
 from __future__ import annotations
 
-from collapse.checks import check, finite, non_negative, one_of, positive
+from collapse.checks import check, finite, fraction, non_negative, one_of, positive
 from collapse.errors import ConfigError
-from collapse.config import Config, choices, flatten, generation_model, lab_configs, option_name, schedule_name
+from collapse.config import (Config, SampleConfig, choices, flatten, generation_model, lab_configs, option_name,
+                             schedule_name)
 from collapse.curation import NoCurateConfig
 from collapse.data import TokenizedConfig
 from collapse.families import AnalyticConfig, TransformerConfig
@@ -67,6 +68,8 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               f"model={option_name(m)} has one model: drop model_schedule")
         check(not r.heal_generations, "regime.heal_generations", f"an analytic family (model={option_name(m)}) "
               "refits from its data alone: a generation on human data is generation 0 again, healing nothing")
+        check(cfg.sample.watermark == "none", "sample.watermark", f"watermarks a transformer's sampled tokens; the "
+              f"analytic family model={option_name(m)} samples none: use sample.watermark=none")
         return
 
     if r.heal_generations:  # healing continues the collapsed model on human data (Bohacek & Farid 2023)
@@ -80,6 +83,7 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
     t.validate()
     _validate_targets(cfg, in_ecosystem)
     s.validate()
+    _validate_watermark(s, d.vocab_bound())
     if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
         for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
             check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "
@@ -128,6 +132,27 @@ def _validate_schedule(cfg: Config) -> None:
               f"train.init={init} starts generation {g} ({schedule_name(cfg, g)}) from generation {source}'s "
               f"parameters ({schedule_name(cfg, source)}), a different model size (model_schedule); "
               "use train.init=scratch, or a schedule whose sizes match")
+
+
+def _validate_watermark(s: SampleConfig, V: int) -> None:
+    """Watermarked sampling (docs/watermarks.md): no combination in which it would watermark nothing."""
+    one_of(s.watermark, "sample.watermark", ("none", "green_list", "gumbel"))
+    if s.watermark == "none":
+        return
+    positive(s, "sample", "watermark_context")
+    non_negative(s, "sample", "watermark_key", "watermark_delta", "watermark_generations")
+    fraction(s.watermark_gamma, "sample.watermark_gamma", closed_low=False, closed_high=False)
+    check(s.beam_size < 2, "sample.watermark", f"{s.watermark} watermarks a sampled token; beam search "
+          f"(sample.beam_size={s.beam_size}) samples none")
+    if s.watermark == "green_list":
+        check(1 <= int(s.watermark_gamma * V) < V, "sample.watermark_gamma", f"the green list floor(gamma V) of a "
+              f"vocabulary of {V} tokens must hold at least one token and not all, got {int(s.watermark_gamma * V)}")
+        return
+    check(s.temperature > 0, "sample.watermark", "gumbel replaces the random draw, and temperature 0 (greedy) "
+          "draws nothing: give sample.temperature > 0")
+    check(s.mode == "continuation", "sample.watermark", "gumbel fixes the token of each context window, so from "
+          "BOS alone every sequence is the same: continue human prefixes (sample.mode=continuation), or use "
+          "green_list")
 
 
 def _validate_targets(cfg: Config, in_ecosystem: bool = False) -> None:

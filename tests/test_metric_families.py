@@ -7,7 +7,7 @@ from collapse.metrics.families import declared, family_of
 
 def test_every_family_is_declared_in_report_order():
     assert list(declared()) == ["perplexity", "diversity", "tails", "tails_true", "teacher", "curation", "healing",
-                                "knowledge", "ecosystem", "other"]
+                                "knowledge", "ecosystem", "watermark", "other"]
 
 
 def test_a_name_belongs_to_its_most_specific_pattern():

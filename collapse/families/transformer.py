@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from collapse import devices, distill, train
+from collapse import devices, distill, train, watermark
 from collapse import sample as sampler
 from collapse.config import SampleConfig, TrainConfig
 from collapse.families import TransformerConfig
@@ -111,6 +111,7 @@ class TransformerFamily:
         bos_RN1 = np.full((R, N, 1), self.bos, prompts_RNP.dtype)
         prompts_RNP = np.concatenate([bos_RN1, prompts_RNP], axis=2)
         candidates = min(cfg.candidates, self.vocab_size)
+        mark = watermark.of(cfg)
 
         layout = self.layout
         params_R = layout.put(params_R, layout.params())  # a no-op when they are in place already
@@ -125,7 +126,7 @@ class TransformerFamily:
                 key_data = layout.put(key_data, layout.params())
                 out = sampler.generate(self.graphdef, layout, params_R, prompt_RBP, key_data,
                                        jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
-                                       n_new, candidates)
+                                       n_new, candidates, mark)
             if on_batch is not None:
                 on_batch(prompt_RBP.shape[1])
             return out

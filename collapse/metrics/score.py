@@ -18,6 +18,7 @@ from collapse.metrics.families import Family, declare
 
 declare(Family("teacher", "Student - teacher gap", 4, ("teacher_gap_*",)))
 declare(Family("healing", "Recovery by healing", 6, ("recovery_*",), prefixes=("recovery_",)))
+declare(Family("watermark", "Watermark evidence", 9, ("watermark_*",)))  # collapse.watermark.evidence (JAX)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from collapse import report
+from collapse import report, watermark
 from collapse.config import Config
 from collapse.files import is_writer, load_array, metric_row, save_array
 from collapse.metrics import score as metrics
@@ -57,6 +57,10 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
                                                     previous=previous)
         for r, curated in enumerate(samples.curated):
             values[r].update(curated.metrics())
+        if cfg.sample.watermark != "none":  # the key's evidence in the model's own draw, watermarked or not
+            mark, V = watermark.of(cfg.sample), study.humans[0].vocab_size
+            for r, drawn in enumerate(samples.drawn):
+                values[r].update(watermark.evidence(mark, drawn, V, study.P))
         if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
             peer = study.teacher_peer()  # another lab's model (train.teacher=lab:<name>), else this lab's own
             teacher_rows = (peer[0].store if peer else store).read_metrics(study.teacher(g), required=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from collapse import devices, regimes
+from collapse import devices, regimes, watermark
 from collapse.config import (Config, RESUMABLE_KEYS, TRANSFORMER_MODELS, diff_keys, from_dict, generation_model,
                              prompt_tokens, schedule_name, to_dict)
 from collapse.data import TokenizedConfig
@@ -231,7 +231,10 @@ def save_human(study: Study) -> None:
     except DataError:  # one row per human dataset, each with its own subsets
         if resumed:
             log.warning("%s: missing or damaged; recomputed", store.human_reference)
-        save_json(store.human_reference, [
-            score.human_reference(cfg.metrics, human, study.refs[slot or 0],
-                                  numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))
-            for slot, human in datasets])
+        rows = [score.human_reference(cfg.metrics, human, study.refs[slot or 0],
+                                      numpy_rng(key_for(cfg.seed, HUMAN_STREAM, slot or 0, Phase.SCORE)))
+                for slot, human in datasets]
+        if cfg.sample.watermark != "none":  # the null: text the key never wrote
+            for row, (_, human) in zip(rows, datasets):
+                row.update(watermark.evidence(watermark.of(cfg.sample), human.train, human.vocab_size, study.P))
+        save_json(store.human_reference, rows)

@@ -50,7 +50,7 @@ def draw(study, g: int, model: Model, m: int, round: int = 0) -> tuple[np.ndarra
         index, prompts = None, np.zeros((R, m, 0), np.int32)
     keys = for_round(study.keys(g, Phase.SAMPLE), round)
     with Progress(m, f"gen {g} sample" + (f" round {round}" if round else ""), "seq") as bar:
-        new = model.family.sample(model.params, prompts, keys, cfg.sample, cfg.data.seq_len - P,
+        new = model.family.sample(model.params, prompts, keys, cfg.sample.at(g), cfg.data.seq_len - P,
                                   on_batch=lambda b: bar.update(min(b, m - bar.done)))
     return np.concatenate([prompts.astype(np.int32), new], axis=2), index
 

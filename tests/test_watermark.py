@@ -1,0 +1,184 @@
+"""Watermarked sampling (green list, Gumbel rule) against NumPy and closed forms; detection's p-values exact,
+valid under the null, and anti-conservative without deduplication."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from collapse import sample as sampler
+from collapse import watermark
+from collapse.errors import ConfigError
+from collapse.watermark import Watermark
+from tests.helpers import Z, tiny_config
+
+V = 16
+GREEN = Watermark("green_list", key=7, context=2, gamma=0.25, delta=2.0)
+GUMBEL = Watermark("gumbel", key=7, context=2)
+
+
+def _keys(mark, window_BC):
+    return [_fold(mark.key, w) for w in np.asarray(window_BC)]
+
+
+def _fold(key, window):
+    k = jax.random.key(key)
+    for t in window:
+        k = jax.random.fold_in(k, int(t))
+    return k
+
+
+def _windows(B, seed=0):
+    return np.random.default_rng(seed).integers(0, V + 1, (B, 2)).astype(np.int32)  # BOS = V may appear
+
+
+def test_the_green_list_is_the_head_of_the_windows_permutation():
+    window_BC = _windows(32)
+    mask_BV = np.asarray(watermark.green_mask(GREEN, jnp.asarray(window_BC), V))
+    for mask_V, key in zip(mask_BV, _keys(GREEN, window_BC)):
+        head = np.asarray(jax.random.permutation(key, V))[:GREEN.n_green(V)]
+        assert set(np.flatnonzero(mask_V)) == set(head.tolist())
+    assert (mask_BV.sum(1) == 4).all()
+
+
+def test_green_list_sampling_is_plain_sampling_of_the_raised_logits_token_for_token():
+    window_BC = _windows(64, 1)
+    logits_BV = jax.random.normal(jax.random.key(2), (64, V))
+    raised_BV = np.asarray(logits_BV) + 2.0 * np.asarray(watermark.green_mask(GREEN, jnp.asarray(window_BC), V))
+    for t, k, p in ((1.0, 0, 1.0), (0.7, 5, 1.0), (1.0, 0, 0.8), (0.0, 0, 1.0)):
+        marked = sampler.choose(logits_BV, jax.random.key(3), t, k, p, V, GREEN, jnp.asarray(window_BC))
+        plain = sampler.choose(jnp.asarray(raised_BV), jax.random.key(3), t, k, p, V)
+        np.testing.assert_array_equal(marked, plain)
+
+
+def test_the_gumbel_rule_is_argmax_of_r_to_the_one_over_p_token_for_token():
+    """NumPy's r ** (1 / p) over the tokens top-k and top-p keep, the others excluded."""
+    window_BC = _windows(64, 2)
+    logits_BV = jax.random.normal(jax.random.key(4), (64, V)) * 2
+    r_BV = np.stack([np.asarray(jax.random.uniform(k, (V,))) for k in _keys(GUMBEL, window_BC)])
+    for t, top_k, top_p in ((1.0, 0, 1.0), (0.8, 6, 1.0), (1.0, 0, 0.7)):
+        got = np.asarray(sampler.choose(logits_BV, jax.random.key(0), t, top_k, top_p, V, GUMBEL,
+                                        jnp.asarray(window_BC)))
+        z_BV = np.asarray(logits_BV, np.float64) / t
+        order_BV = np.argsort(-z_BV, axis=1)
+        kept_BV = np.zeros_like(z_BV, bool)
+        for b in range(64):
+            p_sorted = special.softmax(z_BV[b, order_BV[b]][:top_k or V])
+            before = np.cumsum(p_sorted) - p_sorted
+            kept_BV[b, order_BV[b][:top_k or V][(before < top_p) | (top_p >= 1)]] = True
+        p_BV = np.where(kept_BV, special.softmax(np.where(kept_BV, z_BV, -np.inf), axis=1), 0)
+        with np.errstate(divide="ignore"):
+            want = np.argmax(np.where(kept_BV, r_BV ** (1 / p_BV), -1), axis=1)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_green_share_of_uniform_logits_is_the_closed_form():
+    """Uniform logits: P(green) = g e^delta / (g e^delta + 1 - g), g = floor(gamma V) / V."""
+    B = 4000
+    window_BC = jnp.asarray(_windows(B, 3))
+    token_B = sampler.choose(jnp.zeros((B, V)), jax.random.key(5), 1.0, 0, 1.0, V, GREEN, window_BC)
+    green_B = np.asarray(watermark.green_mask(GREEN, window_BC, V))[np.arange(B), np.asarray(token_B)]
+    g = 4 / V
+    want = g * math.e ** 2 / (g * math.e ** 2 + 1 - g)
+    assert abs(green_B.mean() - want) < Z * math.sqrt(want * (1 - want) / B)
+
+
+def test_the_gumbel_rule_draws_from_p_over_keys():
+    p_V = np.array([0.5, 0.3, 0.15, 0.05])
+    B = 8000
+    token_B = np.asarray(sampler.choose(jnp.log(jnp.broadcast_to(p_V, (B, 4))), jax.random.key(0), 1.0, 0, 1.0, 4,
+                                        GUMBEL, jnp.asarray(_windows(B, 4) % 4)))
+    # windows repeat (4^2 of them), so draws are independent only across distinct windows: compare per window
+    window_B = (_windows(B, 4) % 4) @ np.array([4, 1])
+    first = np.unique(window_B, return_index=True)[1]
+    assert len(first) == 16
+    # every draw of one window is the same token (the rule is deterministic given key and window)
+    for w in range(16):
+        assert len(set(token_B[window_B == w])) == 1
+    freq = np.bincount(token_B[first], minlength=4)
+    assert stats.chisquare(freq, 16 * p_V).pvalue > 1e-3 or freq.sum() < 50  # 16 draws: a coarse check
+    big = np.asarray(sampler.choose(jnp.log(jnp.broadcast_to(p_V, (B, 4))), jax.random.key(0), 1.0, 0, 1.0, 4,
+                                    Watermark("gumbel", key=1, context=1), jnp.asarray(np.arange(B)[:, None])))
+    for x in range(4):  # 8000 distinct windows: independent draws
+        assert abs((big == x).mean() - p_V[x]) < Z * math.sqrt(p_V[x] * (1 - p_V[x]) / B)
+
+
+def test_p_values_are_scipys_on_hand_counts():
+    d = watermark.p_value(GREEN, np.array([1.0] * 9 + [0.0] * 11), V)
+    assert d.scored == 20 and d.score == 9
+    assert d.p_value == pytest.approx(stats.binom.sf(8, 20, 0.25), rel=1e-10)
+    assert d.z == pytest.approx((9 - 5) / math.sqrt(20 * 0.25 * 0.75))
+    scores = np.array([0.3, 2.5, 1.1, 0.7])
+    g = watermark.p_value(GUMBEL, scores, V)
+    assert g.p_value == pytest.approx(stats.gamma.sf(scores.sum(), 4), rel=1e-10)
+    assert watermark.p_value(GREEN, np.zeros(0), V).p_value == 1.0
+
+
+def test_scored_positions_deduplicate_and_skip_prompt_windows():
+    tokens = np.array([[1, 2, 3, 1, 2, 3, 1, 2],
+                       [5, 6, 7, 5, 6, 8, 1, 2]])
+    window_MC, token_M = watermark.scored_positions(tokens, prompt_len=3, bos=V, context=2)
+    rows = [tuple(w) + (t,) for w, t in zip(window_MC.tolist(), token_M.tolist())]
+    # row 0 skips window (1, 2) (its prompt's token 3 follows it), then its repeats; row 1 skips (5, 6)
+    assert rows == [(2, 3, 1), (3, 1, 2), (6, 7, 5), (7, 5, 6), (6, 8, 1), (8, 1, 2)]
+    assert len(watermark.scored_positions(tokens, prompt_len=3, bos=V, context=2, dedup=False)[1]) == 10
+    first = watermark.scored_positions(tokens[:1], prompt_len=0, bos=V, context=2)[0][0]
+    assert first.tolist() == [V, V]  # unconditional: the first token's window is BOS, BOS
+
+
+def test_detection_is_valid_without_the_watermark_and_anti_conservative_without_dedup():
+    """200 texts the key never wrote: deduplicated p-values are valid (green list: P(p <= u) <= u, a discrete
+    test; Gumbel: uniform); repeating texts without deduplication read as watermarked far too often."""
+    rng = np.random.default_rng(0)
+    texts = rng.integers(0, V, (200, 64))
+    green = [watermark.detect(GREEN, t[None], V).p_value for t in texts]
+    gumbel = [watermark.detect(GUMBEL, t[None], V).p_value for t in texts]
+    assert stats.kstest(green, "uniform", alternative="greater").pvalue > 0.01
+    assert stats.kstest(gumbel, "uniform").pvalue > 0.01
+    loops = np.tile(rng.integers(0, V, (200, 4)), 16)  # a 4-token pattern 16 times: 4 windows, each 15 times
+    naive = np.array([watermark.detect(GREEN, t[None], V, dedup=False).p_value for t in loops])
+    dedup = np.array([watermark.detect(GREEN, t[None], V).p_value for t in loops])
+    # P(two or more of the 4 tuples green) = 0.26: each then reads p < 0.01 without deduplication
+    assert (naive < 0.01).mean() > 0.15
+    assert (dedup < 0.01).mean() <= 0.01 + Z * math.sqrt(0.01 * 0.99 / 200)
+
+
+@pytest.mark.parametrize("mark", ["green_list", "gumbel"])
+def test_a_watermarked_study_is_detected_and_an_unmarked_one_is_not(tmp_path, mark):
+    """Generation 0 samples with the watermark and generation 1, trained on those samples, without: their
+    watermark_* rows; the human data's (text the key never wrote) read no evidence."""
+    from collapse.config import SampleConfig
+    from collapse.files import load_json
+    from collapse.run import loop
+
+    mode = dict(mode="continuation", prompt_len=4) if mark == "gumbel" else {}
+    cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark=mark, watermark_key=3, watermark_generations=1,
+                                          **mode))
+    store = loop.run(cfg, tmp_path / "marked")
+    rows = {(row["generation"], row["metric"]): row["value"] for row in store.read_metrics()}
+    assert rows[0, "watermark_log10p"] < -6 and rows[0, "watermark_scored"] > 50
+    assert (1, "watermark_log10p") in rows
+    [human] = load_json(store.human_reference)
+    assert human["watermark_log10p"] > -3
+    W = watermark.of(cfg.sample)
+    plain = np.load(loop.run(tiny_config(generations=1), tmp_path / "plain").array(0, 0, "samples"))
+    assert watermark.detect(W, plain, V).p_value > 1e-3
+
+
+@pytest.mark.parametrize("overrides,key", [
+    ({"watermark": "gumbel", "temperature": 0.0, "mode": "continuation"}, "sample.watermark"),
+    ({"watermark": "green_list", "beam_size": 5, "mode": "continuation"}, "sample.watermark"),
+    ({"watermark": "green_list", "watermark_gamma": 0.01}, "sample.watermark_gamma"),
+    ({"watermark": "gumbel"}, "sample.watermark"),  # unconditional: one sequence N times
+    ({"watermark": "red_list"}, "sample.watermark"),
+])
+def test_meaningless_watermarks_are_refused(overrides, key):
+    from collapse.config import SampleConfig
+    from collapse.validate import validate
+
+    with pytest.raises(ConfigError) as error:
+        validate(tiny_config(sample=SampleConfig(**overrides)))
+    assert error.value.key == key
