@@ -156,6 +156,11 @@ def sequence_logprob(model: Transformer, tokens_BT: jax.Array, skip: int = 0) ->
     return jnp.take_along_axis(logp_BTV, tokens_BT[..., None], axis=-1)[:, skip:, 0].sum(axis=-1)
 
 
+def top_predictions(model: Transformer, tokens_BT: jax.Array) -> jax.Array:
+    """The most likely next token at every position `[B, T]` (int32): position t's given BOS and x_<t."""
+    return jnp.argmax(model(with_bos(tokens_BT, model.bos)), axis=-1).astype(jnp.int32)
+
+
 def mean_next_token_probs(model: Transformer, tokens_BT: jax.Array, weight_B: jax.Array, first: int = 0
                           ) -> jax.Array:
     """sum_b weight_b sum_{t >= first} p(. | BOS, x_<t) `[V]`: the model's predicted next-token distributions

@@ -126,16 +126,19 @@ class Detection:
         return math.log10(max(self.p_value, P_FLOOR))
 
 
-def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: int,
-                     dedup: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: int, dedup: bool = True,
+                     predicted_NT: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The (window `[M, C]`, token `[M]`) pairs a detector scores, in corpus order: every position after the
     prompt; with `dedup` (Sander et al.'s) only those whose window is not that of a token of the sequence's own
-    prompt, and of those the first occurrence of each (window, token) in the corpus (row-major order)."""
+    prompt, and of those the first occurrence of each (window, token) in the corpus (row-major order). With
+    `predicted_NT` (the open-model test) the token of a position is a reader's prediction there, the window the
+    text's."""
     N, T = tokens_NT.shape
     seq_NS = bos_padded(tokens_NT, bos, context)
     idx = np.arange(prompt_len, T)
     window_NXC = np.stack([seq_NS[:, idx + c] for c in range(context)], axis=-1)
-    window_MC, token_M = window_NXC.reshape(-1, context), tokens_NT[:, prompt_len:].reshape(-1)
+    scored_NT = tokens_NT if predicted_NT is None else predicted_NT
+    window_MC, token_M = window_NXC.reshape(-1, context), scored_NT[:, prompt_len:].reshape(-1)
     if not dedup or len(token_M) == 0:
         return window_MC, token_M
     keep_M = np.ones(len(token_M), bool)
@@ -170,9 +173,13 @@ def p_value(mark: Watermark, scores_M: np.ndarray, V: int) -> Detection:
     return Detection(N, S, float(gammaincc(N, S)), (S - N) / math.sqrt(N))
 
 
-def detect(mark: Watermark, tokens_NT: np.ndarray, V: int, prompt_len: int = 0, dedup: bool = True) -> Detection:
-    """Closed-model detection: did this watermark write these sequences (prompt tokens first, not scored)?"""
-    window_MC, token_M = scored_positions(tokens_NT, prompt_len, V, mark.context, dedup)
+def detect(mark: Watermark, tokens_NT: np.ndarray, V: int, prompt_len: int = 0, dedup: bool = True,
+           predicted_NT: np.ndarray | None = None) -> Detection:
+    """Closed-model detection: did this watermark write these sequences (prompt tokens first, not scored)? With
+    a reader's predictions `predicted_NT` at every position of watermarked sequences, the open-model test (Sander
+    et al.'s reading mode): does the reader continue the watermarked text's windows with green tokens (or high
+    r) more often than chance, i.e. did it learn from text this watermark wrote?"""
+    window_MC, token_M = scored_positions(tokens_NT, prompt_len, V, mark.context, dedup, predicted_NT)
     return p_value(mark, token_scores(mark, window_MC, token_M, V), V)
 
 
@@ -183,3 +190,10 @@ def evidence(mark: Watermark, tokens_NT: np.ndarray, V: int, prompt_len: int = 0
     learned from watermarked ancestors (radioactivity), and the human data's rows are the null."""
     d = detect(mark, tokens_NT, V, prompt_len)
     return {"watermark_log10p": d.log10_p, "watermark_z": d.z, "watermark_scored": float(d.scored)}
+
+
+def reading_evidence(mark: Watermark, marked_NT: np.ndarray, predicted_NT: np.ndarray, V: int,
+                     prompt_len: int = 0) -> dict[str, float]:
+    """The open-model test's rows: a model's predictions `predicted_NT` on watermarked text `marked_NT`."""
+    d = detect(mark, marked_NT, V, prompt_len, predicted_NT=predicted_NT)
+    return {"watermark_read_log10p": d.log10_p, "watermark_read_z": d.z, "watermark_read_scored": float(d.scored)}

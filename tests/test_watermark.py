@@ -147,25 +147,33 @@ def test_detection_is_valid_without_the_watermark_and_anti_conservative_without_
 
 
 @pytest.mark.parametrize("mark", ["green_list", "gumbel"])
-def test_a_watermarked_study_is_detected_and_an_unmarked_one_is_not(tmp_path, mark):
-    """Generation 0 samples with the watermark and generation 1, trained on those samples, without: their
-    watermark_* rows; the human data's (text the key never wrote) read no evidence."""
-    from collapse.config import SampleConfig
+def test_a_watermark_is_detected_in_its_samples_and_in_a_student_that_read_them(tmp_path, mark):
+    """Generation 0 samples with the watermark, later ones without (sample.watermark_generations=1). Closed
+    model: generation 0's samples read as watermarked, the human data (text the key never wrote) does not. Open
+    model: generation 0, which never read watermarked text, does not continue the watermarked windows with green
+    tokens; its student, trained on nothing else (regime=replace), does (green list, delta 4: Sander et al.'s
+    radioactivity, here at p < 1e-3)."""
+    from collapse.config import SampleConfig, TrainConfig
+    from collapse.data import GrammarConfig
     from collapse.files import load_json
     from collapse.run import loop
 
-    mode = dict(mode="continuation", prompt_len=4) if mark == "gumbel" else {}
-    cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark=mark, watermark_key=3, watermark_generations=1,
-                                          **mode))
-    store = loop.run(cfg, tmp_path / "marked")
+    if mark == "green_list":
+        cfg = tiny_config(data=GrammarConfig(vocab_size=V, n_states=4, n_train=256, n_valid=16, n_test=32, seq_len=16),
+                          train=TrainConfig(batch_size=16, epochs=8, log_every=100),
+                          sample=SampleConfig(batch_size=256, watermark=mark, watermark_key=3, watermark_delta=4.0,
+                                              watermark_generations=1))
+    else:  # the Gumbel rule continues human prefixes (from BOS alone every sequence would be one)
+        cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark=mark, watermark_key=3, watermark_generations=1,
+                                              mode="continuation", prompt_len=4))
+    store = loop.run(cfg, tmp_path / "run")
     rows = {(row["generation"], row["metric"]): row["value"] for row in store.read_metrics()}
     assert rows[0, "watermark_log10p"] < -6 and rows[0, "watermark_scored"] > 50
-    assert (1, "watermark_log10p") in rows
     [human] = load_json(store.human_reference)
     assert human["watermark_log10p"] > -3
-    W = watermark.of(cfg.sample)
-    plain = np.load(loop.run(tiny_config(generations=1), tmp_path / "plain").array(0, 0, "samples"))
-    assert watermark.detect(W, plain, V).p_value > 1e-3
+    assert rows[0, "watermark_read_log10p"] > -3 and rows[1, "watermark_read_scored"] > 50
+    if mark == "green_list":
+        assert rows[1, "watermark_read_log10p"] < -3
 
 
 @pytest.mark.parametrize("overrides,key", [

@@ -21,13 +21,19 @@ from collapse import sample as sampler
 from collapse.config import SampleConfig, TrainConfig
 from collapse.families import TransformerConfig
 from collapse.devices import Layout, over_replicates, single, to_host
-from collapse.model import Transformer, divergence_sums, mean_next_token_probs, next_token_logprobs, sequence_logprob
+from collapse.model import (Transformer, divergence_sums, mean_next_token_probs, next_token_logprobs, sequence_logprob,
+                            top_predictions)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
 def _logprob(graphdef, layout, params_R, tokens_RBT, skip):
     return over_replicates(lambda p, t: sequence_logprob(nnx.merge(graphdef, p), t, skip), layout, params_R,
                            tokens_RBT)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _top1(graphdef, layout, params_R, tokens_RBT):
+    return over_replicates(lambda p, t: top_predictions(nnx.merge(graphdef, p), t), layout, params_R, tokens_RBT)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 5))
@@ -95,7 +101,8 @@ class TransformerFamily:
 
     def abstract(self, replicates: int) -> nnx.State:
         """Shapes, dtypes and shardings of `init`'s output, for restoring checkpoints."""
-        shapes = jax.eval_shape(partial(_init, self.cfg, self.vocab_size), jax.random.split(jax.random.key(0), replicates))
+        keys_R = jax.random.split(jax.random.key(0), replicates)
+        shapes = jax.eval_shape(partial(_init, self.cfg, self.vocab_size), keys_R)
         return devices.abstract(shapes, self.layout.params())
 
     def fit(self, params_R, data_RNT: np.ndarray, rngs: list[np.random.Generator], cfg: TrainConfig,
@@ -139,6 +146,14 @@ class TransformerFamily:
         params_R = self.layout.put(params_R, self.layout.params())
         put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
         return _batched(lambda t, _: _logprob(self.graphdef, self.layout, params_R, put(t), skip), tokens_RNT, batch,
+                        self.layout)
+
+    def top1(self, params_R, tokens_RNT: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Each model's most likely next token at every position of the sequences `[R, N, T]` (int32): how a
+        reader of the text would continue it (the open-model watermark test, `collapse.watermark`)."""
+        params_R = self.layout.put(params_R, self.layout.params())
+        put = lambda t: self.layout.put(t, self.layout.batch(1))  # noqa: E731
+        return _batched(lambda t, _: _top1(self.graphdef, self.layout, params_R, put(t)), tokens_RNT, batch,
                         self.layout)
 
     def next_token_mass(self, params_R, tokens_RNT: np.ndarray, batch: int = 256, first: int = 0) -> np.ndarray:

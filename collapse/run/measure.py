@@ -57,10 +57,9 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
                                                     previous=previous)
         for r, curated in enumerate(samples.curated):
             values[r].update(curated.metrics())
-        if cfg.sample.watermark != "none":  # the key's evidence in the model's own draw, watermarked or not
-            mark, V = watermark.of(cfg.sample), study.humans[0].vocab_size
-            for r, drawn in enumerate(samples.drawn):
-                values[r].update(watermark.evidence(mark, drawn, V, study.P))
+        if cfg.sample.watermark != "none":
+            for r, rows in enumerate(watermark_rows(study, g, model, samples)):
+                values[r].update(rows)
         if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
             peer = study.teacher_peer()  # another lab's model (train.teacher=lab:<name>), else this lab's own
             teacher_rows = (peer[0].store if peer else store).read_metrics(study.teacher(g), required=True)
@@ -79,6 +78,21 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
         return rows, {}
 
     return phase(study, g, "score", lambda: store.read_metrics(g, required=True), compute)
+
+
+def watermark_rows(study: Study, g: int, model: Model, samples: Samples) -> list[dict[str, float]]:
+    """Per replicate, the study key's evidence (docs/watermarks.md): in the model's own draw (closed-model), and
+    in its predictions on the newest watermarked corpus up to generation g (open-model: its own corpus while
+    it samples with the watermark, so generation 0's rows, from a model that never read watermarked text, are a
+    null; afterwards the last watermarked generation's)."""
+    cfg, store, V, P = study.cfg, study.store, study.humans[0].vocab_size, study.P
+    mark, until = watermark.of(cfg.sample), cfg.sample.watermark_generations
+    source = g if not until else min(g, until - 1)
+    marked_RNT = np.stack([load_array(store.array(source, r, "samples")) for r in range(study.replicates)])
+    predicted_RNT = model.family.top1(model.params, marked_RNT)
+    return [{**watermark.evidence(mark, drawn, V, P),
+             **watermark.reading_evidence(mark, marked_NT, predicted_NT, V, P)}
+            for drawn, marked_NT, predicted_NT in zip(samples.drawn, marked_RNT, predicted_RNT)]
 
 
 REPORT_EVERY_S = 60.0  # mid-run, report.md and its figures are redrawn at most this often
