@@ -60,7 +60,7 @@ def test_the_presets_are_there():
             "gerstgrasser2024_text", "gerstgrasser2024_linreg", "kazdan2024", "alemohammad2024",
             "dohmatob2024_tails", "distillation_targets", "distillation_teacher", "distillation_fresh",
             "distillation_schedule", "human_synthetic_mix", "curation", "he2025_golden",
-            "bohacek2023_healing"} <= set(PRESETS)
+            "bohacek2023_healing", "watermark_price", "radioactivity"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
