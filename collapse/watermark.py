@@ -4,7 +4,7 @@ Both schemes seed a generator with the watermark key and the `context` tokens be
 sequence's own prefix, left-padded with BOS), so whoever holds the key recomputes every token's score from
 the tokens alone, without the model:
 - `green_list` (Kirchenbauer et al. 2023): the green list is the first floor(gamma V) entries of a permutation
-  of the vocabulary drawn from that generator; delta is added to the green tokens' logits before temperature,
+  of the vocabulary drawn from that generator (`green_mask`); delta is added to the green tokens' logits before temperature,
   top-k and top-p. A token's score is 1 if it is green; under no watermark the count of green tokens among N
   scored ones is Binomial(N, floor(gamma V) / V).
 - `gumbel` (Aaronson 2022): r in (0, 1)^V from that generator; the token maximising r_x^(1 / p_x), p after
@@ -69,12 +69,19 @@ def _fold(key: jax.Array, window_C: jax.Array) -> jax.Array:
 
 
 def green_mask(mark: Watermark, window_BC: jax.Array, V: int) -> jax.Array:
-    """`[B, V]` bool: the green list of each row's window."""
-    def one(key):
-        first = jax.random.permutation(key, V)[:mark.n_green(V)]
-        return jnp.zeros(V, bool).at[first].set(True)
+    """`[B, V]` bool: the green list of each row's window, the first floor(gamma V) entries of the permutation
+    that sorts V random 32-bit words stably (`np.argsort(bits, kind="stable")`): the tokens below the n-th
+    smallest word, and of the tokens tied with it the first by index. A sort and a comparison, a sixth of the
+    cost of `jax.random.permutation` or an argsort on the CPU."""
+    n = mark.n_green(V)
+    return jax.vmap(lambda key: head_mask(jax.random.bits(key, (V,)), n))(window_keys(mark, window_BC))
 
-    return jax.vmap(one)(window_keys(mark, window_BC))
+
+def head_mask(words_V: jax.Array, n: int) -> jax.Array:
+    """`[V]` bool: the first n entries of the stable argsort of `words_V`."""
+    threshold = jnp.sort(words_V)[n - 1]
+    below_V, tied_V = words_V < threshold, words_V == threshold
+    return below_V | (tied_V & (jnp.cumsum(tied_V) <= n - below_V.sum()))
 
 
 def uniforms(mark: Watermark, window_BC: jax.Array, V: int) -> jax.Array:

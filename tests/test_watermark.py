@@ -36,12 +36,17 @@ def _windows(B, seed=0):
 
 
 def test_the_green_list_is_the_head_of_the_windows_permutation():
+    """NumPy's stable argsort of the window's random words; the rule on words with many ties too."""
     window_BC = _windows(32)
     mask_BV = np.asarray(watermark.green_mask(GREEN, jnp.asarray(window_BC), V))
     for mask_V, key in zip(mask_BV, _keys(GREEN, window_BC)):
-        head = np.asarray(jax.random.permutation(key, V))[:GREEN.n_green(V)]
+        head = np.argsort(np.asarray(jax.random.bits(key, (V,))), kind="stable")[:GREEN.n_green(V)]
         assert set(np.flatnonzero(mask_V)) == set(head.tolist())
     assert (mask_BV.sum(1) == 4).all()
+    for words_V in np.random.default_rng(0).integers(0, 4, (32, V)):  # many ties: the first of the tied by index
+        for n in (1, 4, 9):
+            mask_V = np.asarray(watermark.head_mask(jnp.asarray(words_V, jnp.uint32), n))
+            assert set(np.flatnonzero(mask_V)) == set(np.argsort(words_V, kind="stable")[:n].tolist())
 
 
 def test_green_list_sampling_is_plain_sampling_of_the_raised_logits_token_for_token():
@@ -159,9 +164,9 @@ def test_a_watermark_is_detected_in_its_samples_and_in_a_student_that_read_them(
     from collapse.run import loop
 
     if mark == "green_list":
-        cfg = tiny_config(data=GrammarConfig(vocab_size=V, n_states=4, n_train=256, n_valid=16, n_test=32, seq_len=16),
-                          train=TrainConfig(batch_size=16, epochs=8, log_every=100),
-                          sample=SampleConfig(batch_size=256, watermark=mark, watermark_key=3, watermark_delta=4.0,
+        cfg = tiny_config(data=GrammarConfig(vocab_size=V, n_states=4, n_train=512, n_valid=16, n_test=32, seq_len=16),
+                          train=TrainConfig(batch_size=16, epochs=16, log_every=100),
+                          sample=SampleConfig(batch_size=512, watermark=mark, watermark_key=3, watermark_delta=4.0,
                                               watermark_generations=1))
     else:  # the Gumbel rule continues human prefixes (from BOS alone every sequence would be one)
         cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark=mark, watermark_key=3, watermark_generations=1,
