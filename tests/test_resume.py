@@ -12,6 +12,7 @@ import pytest
 
 from collapse.run import loop
 from collapse import train
+from collapse.config import SampleConfig
 from collapse.errors import DataError
 from tests.helpers import TINY, assert_same, outputs, tiny_config
 
@@ -20,8 +21,9 @@ CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_eve
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
+    """An uninterrupted study, its samples watermarked (so a resumed watermarked study is checked too)."""
     path = tmp_path_factory.mktemp("reference")
-    cfg = tiny_config(train=CHECKPOINTED)
+    cfg = tiny_config(train=CHECKPOINTED, sample=SampleConfig(batch_size=64, watermark="green_list"))
     loop.run(cfg, path)
     return cfg, path
 
