@@ -58,7 +58,7 @@ def of(cfg) -> Watermark:
 
 def window_keys(mark: Watermark, window_BC: jax.Array) -> jax.Array:
     """One PRNG key per row: the watermark key folded with each token of the row's context window."""
-    key = jax.random.key(mark.key)
+    key = jax.random.key(mark.key, impl="threefry2x32")  # pinned: a detector must rebuild the same keys
     return jax.vmap(lambda w_C: _fold(key, w_C))(window_BC)
 
 
@@ -108,10 +108,11 @@ def _token_scores(mark: Watermark, window_MC, token_M, V: int):
 
 
 def token_scores(mark: Watermark, window_MC: np.ndarray, token_M: np.ndarray, V: int, batch: int = 4096) -> np.ndarray:
-    """Each (window, token)'s score `[M]`: green (1 / 0) or -log(1 - r_token), in fixed-size batches."""
+    """Each (window, token)'s score `[M]`: green (1 / 0) or -log(1 - r_token), in batches of `batch`, or of the
+    power of two above M when fewer (a handful of programs, whatever the corpora's sizes)."""
     M = len(token_M)
-    pad = -M % batch if M > batch else 0
-    size = batch if M > batch else max(M, 1)
+    size = min(batch, 1 << max(M - 1, 63).bit_length())
+    pad = -M % size
     window_MC = np.pad(window_MC, ((0, pad), (0, 0)))
     token_M = np.pad(token_M, (0, pad))
     out = [np.asarray(_token_scores(mark, window_MC[i:i + size], token_M[i:i + size], V))
@@ -139,7 +140,8 @@ def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: 
     prompt; with `dedup` (Sander et al.'s) only those whose window is not that of a token of the sequence's own
     prompt, and of those the first occurrence of each (window, token) in the corpus (row-major order). With
     `predicted_NT` (the open-model test) the token of a position is a reader's prediction there, the window the
-    text's."""
+    text's, and a position whose window occurred earlier in its row is skipped (Sander et al.'s reading mode): a
+    reader may copy what followed it there, a token the watermark chose."""
     N, T = tokens_NT.shape
     seq_NS = bos_padded(tokens_NT, bos, context)
     idx = np.arange(prompt_len, T)
@@ -158,6 +160,13 @@ def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: 
         both = np.concatenate([prompt_rows, np.concatenate([row_M[:, None], window_MC], axis=1)])
         inverse = np.unique(both, axis=0, return_inverse=True)[1].reshape(-1)
         keep_M = ~np.isin(inverse[len(prompt_rows):], inverse[:len(prompt_rows)])
+    if predicted_NT is not None:  # the first occurrence of each window in its row, prompt positions included
+        all_NTC = np.stack([seq_NS[:, c:c + T] for c in range(context)], axis=-1)
+        rows_NT = np.broadcast_to(np.arange(N)[:, None, None], (N, T, 1))
+        first_NT = np.zeros(N * T, bool)
+        first_NT[np.unique(np.concatenate([rows_NT, all_NTC], axis=2).reshape(N * T, -1), axis=0,
+                           return_index=True)[1]] = True
+        keep_M &= first_NT.reshape(N, T)[:, prompt_len:].reshape(-1)
     kept = np.flatnonzero(keep_M)  # then the first occurrence of each (window, token) among the rest
     first = np.unique(np.concatenate([window_MC[kept], token_M[kept, None]], axis=1), axis=0, return_index=True)[1]
     keep_M[:] = False
@@ -186,7 +195,8 @@ def detect(mark: Watermark, tokens_NT: np.ndarray, V: int, prompt_len: int = 0, 
     a reader's predictions `predicted_NT` at every position of watermarked sequences, the open-model test (Sander
     et al.'s reading mode): does the reader continue the watermarked text's windows with green tokens (or high
     r) more often than chance, i.e. did it learn from text this watermark wrote?"""
-    window_MC, token_M = scored_positions(tokens_NT, prompt_len, V, mark.context, dedup, predicted_NT)
+    window_MC, token_M = scored_positions(tokens_NT, prompt_len, bos=V, context=mark.context, dedup=dedup,
+                                          predicted_NT=predicted_NT)
     return p_value(mark, token_scores(mark, window_MC, token_M, V), V)
 
 

@@ -151,6 +151,39 @@ def test_detection_is_valid_without_the_watermark_and_anti_conservative_without_
     assert (dedup < 0.01).mean() <= 0.01 + Z * math.sqrt(0.01 * 0.99 / 200)
 
 
+def test_a_reader_that_copies_in_context_reads_no_watermark_it_never_learned():
+    """The open-model null: watermarked texts (uniform logits, green list) read by a reader that never saw the key
+    but copies in context (at a window seen earlier in the row it predicts the token that followed it there,
+    else a random token). Skipping windows seen earlier in the row keeps the p-values valid (KS over 200 texts);
+    scoring them, the reader reads as watermarked by what it copied."""
+    B, T, C = 200, 256, GREEN.context  # 256 tokens over 289 windows: most windows recur in a row
+    pick = jax.jit(lambda key, window_BC: sampler.choose(jnp.zeros((B, V)), key, 1.0, 0, 1.0, V, GREEN, window_BC))
+    seq_BS = np.full((B, C), V, np.int32)
+    for t in range(T):
+        token_B = np.asarray(pick(jax.random.key(t), jnp.asarray(seq_BS[:, -C:])))
+        seq_BS = np.concatenate([seq_BS, token_B[:, None]], axis=1)
+    texts_BT, rng = seq_BS[:, C:], np.random.default_rng(2)
+    predicted_BT = rng.integers(0, V, (B, T))
+    for b in range(B):
+        after = {}
+        for t in range(T):
+            window = tuple(seq_BS[b, t:t + C])
+            if window in after:
+                predicted_BT[b, t] = after[window]
+            after[window] = texts_BT[b, t]
+    valid = [watermark.detect(GREEN, texts_BT[b:b + 1], V, predicted_NT=predicted_BT[b:b + 1]).p_value
+             for b in range(B)]
+    assert stats.kstest(valid, "uniform", alternative="greater").pvalue > 0.01
+    copied = []
+    for b in range(B):  # the (window, prediction) deduplication alone
+        window_MC, _ = watermark.scored_positions(texts_BT[b:b + 1], 0, V, C, dedup=False)
+        tuples = np.concatenate([window_MC, predicted_BT[b, :, None]], axis=1)
+        first = np.sort(np.unique(tuples, axis=0, return_index=True)[1])
+        scores = watermark.token_scores(GREEN, window_MC[first], predicted_BT[b, first], V)
+        copied.append(watermark.p_value(GREEN, scores, V).p_value)
+    assert (np.array(copied) < 0.01).mean() > 0.5  # all 200 read p < 0.01 (a valid test: 1 % +- 0.7 %)
+
+
 @pytest.mark.parametrize("mark", ["green_list", "gumbel"])
 def test_a_watermark_is_detected_in_its_samples_and_in_a_student_that_read_them(tmp_path, mark):
     """Generation 0 samples with the watermark, later ones without (sample.watermark_generations=1). Closed
