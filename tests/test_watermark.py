@@ -184,34 +184,68 @@ def test_a_reader_that_copies_in_context_reads_no_watermark_it_never_learned():
     assert (np.array(copied) < 0.01).mean() > 0.5  # all 200 read p < 0.01 (a valid test: 1 % +- 0.7 %)
 
 
-@pytest.mark.parametrize("mark", ["green_list", "gumbel"])
-def test_a_watermark_is_detected_in_its_samples_and_in_a_student_that_read_them(tmp_path, mark):
-    """Generation 0 samples with the watermark, later ones without (sample.watermark_generations=1). Closed
-    model: generation 0's samples read as watermarked, the human data (text the key never wrote) does not. Open
-    model: generation 0, which never read watermarked text, does not continue the watermarked windows with green
-    tokens; its student, trained on nothing else (regime=replace), does (green list, delta 4: Sander et al.'s
-    radioactivity, here at p < 1e-3)."""
+@pytest.fixture(scope="module")
+def radioactive(tmp_path_factory):
+    """Generation 0 samples with a green-list watermark (delta 4), generation 1 (a student of those samples
+    alone, regime=replace, 16 epochs on 512 of them) samples without: the study and its metric rows."""
     from collapse.config import SampleConfig, TrainConfig
     from collapse.data import GrammarConfig
-    from collapse.files import load_json
     from collapse.run import loop
 
-    if mark == "green_list":
-        cfg = tiny_config(data=GrammarConfig(vocab_size=V, n_states=4, n_train=512, n_valid=16, n_test=32, seq_len=16),
-                          train=TrainConfig(batch_size=16, epochs=16, log_every=100),
-                          sample=SampleConfig(batch_size=512, watermark=mark, watermark_key=3, watermark_delta=4.0,
-                                              watermark_generations=1))
-    else:  # the Gumbel rule continues human prefixes (from BOS alone every sequence would be one)
-        cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark=mark, watermark_key=3, watermark_generations=1,
-                                              mode="continuation", prompt_len=4))
-    store = loop.run(cfg, tmp_path / "run")
-    rows = {(row["generation"], row["metric"]): row["value"] for row in store.read_metrics()}
+    cfg = tiny_config(data=GrammarConfig(vocab_size=V, n_states=4, n_train=512, n_valid=16, n_test=32, seq_len=16),
+                      train=TrainConfig(batch_size=16, epochs=16, log_every=100),
+                      sample=SampleConfig(batch_size=512, watermark="green_list", watermark_key=3, watermark_delta=4.0,
+                                          watermark_generations=1))
+    store = loop.run(cfg, tmp_path_factory.mktemp("radioactive") / "run")
+    return store, {(row["generation"], row["metric"]): row["value"] for row in store.read_metrics()}
+
+
+def test_a_watermark_is_detected_in_its_samples_and_in_a_student_that_read_them(radioactive):
+    """Closed model: generation 0's samples read as watermarked, the human data (text the key never wrote) does
+    not. Open model: generation 0, which never read watermarked text, does not continue the watermarked windows
+    with green tokens; its student does (Sander et al.'s radioactivity, here at p < 1e-3)."""
+    from collapse.files import load_json
+
+    store, rows = radioactive
     assert rows[0, "watermark_log10p"] < -6 and rows[0, "watermark_scored"] > 50
     [human] = load_json(store.human_reference)
     assert human["watermark_log10p"] > -3
     assert rows[0, "watermark_read_log10p"] > -3 and rows[1, "watermark_read_scored"] > 50
-    if mark == "green_list":
-        assert rows[1, "watermark_read_log10p"] < -3
+    assert rows[1, "watermark_read_log10p"] < -3
+
+
+def test_a_gumbel_watermark_is_detected_in_its_samples(tmp_path):
+    """The Gumbel rule continues human prefixes (from BOS alone every sequence would be one)."""
+    from collapse.config import SampleConfig
+    from collapse.run import loop
+
+    cfg = tiny_config(sample=SampleConfig(batch_size=64, watermark="gumbel", watermark_key=3, watermark_generations=1,
+                                          mode="continuation", prompt_len=4))
+    rows = {(row["generation"], row["metric"]): row["value"] for row in loop.run(cfg, tmp_path).read_metrics()}
+    assert rows[0, "watermark_log10p"] < -6 and rows[0, "watermark_scored"] > 50
+    assert rows[0, "watermark_read_log10p"] > -3 and (1, "watermark_read_log10p") in rows
+
+
+def test_collapse_audit_repeats_the_studys_tests_from_the_run_directory(radioactive, capsys):
+    """A third party with the key: closed and open model from the files alone give the study's own rows; another
+    key reads nothing; a directory that is not a run is one error naming it (exit 2)."""
+    from collapse import audit
+
+    store, rows = radioactive
+
+    def log10p(argv):
+        audit.main(argv)
+        [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("generation")]
+        return float(line.split("log10 p")[1])
+
+    assert log10p(["detect", str(store.path), "--generation", "0"]) == pytest.approx(rows[0, "watermark_log10p"],
+                                                                                    abs=1e-3)
+    assert log10p(["read", str(store.path), "--marked", str(store.path), "--generation", "1"]) == pytest.approx(
+        rows[1, "watermark_read_log10p"], abs=1e-3)
+    assert log10p(["detect", str(store.path), "--generation", "0", "--key", "99"]) > -3
+    with pytest.raises(SystemExit) as stop:
+        audit.main(["detect", str(store.path / "gen_000")])
+    assert stop.value.code == 2 and "config.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("overrides,key", [
