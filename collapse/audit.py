@@ -1,4 +1,5 @@
-"""`collapse-audit`: a third party's watermark tests on run directories (docs/watermarks.md).
+"""`collapse-audit`: a third party's tests on run directories: watermarks (docs/watermarks.md) and the data
+certificate (docs/run-directory.md).
 
     collapse-audit detect RUN_DIR [--generation G ...] [--key K --scheme S --context C --gamma F]
         closed model: were the samples of RUN_DIR's generations written with this watermark? (default: the key
@@ -7,15 +8,21 @@
         open model: does SUSPECT_RUN's model of generation H continue the windows of RUN_DIR's generation G
         samples (watermarked) with green tokens, or high r, more often than chance?
 
-Prints one line per (generation, replicate): the tokens scored, z and log10 p; exits 2 on a bad directory or
-option, naming it. Reads only the run directories: config.json, gen_NNN/rep_NN/samples.npy, the checkpoint,
-tokenizer.json for text.
+    collapse-audit verify RUN_DIR [--certificate FILE]
+        the data certificate (collapse.certificate): recompute every root and digest from the files, print each
+        generation's certified share of training rows; exit 1 naming the first file that does not match
+    collapse-audit certificate RUN_DIR [--out FILE]
+        export the certificate as one JSON file (its "digest" is the value to publish)
+
+The watermark tests print one line per (generation, replicate): the tokens scored, z and log10 p. A bad
+directory or option exits 2, naming it. Reads only the run directories.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -113,6 +120,37 @@ def read(args) -> None:
             print(_line(f"generation {g} replicate {r}", d))
 
 
+def verify(args) -> None:
+    from collapse import certificate
+
+    store = RunDir(args.run)
+    if not (store.path / "config.json").exists():
+        raise DataError(store.path / "config.json", "missing: not a run directory")
+    exported = load_json(Path(args.certificate)) if args.certificate else None
+    verdict = certificate.verify(store, exported)
+    for g, share in verdict.certified.items():
+        print(f"generation {g}: {share:.1%} of the training rows certified")
+    if verdict.problems:
+        path, why = verdict.problems[0]
+        print(f"collapse-audit: {path}: {why}" + (f" (and {len(verdict.problems) - 1} more)"
+                                                   if len(verdict.problems) > 1 else ""), file=sys.stderr)
+        raise SystemExit(1)
+    print("every file matches" + (f" the certificate {exported['digest']}" if exported else ""))
+
+
+def export(args) -> None:
+    from collapse import certificate
+    from collapse.files import save_json
+
+    store = RunDir(args.run)
+    if not (store.path / "config.json").exists():
+        raise DataError(store.path / "config.json", "missing: not a run directory")
+    cert = certificate.export(store)
+    out = Path(args.out or store.path / "certificate.json")
+    save_json(out, cert)
+    print(f"{out}: {len(cert['generations'])} generations, digest {cert['digest']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="collapse-audit", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -130,9 +168,15 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--key", type=int, help="default: the marked run's sample.watermark_key")
         p.add_argument("--context", type=int, help="default: the marked run's sample.watermark_context")
         p.add_argument("--gamma", type=float, help="default: the marked run's sample.watermark_gamma")
+    p = sub.add_parser("verify", help="recompute the data certificate from the files")
+    p.add_argument("run")
+    p.add_argument("--certificate", help="an exported certificate to check the run against")
+    p = sub.add_parser("certificate", help="export the data certificate as one JSON file")
+    p.add_argument("run")
+    p.add_argument("--out", help="default: RUN_DIR/certificate.json")
     args = ap.parse_args(argv)
     try:
-        (detect if args.command == "detect" else read)(args)
+        {"detect": detect, "read": read, "verify": verify, "certificate": export}[args.command](args)
     except (ConfigError, DataError) as e:
         print(f"collapse-audit: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse import distill, provenance
+from collapse import certificate, distill, provenance
 from collapse.curation import NoCurateConfig
 from collapse.errors import DataError
 from collapse.data.grammar import true_logprob
@@ -157,6 +157,8 @@ def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarra
             *(load_array(study.origin_study(int(c)).store.array(int(c) % provenance.LAB_CODE, r, array))
               for array in ("curate_scores", "curate_kept", "curate_scores_kept")))
             for c in np.unique(cs[cs >= 0]) if curating(int(c))} for r, cs in enumerate(codes)]
-    out.json(store.provenance(g), provenance.generation_record(
-        g, study.model_name(g), study.family(g).parameter_count(), P, codes, labels, depths_R, scores, curated,
-        name, label))
+    record = provenance.generation_record(g, study.model_name(g), study.family(g).parameter_count(), P, codes,
+                                          labels, depths_R, scores, curated, name, label)
+    if not study.labs:  # the data certificate: single-lab studies (collapse.certificate)
+        record["certificate"] = certificate.record(store, sets, study.humans)
+    out.json(store.provenance(g), record)

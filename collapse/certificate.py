@@ -1,0 +1,170 @@
+"""A data certificate anyone can check from a run directory (docs/run-directory.md#the-data-certificate).
+
+Each generation's `provenance.json` holds, under "certificate", per replicate a Merkle root (SHA-256) over the
+rows of its training set from each origin, in training order, and the roots of the human splits those rows come
+from (the anchor); and per synthetic origin gen_j the digests of generation j's provenance.json and phase
+markers as they were when this generation trained (the link: generation j's markers hold the digests of its
+checkpoint and samples, its provenance.json its own roots; not the score phase's, which may be redone). `verify` recomputes every root from the files the
+rows come from and every digest, and says per generation which share of the rows it certifies (their chain
+reaches the human splits unbroken) and the first file that does not match. `export` is the whole chain as one
+small JSON file whose own digest can be published; `verify` against it also covers what no later generation
+records (the last generation's markers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from collapse.files import digest, load_array, load_json
+from collapse.store import PHASES, RunDir
+
+FORMAT = 1
+
+
+def merkle_root(rows_NT: np.ndarray) -> str:
+    """SHA-256 Merkle root of the rows (int32, little-endian; a leaf is sha256(0x00 row), a node sha256(0x01
+    left right), an odd node carried up as it is); the empty set's is sha256 of nothing."""
+    level = [hashlib.sha256(b"\x00" + np.ascontiguousarray(row, "<i4").tobytes()).digest() for row in rows_NT]
+    if not level:
+        return hashlib.sha256(b"").hexdigest()
+    while len(level) > 1:
+        pairs = [hashlib.sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2])]
+        level = pairs + level[len(pairs) * 2:]
+    return level[0].hex()
+
+
+def origin_roots(tokens_NT: np.ndarray, provenance_N: np.ndarray) -> dict[str, str]:
+    """{"human" | "gen_<j>": Merkle root of the training rows of that origin, in training order}."""
+    return {("human" if j < 0 else f"gen_{j}"): merkle_root(tokens_NT[provenance_N == j])
+            for j in np.unique(provenance_N)}
+
+
+LINKED = ("train", "sample")  # the phases whose outputs a later training set rests on (not score: it may be redone)
+
+
+def _phase_digests(store: RunDir, j: int) -> dict[str, str | None]:
+    return {"provenance.json": digest(store.provenance(j)),
+            **{f"{p}.done": digest(store.marker(j, p)) for p in LINKED if store.is_done(j, p)}}
+
+
+def anchor(train_NT: np.ndarray, fresh_NT: np.ndarray, provenance_N: np.ndarray, index_N: np.ndarray) -> dict:
+    """The roots of the human rows a training set indexes: the whole train split, and the fresh reserve up to the
+    last row it uses (a human row's `train_index` counts on from the train split into the reserve, which grows
+    when a study is extended, so only the prefix used is certified)."""
+    used = index_N[(provenance_N < 0) & (index_N >= len(train_NT))] - len(train_NT)
+    k = int(used.max()) + 1 if len(used) else 0
+    return {"train": merkle_root(train_NT), "fresh": merkle_root(fresh_NT[:k]), "fresh_rows": k}
+
+
+def record(store: RunDir, sets: list, humans: list) -> dict:
+    """Generation g's certificate entry (written into its provenance.json by the train phase): the roots of each
+    replicate's training set by origin (`sets[r]`: tokens, provenance, index) and of the human rows they index
+    (`humans[r]`: train and fresh), and the links to the generations it drew from."""
+    parents = sorted({int(j) for ts in sets for j in np.unique(ts.provenance) if j >= 0})
+    return {"format": FORMAT,
+            "replicates": [{"roots": origin_roots(ts.tokens, ts.provenance),
+                            "human": anchor(h.train, h.fresh, ts.provenance, ts.index)} for ts, h in zip(sets, humans)],
+            "links": {f"gen_{j}": _phase_digests(store, j) for j in parents}}
+
+
+def _human_file(store: RunDir, split: str, r: int) -> Path:
+    return store.human(split, r if store.human_replicates() else None)
+
+
+@dataclass
+class Verdict:
+    """What `verify` found: per generation the share of rows certified, and every mismatch (file, why)."""
+
+    certified: dict[int, float] = field(default_factory=dict)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _rows(store: RunDir, g: int, r: int, human: np.ndarray, prov_N: np.ndarray, index_N: np.ndarray
+          ) -> tuple[np.ndarray, dict[int, Path]]:
+    """Generation g's training rows of replicate r rebuilt from the files, and each origin's file."""
+    rows_NT, sources = np.zeros((len(prov_N), human.shape[1]), np.int32), {-1: _human_file(store, "train", r)}
+    for j in np.unique(prov_N):
+        at = prov_N == j
+        if j < 0:
+            rows_NT[at] = human[index_N[at]]
+        else:
+            sources[int(j)] = store.array(int(j), r, "samples")
+            rows_NT[at] = load_array(sources[int(j)])[index_N[at]]
+    return rows_NT, sources
+
+
+def verify(store: RunDir, exported: dict | None = None) -> Verdict:
+    """Recompute every generation's certificate from the files (and compare with an exported one)."""
+    verdict, ok = Verdict(), {}
+    for g in store.generations():
+        if not store.is_done(g, "train"):
+            break
+        bad = len(verdict.problems)
+        for phase in PHASES:
+            if store.is_done(g, phase):
+                outputs = load_json(store.marker(g, phase)).get("outputs", {})
+                for rel, value in outputs.items():
+                    if digest(store.path / rel) != value:
+                        verdict.problems.append((store.path / rel, f"changed since {phase}.done recorded it"))
+        cert = load_json(store.provenance(g)).get("certificate")
+        if cert is None:
+            verdict.problems.append((store.provenance(g), "no certificate (written before certificates existed)"))
+            ok[g] = False
+            verdict.certified[g] = 0.0
+            continue
+        for origin, digests in cert["links"].items():
+            j = int(origin.removeprefix("gen_"))
+            for name, value in _phase_digests(store, j).items():
+                if name in digests and digests[name] != value:
+                    verdict.problems.append((store.gen(j) / name, f"changed since generation {g} trained on it"))
+        certified_rows = total = 0
+        for r, rec in enumerate(cert["replicates"]):
+            prov_N = load_array(store.array(g, r, "train_provenance"))
+            index_N = load_array(store.array(g, r, "train_index"))
+            train = load_array(_human_file(store, "train", r))
+            fresh_file = _human_file(store, "fresh", r)
+            fresh = load_array(fresh_file) if fresh_file.exists() else train[:0]
+            found, anchored = anchor(train, fresh, prov_N, index_N), True
+            for split in ("train", "fresh"):
+                if rec["human"].get(split) != found[split]:
+                    verdict.problems.append((_human_file(store, split, r), f"does not match generation {g}'s "
+                                                                           "certificate"))
+                    anchored = False
+            rows_NT, sources = _rows(store, g, r, np.concatenate([train, fresh]), prov_N, index_N)
+            for origin, root in origin_roots(rows_NT, prov_N).items():
+                j = -1 if origin == "human" else int(origin.removeprefix("gen_"))
+                good = rec["roots"].get(origin) == root
+                if not good:
+                    verdict.problems.append((sources[j], f"rows of generation {g}'s training set ({origin}) do not "
+                                                         "match its certificate"))
+                n = int((prov_N == j).sum())
+                total += n
+                certified_rows += n if good and (anchored if j < 0 else ok.get(j, False)) else 0
+        ok[g] = len(verdict.problems) == bad and certified_rows == total
+        verdict.certified[g] = certified_rows / max(total, 1)
+    if exported is not None:
+        mine = export(store)
+        for theirs, ours in zip(exported.get("generations", []), mine["generations"]):
+            if theirs != ours:
+                verdict.problems.append((store.provenance(ours["generation"]), "differs from the exported certificate"))
+        if len(exported.get("generations", [])) > len(mine["generations"]):
+            verdict.problems.append((store.path, "holds fewer generations than the exported certificate"))
+    return verdict
+
+
+def export(store: RunDir) -> dict:
+    """The chain as one JSON object: per generation its certificate entry and the digests of its provenance.json
+    and phase markers; `digest` is the SHA-256 of the canonical JSON of the generations (the value to publish)."""
+    generations = []
+    for g in store.generations():
+        if not store.is_done(g, "train"):
+            break
+        generations.append({"generation": g, "certificate": load_json(store.provenance(g)).get("certificate"),
+                            "files": _phase_digests(store, g)})
+    body = json.dumps(generations, sort_keys=True, separators=(",", ":")).encode()
+    return {"format": FORMAT, "generations": generations, "digest": hashlib.sha256(body).hexdigest()}
