@@ -49,8 +49,16 @@ run_figures() {  # figures of single runs that a study's README shows (their dat
       uv run python experiments/knowledge_survival.py "$jobs"/*/ --out "$figures/survival.png" ;;
   esac
 }
+baseline() {  # a preset's runs outside its sweep, inside its folder (so its report compares them)
+  case $1 in
+    bohacek2023_healing)  # the human-only baseline of its header
+      uv run collapse +experiment="$1" scale="$scale" regime=mix regime.human_fraction=1 regime.heal_after=0 \
+        regime.heal_generations=0 out_dir="$runs/$1/$scale/human_only" ;;
+  esac
+}
 for name in "${presets[@]}"; do
   uv run collapse -m +experiment="$name" scale="$scale" out_dir="$runs/$name/$scale"
+  baseline "$name"
 done
 for name in "${presets[@]}"; do studies_of "$name"; done | awk '!seen[$0]++' | while read -r folder names; do
   report "$folder" $names
