@@ -67,14 +67,14 @@ def test_language_model_preset_runs_at_smoke_scale(tmp_path):
 def code_path(preset: str) -> tuple:
     """What a preset's first smoke job exercises beyond its sizes (which every job's validation checks): the
     data source, the model (and schedule), the regime and its healing, the training target and teacher, curation,
-    sampling and its watermark, labs."""
+    sampling, labs (a watermark is sampling's: tests/test_watermark.py runs it)."""
     from collapse.options import option_name
 
     [cfg] = first_job(preset)
     return (option_name(cfg.data), option_name(cfg.model), tuple(cfg.model_schedule), option_name(cfg.regime),
             getattr(cfg.regime, "fresh", None), cfg.train.target, cfg.train.teacher, cfg.train.teacher_probs,
             option_name(cfg.curate), cfg.sample.mode, cfg.sample.beam_size > 1, bool(cfg.labs),
-            cfg.regime.heal_generations > 0, cfg.sample.watermark)
+            cfg.regime.heal_generations > 0)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
