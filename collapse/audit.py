@@ -65,11 +65,12 @@ def _mark(cfg: Config, args):
     return mark
 
 
-def _generations(store: RunDir, asked: list[int] | None) -> list[int]:
-    done = [g for g in store.generations() if store.is_done(g, "sample")]
+def _generations(store: RunDir, asked: list[int] | None, phase: str = "sample") -> list[int]:
+    """The generations asked for (default: every one) whose `phase` is done; one that is not is refused."""
+    done = [g for g in store.generations() if store.is_done(g, phase)]
     for g in asked or []:
         if g not in done:
-            raise DataError(store.gen(g), "no finished samples of this generation")
+            raise DataError(store.gen(g), f"generation {g} has not finished its {phase} phase")
     return asked or done
 
 
@@ -103,14 +104,11 @@ def read(args) -> None:
         raise DataError(store.path, f"its models read {_vocab(cfg, store)} tokens, the marked run's text {V}")
     [source] = _generations(marked_store, [args.marked_generation])
     marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))
-    done = [g for g in store.generations() if store.is_done(g, "train")]
-    for g in args.generation or []:
-        if g not in done:
-            raise DataError(store.checkpoint(g), "no finished model of this generation")
+    generations = _generations(store, args.generation, "train")
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     print(f"{store.path} reading {marked_store.path} generation {source}: {mark.scheme} key {mark.key} "
           f"context {mark.context}, open model")
-    for g in args.generation or done:
+    for g in generations:
         family = generation_model(cfg, g).family(V, layout)
         params = store.load_params(g, family.abstract(cfg.replicates))
         texts_RNT = marked_RNT[np.arange(cfg.replicates) % len(marked_RNT)]  # replicate r reads r (mod theirs)
@@ -123,9 +121,7 @@ def read(args) -> None:
 def verify(args) -> None:
     from collapse import certificate
 
-    store = RunDir(args.run)
-    if not (store.path / "config.json").exists():
-        raise DataError(store.path / "config.json", "missing: not a run directory")
+    store, _ = _study(args.run)
     exported = load_json(Path(args.certificate)) if args.certificate else None
     verdict = certificate.verify(store, exported)
     for g, share in verdict.certified.items():
@@ -142,9 +138,7 @@ def export(args) -> None:
     from collapse import certificate
     from collapse.files import save_json
 
-    store = RunDir(args.run)
-    if not (store.path / "config.json").exists():
-        raise DataError(store.path / "config.json", "missing: not a run directory")
+    store, _ = _study(args.run)
     cert = certificate.export(store)
     out = Path(args.out or store.path / "certificate.json")
     save_json(out, cert)

@@ -90,8 +90,7 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
     watermark_gamma: float = 0.25  # green_list: the green share of the vocabulary
     watermark_delta: float = 2.0  # green_list: added to green tokens' logits
     watermark_generations: int = 0  # generations 0..G-1 watermark their samples (0: all); later ones sample plainly
-    LATER: ClassVar[dict[str, Any]] = {"watermark": "none", "watermark_key": 0, "watermark_context": 2,
-                                       "watermark_gamma": 0.25, "watermark_delta": 2.0, "watermark_generations": 0}
+    LATER: ClassVar[dict[str, Any]] = {}  # the watermark keys at their defaults, set below the class
 
     def at(self, g: int) -> SampleConfig:
         """How generation g samples: without the watermark from generation `watermark_generations` on (its
@@ -109,6 +108,9 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
               f"must be <= sample.candidates ({self.candidates}), got {self.top_k}")
         if self.mode == "continuation":
             positive(self, "sample", "prompt_len")
+
+
+SampleConfig.LATER = {f.name: f.default for f in dataclasses.fields(SampleConfig) if f.name.startswith("watermark")}
 
 
 # -------------------------------------------------------------------------------------------- metrics
