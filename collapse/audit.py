@@ -1,5 +1,5 @@
-"""`collapse-audit`: a third party's tests on run directories: watermarks (docs/watermarks.md) and the data
-certificate (docs/run-directory.md).
+"""`collapse-audit`: a third party's tests on run directories: watermarks (docs/watermarks.md), membership tests
+without one (docs/membership.md) and the data certificate (docs/run-directory.md).
 
     collapse-audit detect RUN_DIR [--generation G ...] [--key K --scheme S --context C --gamma F]
         closed model: were the samples of RUN_DIR's generations written with this watermark? (default: the key
@@ -8,14 +8,21 @@ certificate (docs/run-directory.md).
         open model: does SUSPECT_RUN's model of generation H continue the windows of RUN_DIR's generation G
         samples (watermarked) with green tokens, or high r, more often than chance?
 
+    collapse-audit membership SUSPECT_RUN --source RUN_DIR --source-generation G [--generation H ...]
+        without a watermark (docs/membership.md): do SUSPECT_RUN's models give RUN_DIR's released samples of
+        generation G higher log-likelihood than its withheld ones (sample.withheld)?
+    collapse-audit palimpsest SUSPECT_RUN --source RUN_DIR --source-generation G [--reference RUN ...]
+        does their log-likelihood of generation G's training rows rise with the rows' place in its training
+        order (one shuffled pass; less the reference run's model, --reference-generation J)?
+
     collapse-audit verify RUN_DIR [--certificate FILE]
         the data certificate (collapse.certificate): recompute every root and digest from the files, print each
         generation's certified share of training rows; exit 1 naming the first file that does not match
     collapse-audit certificate RUN_DIR [--out FILE]
         export the certificate as one JSON file (its "digest" is the value to publish)
 
-The watermark tests print one line per (generation, replicate): the tokens scored, z and log10 p. A bad
-directory or option exits 2, naming it. Reads only the run directories.
+The watermark and membership tests print one line per (generation, replicate): the tokens or rows scored, the
+statistic, z and log10 p. A bad directory or option exits 2, naming it. Reads only the run directories.
 """
 
 from __future__ import annotations
@@ -93,29 +100,114 @@ def detect(args) -> None:
             print(_line(f"generation {g} replicate {r}", watermark.detect(mark, tokens, V, P)))
 
 
-def read(args) -> None:
-    from collapse import devices, watermark
+def _models(store: RunDir, cfg: Config, asked: list[int] | None, V: int):
+    """(generation, family, params `[R, ...]`) of each generation asked for (default: every trained one), whose
+    models must read the source's V tokens."""
+    from collapse import devices
     from collapse.validate import batch_sizes
+
+    if _vocab(cfg, store) != V:
+        raise DataError(store.path, f"its models read {_vocab(cfg, store)} tokens, the source run's text {V}")
+    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
+    for g in _generations(store, asked, "train"):
+        family = generation_model(cfg, g).family(V, layout)
+        yield g, family, store.load_params(g, family.abstract(cfg.replicates))
+
+
+def _per_replicate(cfg: Config, source_RN: np.ndarray) -> np.ndarray:
+    """The source's rows as the suspect's replicates read them: replicate r reads the source's r (mod theirs)."""
+    return source_RN[np.arange(cfg.replicates) % len(source_RN)]
+
+
+def read(args) -> None:
+    from collapse import watermark
 
     marked_store, marked_cfg = _study(args.marked)
     store, cfg = _study(args.suspect)
     mark, V, P = _mark(marked_cfg, args), _vocab(marked_cfg, marked_store), prompt_tokens(marked_cfg)
-    if _vocab(cfg, store) != V:
-        raise DataError(store.path, f"its models read {_vocab(cfg, store)} tokens, the marked run's text {V}")
     [source] = _generations(marked_store, [args.marked_generation])
     marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))
-    generations = _generations(store, args.generation, "train")
-    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
     print(f"{store.path} reading {marked_store.path} generation {source}: {mark.scheme} key {mark.key} "
           f"context {mark.context}, open model")
-    for g in generations:
-        family = generation_model(cfg, g).family(V, layout)
-        params = store.load_params(g, family.abstract(cfg.replicates))
-        texts_RNT = marked_RNT[np.arange(cfg.replicates) % len(marked_RNT)]  # replicate r reads r (mod theirs)
+    for g, family, params in _models(store, cfg, args.generation, V):
+        texts_RNT = _per_replicate(cfg, marked_RNT)
         predicted_RNT = family.top1(params, texts_RNT)
         for r in range(cfg.replicates):
             d = watermark.detect(mark, texts_RNT[r], V, P, predicted_NT=predicted_RNT[r])
             print(_line(f"generation {g} replicate {r}", d))
+
+
+def _rank_line(what: str, t, name: str) -> str:
+    return f"{what:<28} n {t.n:>8}  {name} {t.statistic:>9.4f}  z {t.z:>9.3f}  log10 p {t.log10_p:>9.3f}"
+
+
+def membership(args) -> None:
+    from collapse import membership
+
+    source_store, source_cfg = _study(args.source)
+    store, cfg = _study(args.suspect)
+    V, P = _vocab(source_cfg, source_store), prompt_tokens(source_cfg)
+    [j] = _generations(source_store, [args.source_generation])
+    withheld = [source_store.array(j, r, "withheld") for r in range(source_cfg.replicates)]
+    if not withheld[0].exists():
+        raise DataError(withheld[0], "no withheld samples: the source run must draw them (sample.withheld > 0)")
+    released_RNT = _per_replicate(cfg, np.stack(_samples(source_store, source_cfg, j)))
+    withheld_RMT = _per_replicate(cfg, np.stack([load_array(path) for path in withheld]))
+    print(f"{store.path} against {source_store.path} generation {j}: {released_RNT.shape[1]} released, "
+          f"{withheld_RMT.shape[1]} withheld rows; U / (n released x n withheld) is the AUC")
+    for g, family, params in _models(store, cfg, args.generation, V):
+        logp_released_RN = family.logprob(params, released_RNT, skip=P)
+        logp_withheld_RM = family.logprob(params, withheld_RMT, skip=P)
+        for r in range(cfg.replicates):
+            t = membership.released_vs_withheld(logp_released_RN[r], logp_withheld_RM[r])
+            auc = t.statistic / (released_RNT.shape[1] * withheld_RMT.shape[1])
+            print(_rank_line(f"generation {g} replicate {r}", t, "U") + f"  AUC {auc:.4f}")
+
+
+def _lab_index(store: RunDir) -> int:
+    """The place of a lab's directory (`<ecosystem>/labs/<name>`) among its ecosystem's labs (its keys'); 0 else."""
+    if store.path.parent.name != "labs":
+        return 0
+    root = store.path.parent.parent / "config.json"
+    names = [lab["name"] for lab in load_json(root).get("labs", [])]
+    if store.path.name not in names:
+        raise DataError(root, f"names no lab {store.path.name!r}")
+    return names.index(store.path.name)
+
+
+def palimpsest(args) -> None:
+    from collapse import certificate, membership
+
+    source_store, source_cfg = _study(args.source)
+    store, cfg = _study(args.suspect)
+    V = _vocab(source_cfg, source_store)
+    [j] = _generations(source_store, [args.source_generation], "train")
+    rows, positions = [], []
+    for r in range(source_cfg.replicates):
+        lab_file = source_store.array(j, r, "train_lab")
+        if lab_file.exists() and (load_array(lab_file) > 0).any():
+            raise DataError(lab_file, "rows of other labs' samples: the test reads a lab's own rows only")
+        rows.append(certificate.training_rows(source_store, j, r))
+        positions.append(membership.training_order(source_cfg, j, r, len(rows[-1]), _lab_index(source_store)))
+    rows_RNT, positions_RN = _per_replicate(cfg, np.stack(rows)), _per_replicate(cfg, np.stack(positions))
+    reference_RN = None
+    if args.reference:  # the suspect's replicate r less the reference's r (mod theirs), on the same rows
+        ref_store, ref_cfg = _study(args.reference)
+        [(_, family, params)] = _models(ref_store, ref_cfg, [args.reference_generation], V)
+        R_ref = ref_cfg.replicates
+        reference_RN = np.stack([family.logprob(params, np.repeat(rows_RNT[r:r + 1], R_ref, 0))[r % R_ref]
+                                 for r in range(cfg.replicates)])
+    print(f"{store.path} against the training order of {source_store.path} generation {j}"
+          + (f", less {ref_store.path} generation {args.reference_generation}" if args.reference else ""))
+    for g, family, params in _models(store, cfg, args.generation, V):
+        if args.reference and ref_store.path == store.path and g == args.reference_generation:
+            print(f"generation {g}: the reference itself (every score 0), not tested")
+            continue
+        logp_RN = family.logprob(params, rows_RNT)
+        for r in range(cfg.replicates):
+            ref = None if reference_RN is None else reference_RN[r]
+            print(_rank_line(f"generation {g} replicate {r}", membership.palimpsest(logp_RN[r], positions_RN[r], ref),
+                             "rho"))
 
 
 def verify(args) -> None:
@@ -162,6 +254,17 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--key", type=int, help="default: the marked run's sample.watermark_key")
         p.add_argument("--context", type=int, help="default: the marked run's sample.watermark_context")
         p.add_argument("--gamma", type=float, help="default: the marked run's sample.watermark_gamma")
+    for name, helptext in (("membership", "without a watermark: the source's released against its withheld rows"),
+                           ("palimpsest", "without a watermark: the source's training rows against their order")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("suspect", help="the run directory whose models are tested")
+        p.add_argument("--source", required=True, help="the run directory whose " +
+                       ("samples" if name == "membership" else "model's training order") + " the test reads")
+        p.add_argument("--source-generation", type=int, default=0, help="its generation (default 0)")
+        p.add_argument("--generation", type=int, nargs="+", help="the suspect's generations (default: every one)")
+        if name == "palimpsest":
+            p.add_argument("--reference", help="a run whose model's log-likelihood is subtracted (optional)")
+            p.add_argument("--reference-generation", type=int, default=0, help="its generation (default 0)")
     p = sub.add_parser("verify", help="recompute the data certificate from the files")
     p.add_argument("run")
     p.add_argument("--certificate", help="an exported certificate to check the run against")
@@ -170,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="default: RUN_DIR/certificate.json")
     args = ap.parse_args(argv)
     try:
-        {"detect": detect, "read": read, "verify": verify, "certificate": export}[args.command](args)
+        {"detect": detect, "read": read, "membership": membership, "palimpsest": palimpsest, "verify": verify,
+         "certificate": export}[args.command](args)
     except (ConfigError, DataError) as e:
         print(f"collapse-audit: {e}", file=sys.stderr)
         raise SystemExit(2) from None

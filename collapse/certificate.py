@@ -98,6 +98,19 @@ def _rows(store: RunDir, g: int, r: int, human: np.ndarray, prov_N: np.ndarray, 
     return rows_NT, sources
 
 
+def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replicate r's human train split and fresh reserve (empty where the run has none)."""
+    train = load_array(_human_file(store, "train", r))
+    fresh_file = _human_file(store, "fresh", r)
+    return train, load_array(fresh_file) if fresh_file.exists() else train[:0]
+
+
+def training_rows(store: RunDir, g: int, r: int) -> np.ndarray:
+    """Generation g's training set of replicate r `[N, T]` in its stored order, rebuilt from the files."""
+    prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
+    return _rows(store, g, r, np.concatenate(_human(store, r)), prov_N, index_N)[0]
+
+
 def verify(store: RunDir, exported: dict | None = None) -> Verdict:
     """Recompute every generation's certificate from the files (and compare with an exported one)."""
     verdict, ok = Verdict(), {}
@@ -126,9 +139,7 @@ def verify(store: RunDir, exported: dict | None = None) -> Verdict:
         for r, rec in enumerate(cert["replicates"]):
             prov_N = load_array(store.array(g, r, "train_provenance"))
             index_N = load_array(store.array(g, r, "train_index"))
-            train = load_array(_human_file(store, "train", r))
-            fresh_file = _human_file(store, "fresh", r)
-            fresh = load_array(fresh_file) if fresh_file.exists() else train[:0]
+            train, fresh = _human(store, r)
             found, anchored = anchor(train, fresh, prov_N, index_N), True
             for split in ("train", "fresh"):
                 if rec["human"].get(split) != found[split]:

@@ -90,7 +90,8 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
     watermark_gamma: float = 0.25  # green_list: the green share of the vocabulary
     watermark_delta: float = 2.0  # green_list: added to green tokens' logits
     watermark_generations: int = 0  # generations 0..G-1 watermark their samples (0: all); later ones sample plainly
-    LATER: ClassVar[dict[str, Any]] = {}  # the watermark keys at their defaults, set below the class
+    withheld: int = 0  # sequences drawn besides the corpus and never released: the membership test's control
+    LATER: ClassVar[dict[str, Any]] = {}  # the keys added after run directories existed, at their defaults
 
     def at(self, g: int) -> SampleConfig:
         """How generation g samples: without the watermark from generation `watermark_generations` on (its
@@ -102,7 +103,7 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
     def validate(self) -> None:
         one_of(self.mode, "sample.mode", ("unconditional", "continuation"))
         positive(self, "sample", "candidates", "batch_size")
-        non_negative(self, "sample", "num_sequences", "temperature", "top_k", "beam_size")
+        non_negative(self, "sample", "num_sequences", "temperature", "top_k", "beam_size", "withheld")
         fraction(self.top_p, "sample.top_p", closed_low=False)
         check(self.top_k <= self.candidates, "sample.top_k",
               f"must be <= sample.candidates ({self.candidates}), got {self.top_k}")
@@ -110,7 +111,8 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
             positive(self, "sample", "prompt_len")
 
 
-SampleConfig.LATER = {f.name: f.default for f in dataclasses.fields(SampleConfig) if f.name.startswith("watermark")}
+SampleConfig.LATER = {f.name: f.default for f in dataclasses.fields(SampleConfig)
+                      if f.name.startswith("watermark") or f.name == "withheld"}
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -279,9 +281,7 @@ def study_id(cfg: Config) -> str:
 
 def schedule_name(cfg: Config, g: int) -> str:
     """The `model` option that trains generation g (`model_schedule`, the last entry repeating)."""
-    if not cfg.model_schedule:
-        return option_name(cfg.model)
-    return cfg.model_schedule[min(g, len(cfg.model_schedule) - 1)]
+    return cfg.model_schedule[min(g, len(cfg.model_schedule) - 1)] if cfg.model_schedule else option_name(cfg.model)
 
 
 def generation_model(cfg: Config, g: int) -> ModelConfig:

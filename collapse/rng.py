@@ -29,6 +29,7 @@ class Phase(enum.IntEnum):
     REGIME = 3  # which examples make the training set
     SCORE = 4  # metric subsamples
     CURATE = 5  # curation: verifier noise, corrections
+    WITHHELD = 6  # samples drawn like the corpus and never released (the membership test's control)
 
 
 def lab_key(seed: int, lab: int = 0) -> jax.Array:

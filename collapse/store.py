@@ -56,7 +56,7 @@ def _numbered(parent: Path, name: Callable[[int], str]) -> list[int]:
 ARRAYS = {
     "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row", "train_lab"),
     "sample": ("samples", "provenance", "prompt_index", "candidates", "curate_scores", "curate_kept",
-               "curate_scores_kept", "curate_detector_accuracy", "curate_detector_used"),
+               "curate_scores_kept", "curate_detector_accuracy", "curate_detector_used", "withheld"),
     "score": ("ppl_gen0", "ppl_self", "ppl_test", "token_counts", "true_logprob", "fact_counts",
               "closed_book_prob"),
 }

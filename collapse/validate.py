@@ -70,6 +70,8 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               "refits from its data alone: a generation on human data is generation 0 again, healing nothing")
         check(cfg.sample.watermark == "none", "sample.watermark", f"watermarks a transformer's sampled tokens; the "
               f"analytic family model={option_name(m)} samples none: use sample.watermark=none")
+        check(not cfg.sample.withheld, "sample.withheld", f"withholds a transformer's samples; the analytic family "
+              f"model={option_name(m)} keeps none: use sample.withheld=0")
         return
 
     if r.heal_generations:  # healing continues the collapsed model on human data (Bohacek & Farid 2023)
@@ -84,6 +86,9 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
     _validate_targets(cfg, in_ecosystem)
     s.validate()
     _validate_watermark(s, d.vocab_bound())
+    check(not s.withheld or isinstance(cfg.curate, NoCurateConfig), "sample.withheld", f"curate="
+          f"{option_name(cfg.curate)} releases a curated corpus, not draws of the model like the withheld rows, so "
+          "the membership test's null would not hold: use curate=none or sample.withheld=0")
     if s.mode == "unconditional":  # deterministic decoding from BOS alone writes one sequence N times
         for key, deterministic in (("sample.temperature", s.temperature == 0), ("sample.beam_size", s.beam_size > 1)):
             check(not deterministic, key, "greedy or beam decoding from BOS gives N identical sequences; "

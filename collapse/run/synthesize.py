@@ -2,7 +2,8 @@
 and curated by the `curate` option (`collapse.curation`), which draws and judges candidates only through the
 `Drawing` made here. Curation belongs to the sample phase: its candidates are in memory, the kept corpus is a
 deterministic function of them and the models, and one marker covers both (a kill before it is written draws
-the candidates again, with the same keys)."""
+the candidates again, with the same keys). With `sample.withheld`, more rows drawn the same way and never
+released: the control of the membership test (docs/membership.md)."""
 
 from __future__ import annotations
 
@@ -31,25 +32,28 @@ class Samples:
     curated: list[Curated]
 
 
-def prompt_index(study, g: int, r: int, m: int, round: int = 0) -> np.ndarray:
+def prompt_index(study, g: int, r: int, m: int, round: int = 0, stream: Phase = Phase.SAMPLE) -> np.ndarray:
     """Continuation mode: the human train rows whose prefixes generation g's `m` candidates of replicate r
-    continue, in round `round`."""
-    rng = numpy_rng(for_round(study.key(g, r, Phase.SAMPLE), round))
+    continue, in round `round` (of the corpus's stream, or of the withheld rows': `stream`)."""
+    rng = numpy_rng(for_round(study.key(g, r, stream), round))
     return rng.choice(study.n_train, m, replace=m > study.n_train)
 
 
-def draw(study, g: int, model: Model, m: int, round: int = 0) -> tuple[np.ndarray, list[np.ndarray] | None]:
-    """`m` sequences per replicate from generation g's model `[R, m, T]` (round `round`'s keys: round 0 is the
-    stream of a run without curation): from BOS, or in continuation mode a human train prefix of P tokens
-    followed by the model's continuation of T - P tokens; and the prompts' train rows (None: unconditional)."""
+def draw(study, g: int, model: Model, m: int, round: int = 0, stream: Phase = Phase.SAMPLE
+         ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """`m` sequences per replicate from generation g's model `[R, m, T]` (round `round`'s keys of `stream`:
+    round 0 of SAMPLE is the corpus of a run without curation, WITHHELD the rows never released): from BOS, or in
+    continuation mode a human train prefix of P tokens followed by the model's continuation of T - P tokens;
+    and the prompts' train rows (None: unconditional)."""
     cfg, R, P = study.cfg, study.replicates, study.P
     if P:
-        index = [prompt_index(study, g, r, m, round) for r in range(R)]
+        index = [prompt_index(study, g, r, m, round, stream) for r in range(R)]
         prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
     else:
         index, prompts = None, np.zeros((R, m, 0), np.int32)
-    keys = for_round(study.keys(g, Phase.SAMPLE), round)
-    with Progress(m, f"gen {g} sample" + (f" round {round}" if round else ""), "seq") as bar:
+    keys = for_round(study.keys(g, stream), round)
+    what = "withheld" if stream == Phase.WITHHELD else "sample" + (f" round {round}" if round else "")
+    with Progress(m, f"gen {g} {what}", "seq") as bar:
         new = model.family.sample(model.params, prompts, keys, cfg.sample.at(g), cfg.data.seq_len - P,
                                   on_batch=lambda b: bar.update(min(b, m - bar.done)))
     return np.concatenate([prompts.astype(np.int32), new], axis=2), index
@@ -81,6 +85,10 @@ def synthesize(study, g: int, model: Model, lineage: Lineage) -> Samples:
                 arrays["prompt_index"] = synthesis.index[r]
             for name, array in {**arrays, **synthesis.arrays(r)}.items():
                 out.array(store.array(g, r, name), array)
+        if cfg.sample.withheld:  # drawn as the corpus is, and never released: the membership test's control
+            withheld_RWT, _ = draw(study, g, model, cfg.sample.withheld, stream=Phase.WITHHELD)
+            for r in range(R):
+                out.array(store.array(g, r, "withheld"), withheld_RWT[r])
         info = {"candidates": [len(cur.scores_M) for cur in synthesis.curated]} if curate else {}  # all rounds
         return Samples(synthesis.kept, [c[:n] for c in synthesis.candidates], synthesis.curated), info
 
