@@ -5,8 +5,10 @@ without one (docs/membership.md) and the data certificate (docs/run-directory.md
         closed model: were the samples of RUN_DIR's generations written with this watermark? (default: the key
         and settings of RUN_DIR's own config)
     collapse-audit read SUSPECT_RUN --marked RUN_DIR --marked-generation G [--generation H ...] [key options]
+            [--filter training|ROWS.npy]
         open model: does SUSPECT_RUN's model of generation H continue the windows of RUN_DIR's generation G
-        samples (watermarked) with green tokens, or high r, more often than chance?
+        samples (watermarked) with green tokens, or high r, more often than chance? (only the windows that
+        occur in its training set, or in ROWS)
 
     collapse-audit membership SUSPECT_RUN --source RUN_DIR --source-generation G [--generation H ...]
         without a watermark (docs/membership.md): do SUSPECT_RUN's models give RUN_DIR's released samples of
@@ -120,7 +122,7 @@ def _per_replicate(cfg: Config, source_RN: np.ndarray) -> np.ndarray:
 
 
 def read(args) -> None:
-    from collapse import watermark
+    from collapse import certificate, watermark
 
     marked_store, marked_cfg = _study(args.marked)
     store, cfg = _study(args.suspect)
@@ -129,11 +131,17 @@ def read(args) -> None:
     marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))
     print(f"{store.path} reading {marked_store.path} generation {source}: {mark.scheme} key {mark.key} "
           f"context {mark.context}, open model")
+    corpus = None
+    if args.filter not in (None, "training"):
+        corpus = load_array(Path(args.filter))
+        if corpus.ndim != 2:
+            raise DataError(Path(args.filter), f"not token rows [N, T] (shape {corpus.shape})")
     for g, family, params in _models(store, cfg, args.generation, V):
         texts_RNT = _per_replicate(cfg, marked_RNT)
         predicted_RNT = family.top1(params, texts_RNT)
         for r in range(cfg.replicates):
-            d = watermark.detect(mark, texts_RNT[r], V, P, predicted_NT=predicted_RNT[r])
+            within = certificate.training_rows(store, g, r) if args.filter == "training" else corpus
+            d = watermark.detect(mark, texts_RNT[r], V, P, predicted_NT=predicted_RNT[r], within_NT=within)
             print(_line(f"generation {g} replicate {r}", d))
 
 
@@ -249,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("suspect", help="the run directory whose models are tested")
             p.add_argument("--marked", required=True, help="the run directory of the watermarked samples")
             p.add_argument("--marked-generation", type=int, default=0, help="their generation (default 0)")
+            p.add_argument("--filter", help="score only windows that occur in this corpus: `training` (the "
+                           "suspect generation's training set) or a .npy of token rows")
         p.add_argument("--generation", type=int, nargs="+", help="generations to test (default: every finished)")
         p.add_argument("--scheme", choices=["green_list", "gumbel"], help="default: the marked run's")
         p.add_argument("--key", type=int, help="default: the marked run's sample.watermark_key")

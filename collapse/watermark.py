@@ -134,14 +134,28 @@ class Detection:
         return math.log10(max(self.p_value, P_FLOOR))
 
 
+def windows(tokens_NT: np.ndarray, bos: int, context: int) -> np.ndarray:
+    """The window `[N * T, C]` before every token of a corpus (BOS-padded), row-major."""
+    seq_NS = bos_padded(tokens_NT, bos, context)
+    return np.stack([seq_NS[:, c:c + tokens_NT.shape[1]] for c in range(context)], axis=-1).reshape(-1, context)
+
+
+def _among(a_MC: np.ndarray, b_KC: np.ndarray) -> np.ndarray:
+    """Which rows of `a` occur among the rows of `b` `[M]`."""
+    inverse = np.unique(np.concatenate([b_KC, a_MC]), axis=0, return_inverse=True)[1].reshape(-1)
+    return np.isin(inverse[len(b_KC):], inverse[:len(b_KC)])
+
+
 def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: int, dedup: bool = True,
-                     predicted_NT: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     predicted_NT: np.ndarray | None = None, within_NT: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """The (window `[M, C]`, token `[M]`) pairs a detector scores, in corpus order: every position after the
     prompt; with `dedup` (Sander et al.'s) only those whose window is not that of a token of the sequence's own
     prompt, and of those the first occurrence of each (window, token) in the corpus (row-major order). With
     `predicted_NT` (the open-model test) the token of a position is a reader's prediction there, the window the
     text's, and a position whose window occurred earlier in its row is skipped (Sander et al.'s reading mode): a
-    reader may copy what followed it there, a token the watermark chose."""
+    reader may copy what followed it there, a token the watermark chose. With `within_NT` (Sander et al.'s
+    filter) only windows that occur in that corpus, e.g. the suspect's known training data, are scored."""
     N, T = tokens_NT.shape
     seq_NS = bos_padded(tokens_NT, bos, context)
     idx = np.arange(prompt_len, T)
@@ -157,16 +171,16 @@ def scored_positions(tokens_NT: np.ndarray, prompt_len: int, bos: int, context: 
         prompt_NYC = np.stack([seq_NS[:, starts + c] for c in range(context)], axis=-1)
         prompt_rows = np.concatenate([np.repeat(np.arange(N), prompt_len)[:, None], prompt_NYC.reshape(-1, context)],
                                      axis=1)
-        both = np.concatenate([prompt_rows, np.concatenate([row_M[:, None], window_MC], axis=1)])
-        inverse = np.unique(both, axis=0, return_inverse=True)[1].reshape(-1)
-        keep_M = ~np.isin(inverse[len(prompt_rows):], inverse[:len(prompt_rows)])
+        keep_M = ~_among(np.concatenate([row_M[:, None], window_MC], axis=1), prompt_rows)
     if predicted_NT is not None:  # the first occurrence of each window in its row, prompt positions included
-        all_NTC = np.stack([seq_NS[:, c:c + T] for c in range(context)], axis=-1)
+        all_NTC = windows(tokens_NT, bos, context).reshape(N, T, context)
         rows_NT = np.broadcast_to(np.arange(N)[:, None, None], (N, T, 1))
         first_NT = np.zeros(N * T, bool)
         first_NT[np.unique(np.concatenate([rows_NT, all_NTC], axis=2).reshape(N * T, -1), axis=0,
                            return_index=True)[1]] = True
         keep_M &= first_NT.reshape(N, T)[:, prompt_len:].reshape(-1)
+    if within_NT is not None:
+        keep_M &= _among(window_MC, windows(within_NT, bos, context))
     kept = np.flatnonzero(keep_M)  # then the first occurrence of each (window, token) among the rest
     first = np.unique(np.concatenate([window_MC[kept], token_M[kept, None]], axis=1), axis=0, return_index=True)[1]
     keep_M[:] = False
@@ -190,13 +204,14 @@ def p_value(mark: Watermark, scores_M: np.ndarray, V: int) -> Detection:
 
 
 def detect(mark: Watermark, tokens_NT: np.ndarray, V: int, prompt_len: int = 0, dedup: bool = True,
-           predicted_NT: np.ndarray | None = None) -> Detection:
+           predicted_NT: np.ndarray | None = None, within_NT: np.ndarray | None = None) -> Detection:
     """Closed-model detection: did this watermark write these sequences (prompt tokens first, not scored)? With
     a reader's predictions `predicted_NT` at every position of watermarked sequences, the open-model test (Sander
     et al.'s reading mode): does the reader continue the watermarked text's windows with green tokens (or high
-    r) more often than chance, i.e. did it learn from text this watermark wrote?"""
+    r) more often than chance, i.e. did it learn from text this watermark wrote? `within_NT`: score only the
+    windows that occur in this corpus (`scored_positions`)."""
     window_MC, token_M = scored_positions(tokens_NT, prompt_len, bos=V, context=mark.context, dedup=dedup,
-                                          predicted_NT=predicted_NT)
+                                          predicted_NT=predicted_NT, within_NT=within_NT)
     return p_value(mark, token_scores(mark, window_MC, token_M, V), V)
 
 

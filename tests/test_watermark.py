@@ -132,6 +132,9 @@ def test_scored_positions_deduplicate_and_skip_prompt_windows():
     assert len(watermark.scored_positions(tokens, prompt_len=3, bos=V, context=2, dedup=False)[1]) == 10
     first = watermark.scored_positions(tokens[:1], prompt_len=0, bos=V, context=2)[0][0]
     assert first.tolist() == [V, V]  # unconditional: the first token's window is BOS, BOS
+    within = np.array([[3, 1, 9]])  # its windows (BOS, BOS), (BOS, 3), (3, 1): only rows' (3, 1) is scored
+    window_MC, token_M = watermark.scored_positions(tokens, prompt_len=3, bos=V, context=2, within_NT=within)
+    assert window_MC.tolist() == [[3, 1]] and token_M.tolist() == [2]
 
 
 def test_detection_is_valid_without_the_watermark_and_anti_conservative_without_dedup():
@@ -243,6 +246,9 @@ def test_collapse_audit_repeats_the_studys_tests_from_the_run_directory(radioact
     assert log10p(["read", str(store.path), "--marked", str(store.path), "--generation", "1"]) == pytest.approx(
         rows[1, "watermark_read_log10p"], abs=1e-3)
     assert log10p(["detect", str(store.path), "--generation", "0", "--key", "99"]) > -3
+    # Sander et al.'s filter: only windows of the student's own training set (all its rows are generation 0's)
+    assert log10p(["read", str(store.path), "--marked", str(store.path), "--generation", "1", "--filter",
+                   "training"]) == pytest.approx(rows[1, "watermark_read_log10p"], abs=1e-3)
     with pytest.raises(SystemExit) as stop:
         audit.main(["detect", str(store.path / "gen_000")])
     assert stop.value.code == 2 and "config.json" in capsys.readouterr().err
