@@ -2,24 +2,17 @@
 without one (docs/membership.md) and the data certificate (docs/run-directory.md).
 
     collapse-audit detect RUN_DIR [--generation G ...] [--key K --scheme S --context C --gamma F]
-        closed model: were the samples of RUN_DIR's generations written with this watermark? (default: the key
-        and settings of RUN_DIR's own config)
-    collapse-audit read SUSPECT_RUN --marked RUN_DIR --marked-generation G [--generation H ...] [key options]
-            [--filter training|ROWS.npy]
-        open model: does SUSPECT_RUN's model of generation H continue the windows of RUN_DIR's generation G
-        samples (watermarked) with green tokens, or high r, more often than chance? (only the windows that
-        occur in its training set, or in ROWS)
-
+        closed model: were the samples of RUN_DIR's generations written with this watermark (default: its own)?
+    collapse-audit read SUSPECT_RUN --marked RUN_DIR --marked-generation G [--filter training|ROWS.npy] [...]
+        open model: do SUSPECT_RUN's models continue the windows of RUN_DIR's generation G samples (watermarked)
+        with green tokens, or high r, more often than chance (only windows in their training set, or in ROWS)?
     collapse-audit membership SUSPECT_RUN --source RUN_DIR --source-generation G [--generation H ...]
-        without a watermark (docs/membership.md): do SUSPECT_RUN's models give RUN_DIR's released samples of
-        generation G higher log-likelihood than its withheld ones (sample.withheld)?
+        do they give RUN_DIR's released samples of generation G higher log-likelihood than its withheld ones?
     collapse-audit palimpsest SUSPECT_RUN --source RUN_DIR --source-generation G [--reference RUN ...]
-        does their log-likelihood of generation G's training rows rise with the rows' place in its training
-        order (one shuffled pass; less the reference run's model, --reference-generation J)?
-
+        does it rise with the place of generation G's training rows in its one shuffled pass?
     collapse-audit verify RUN_DIR [--certificate FILE]
-        the data certificate (collapse.certificate): recompute every root and digest from the files, print each
-        generation's certified share of training rows; exit 1 naming the first file that does not match
+        recompute the data certificate's roots and digests from the files, print each generation's certified
+        share of training rows; exit 1 naming the first file that does not match
     collapse-audit certificate RUN_DIR [--out FILE]
         export the certificate as one JSON file (its "digest" is the value to publish)
 
@@ -172,11 +165,17 @@ def membership(args) -> None:
             print(_rank_line(f"generation {g} replicate {r}", t, "U") + f"  AUC {auc:.4f}")
 
 
-def _lab_index(store: RunDir) -> int:
-    """The place of a lab's directory (`<ecosystem>/labs/<name>`) among its ecosystem's labs (its keys'); 0 else."""
-    if store.path.parent.name != "labs":
-        return 0
+def _ecosystem(store: RunDir) -> Path | None:
+    """The config.json of the ecosystem whose lab's directory (`<ecosystem>/labs/<name>`) this is, else None."""
     root = store.path.parent.parent / "config.json"
+    return root if store.path.parent.name == "labs" and root.exists() else None
+
+
+def _lab_index(store: RunDir) -> int:
+    """The place of a lab's directory among its ecosystem's labs (its keys'); 0 for a single-lab study."""
+    root = _ecosystem(store)
+    if root is None:
+        return 0
     names = [lab["name"] for lab in load_json(root).get("labs", [])]
     if store.path.name not in names:
         raise DataError(root, f"names no lab {store.path.name!r}")
@@ -218,10 +217,17 @@ def palimpsest(args) -> None:
                              "rho"))
 
 
+def _certified(path: str) -> RunDir:
+    store, _ = _study(path)
+    if _ecosystem(store) is not None:
+        raise DataError(store.path, "an ecosystem's lab: certificates are written for single-lab studies only")
+    return store
+
+
 def verify(args) -> None:
     from collapse import certificate
 
-    store, _ = _study(args.run)
+    store = _certified(args.run)
     exported = load_json(Path(args.certificate)) if args.certificate else None
     verdict = certificate.verify(store, exported)
     for g, share in verdict.certified.items():
@@ -238,7 +244,7 @@ def export(args) -> None:
     from collapse import certificate
     from collapse.files import save_json
 
-    store, _ = _study(args.run)
+    store = _certified(args.run)
     cert = certificate.export(store)
     out = Path(args.out or store.path / "certificate.json")
     save_json(out, cert)

@@ -17,7 +17,7 @@ from collapse.data import GrammarConfig
 from collapse.curation import classifier as C
 from collapse.curation import detector as D
 from collapse.data import grammar as G
-from helpers import Z, assert_mean
+from tests.helpers import Z, assert_mean
 
 V, T, N = 16, 16, 400  # vocabulary, sequence length, rows per class
 HOLDOUT = 0.5  # 200 held-out rows per class

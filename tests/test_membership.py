@@ -15,7 +15,7 @@ from collapse.data import GrammarConfig
 from collapse.errors import ConfigError
 from collapse.stats import rank_correlation, rank_sum
 from collapse.train import batch_order
-from helpers import tiny_config
+from tests.helpers import tiny_config
 
 
 def test_rank_tests_are_scipys_with_ties():
