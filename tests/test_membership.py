@@ -59,16 +59,20 @@ def test_a_student_of_the_released_rows_is_told_from_a_model_that_never_read_the
     """Generation 0 releases 128 samples and withholds 128; generation 1 trains 32 epochs on the released ones
     alone (share 1). Generation 0 drew both halves alike (the null: one p-value each, above 1e-3 but for 0.1 %
     of draws); its student gives the released rows higher log-likelihood at p < 1e-3 in both replicates (measured
-    here: log10 p -7.6 and -11.4)."""
+    here: log10 p -7.6 and -11.4). The study's membership rows are the same tests."""
     from collapse.run import loop
 
     data = GrammarConfig(vocab_size=64, n_states=4, n_train=128, n_valid=16, n_test=32, seq_len=16)
     cfg = tiny_config(data=data, train=TrainConfig(batch_size=16, epochs=32, log_every=100), replicates=2,
                       sample=SampleConfig(batch_size=256, withheld=128))
-    loop.run(cfg, tmp_path / "run")
+    store = loop.run(cfg, tmp_path / "run")
     gen0, gen1 = (_p(["membership", str(tmp_path / "run"), "--source", str(tmp_path / "run"), "--generation", g])
                   for g in ("0", "1"))
     assert min(gen0) > -3 and max(gen1) < -3
+    rows = {(row["generation"], row["replicate"]): row["value"] for row in store.read_metrics()
+            if row["metric"] == "membership_log10p"}  # the study's own rows: each generation on its parent's rows
+    assert [rows[1, r] for r in range(2)] == pytest.approx(gen1, abs=1e-3)
+    assert [rows[0, r] for r in range(2)] == pytest.approx(gen0, abs=1e-3)
 
 
 def test_the_palimpsest_of_a_one_pass_model_is_in_its_training_order(tmp_path, capsys):

@@ -60,6 +60,9 @@ def score(study: Study, g: int, model: Model, lineage: Lineage, samples: Samples
         if cfg.sample.watermark != "none":
             for r, rows in enumerate(watermark_rows(study, g, model, samples)):
                 values[r].update(rows)
+        if cfg.sample.withheld:
+            for r, rows in enumerate(membership_rows(study, g, model)):
+                values[r].update(rows)
         if g:  # the student - teacher gap, against the teacher generation's own rows (finished before g)
             peer = study.teacher_peer()  # another lab's model (train.teacher=lab:<name>), else this lab's own
             teacher_rows = (peer[0].store if peer else store).read_metrics(study.teacher(g), required=True)
@@ -93,6 +96,25 @@ def watermark_rows(study: Study, g: int, model: Model, samples: Samples) -> list
     return [{**watermark.evidence(mark, drawn, V, P),
              **watermark.reading_evidence(mark, marked_NT, predicted_NT, V, P)}
             for drawn, marked_NT, predicted_NT in zip(samples.drawn, marked_RNT, predicted_RNT)]
+
+
+def membership_rows(study: Study, g: int, model: Model) -> list[dict[str, float]]:
+    """Per replicate, the released-vs-withheld membership test (docs/membership.md) of generation g's model on
+    generation g - 1's released and withheld rows (the corpus it trained on, in part or whole); generation 0's on
+    its own, which it drew alike: a null."""
+    from collapse.membership import released_vs_withheld
+
+    j, store = max(g - 1, 0), study.store
+    released_RNT, withheld_RMT = (np.stack([load_array(store.array(j, r, name)) for r in range(study.replicates)])
+                                  for name in ("samples", "withheld"))
+    logp_released_RN, logp_withheld_RM = (model.family.logprob(model.params, x, skip=study.P)
+                                          for x in (released_RNT, withheld_RMT))
+    rows = []
+    for released_N, withheld_M in zip(logp_released_RN, logp_withheld_RM):
+        t = released_vs_withheld(released_N, withheld_M)
+        rows.append({"membership_log10p": t.log10_p, "membership_z": t.z,
+                     "membership_auc": t.statistic / (len(released_N) * len(withheld_M))})
+    return rows
 
 
 REPORT_EVERY_S = 60.0  # mid-run, report.md and its figures are redrawn at most this often
