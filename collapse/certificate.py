@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from collapse.files import digest, load_array, load_json
+from collapse.provenance import LAB_CODE, origin_name, origin_namer, origins
 from collapse.store import PHASES, RunDir
 
 FORMAT = 1
@@ -38,10 +40,11 @@ def merkle_root(rows_NT: np.ndarray) -> str:
     return level[0].hex()
 
 
-def origin_roots(tokens_NT: np.ndarray, provenance_N: np.ndarray) -> dict[str, str]:
-    """{"human" | "gen_<j>": Merkle root of the training rows of that origin, in training order}."""
-    return {("human" if j < 0 else f"gen_{j}"): merkle_root(tokens_NT[provenance_N == j])
-            for j in np.unique(provenance_N)}
+def origin_roots(tokens_NT: np.ndarray, codes_N: np.ndarray, name: Callable[[int], str] = origin_name
+                 ) -> dict[str, str]:
+    """{origin's name ("human", "gen_<j>", in an ecosystem "<lab>/gen_<j>"): Merkle root of the training rows of
+    that origin, in training order}."""
+    return {name(int(c)): merkle_root(tokens_NT[codes_N == c]) for c in np.unique(codes_N)}
 
 
 LINKED = ("train", "sample")  # the phases whose outputs a later training set rests on (not score: it may be redone)
@@ -61,15 +64,19 @@ def anchor(train_NT: np.ndarray, fresh_NT: np.ndarray, provenance_N: np.ndarray,
     return {"train": merkle_root(train_NT), "fresh": merkle_root(fresh_NT[:k]), "fresh_rows": k}
 
 
-def record(store: RunDir, sets: list, humans: list) -> dict:
+def record(store: RunDir, sets: list, humans: list, labs: list[str] | None = None,
+           store_of: Callable[[int], RunDir] | None = None) -> dict:
     """Generation g's certificate entry (written into its provenance.json by the train phase): the roots of each
-    replicate's training set by origin (`sets[r]`: tokens, provenance, index) and of the human rows they index
-    (`humans[r]`: train and fresh), and the links to the generations it drew from."""
-    parents = sorted({int(j) for ts in sets for j in np.unique(ts.provenance) if j >= 0})
+    replicate's training set by origin (`sets[r]`: tokens, provenance, index, lab) and of the human rows they
+    index (`humans[r]`: train and fresh), and the links to the generations it drew from. In an ecosystem
+    (`labs`: the names) an origin is a lab's generation, whose directory `store_of(code)` gives."""
+    name, codes = origin_namer(labs), [origins(ts.provenance, ts.lab) for ts in sets]
+    parents = sorted({int(c) for cs in codes for c in np.unique(cs) if c >= 0})
     return {"format": FORMAT,
-            "replicates": [{"roots": origin_roots(ts.tokens, ts.provenance),
-                            "human": anchor(h.train, h.fresh, ts.provenance, ts.index)} for ts, h in zip(sets, humans)],
-            "links": {f"gen_{j}": _phase_digests(store, j) for j in parents}}
+            "replicates": [{"roots": origin_roots(ts.tokens, cs, name),
+                            "human": anchor(h.train, h.fresh, ts.provenance, ts.index)}
+                           for ts, cs, h in zip(sets, codes, humans)],
+            "links": {name(c): _phase_digests(store_of(c) if store_of else store, c % LAB_CODE) for c in parents}}
 
 
 def _human_file(store: RunDir, split: str, r: int) -> Path:
@@ -84,18 +91,38 @@ class Verdict:
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _rows(store: RunDir, g: int, r: int, human: np.ndarray, prov_N: np.ndarray, index_N: np.ndarray
-          ) -> tuple[np.ndarray, dict[int, Path]]:
-    """Generation g's training rows of replicate r rebuilt from the files, and each origin's file."""
+def _lab_names(store: RunDir) -> list[str] | None:
+    """The labs of the ecosystem whose lab's directory (`<ecosystem>/labs/<name>`) this is, else None."""
+    root = store.path.parent.parent / "config.json"
+    if store.path.parent.name != "labs" or not root.exists():
+        return None
+    return [lab["name"] for lab in load_json(root).get("labs", [])]
+
+
+def _source(store: RunDir, name: str) -> tuple[RunDir, int]:
+    """The directory and generation of the synthetic origin `name` of a training set in `store`: "gen_<j>" its
+    own, "<lab>/gen_<j>" a lab of its ecosystem."""
+    lab, _, gen = name.rpartition("/")
+    return (RunDir(store.path.parent / lab) if lab else store), int(gen.removeprefix("gen_"))
+
+
+def _rows(store: RunDir, g: int, r: int, human: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, Path]]:
+    """Generation g's training rows of replicate r rebuilt from the files, each row's origin code and each origin's
+    file."""
+    prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
+    lab_file = store.array(g, r, "train_lab")
+    codes_N = origins(prov_N, load_array(lab_file) if lab_file.exists() else None)
+    name = origin_namer(_lab_names(store) if lab_file.exists() else None)
     rows_NT, sources = np.zeros((len(prov_N), human.shape[1]), np.int32), {-1: _human_file(store, "train", r)}
-    for j in np.unique(prov_N):
-        at = prov_N == j
-        if j < 0:
+    for c in np.unique(codes_N):
+        at = codes_N == c
+        if c < 0:
             rows_NT[at] = human[index_N[at]]
         else:
-            sources[int(j)] = store.array(int(j), r, "samples")
-            rows_NT[at] = load_array(sources[int(j)])[index_N[at]]
-    return rows_NT, sources
+            src, j = _source(store, name(int(c)))
+            sources[int(c)] = src.array(j, r, "samples")
+            rows_NT[at] = load_array(sources[int(c)])[index_N[at]]
+    return rows_NT, codes_N, sources
 
 
 def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,57 +134,65 @@ def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
 
 def training_rows(store: RunDir, g: int, r: int) -> np.ndarray:
     """Generation g's training set of replicate r `[N, T]` in its stored order, rebuilt from the files."""
-    prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
-    return _rows(store, g, r, np.concatenate(_human(store, r)), prov_N, index_N)[0]
+    return _rows(store, g, r, np.concatenate(_human(store, r)))[0]
+
+
+def _check(store: RunDir, g: int, problems: list, checked: dict) -> tuple[bool, float]:
+    """Generation g of `store`: whether its whole chain holds, and the share of its training rows certified (their
+    chain reaches the human splits unbroken); the generations it drew from, in any lab, are checked first (once:
+    `checked`). Every mismatch joins `problems`."""
+    if (store.path, g) in checked:
+        return checked[store.path, g]
+    bad = len(problems)
+    for phase in PHASES:
+        if store.is_done(g, phase):
+            for rel, value in load_json(store.marker(g, phase)).get("outputs", {}).items():
+                if digest(store.path / rel) != value:
+                    problems.append((store.path / rel, f"changed since {phase}.done recorded it"))
+    cert = load_json(store.provenance(g)).get("certificate")
+    if cert is None:
+        problems.append((store.provenance(g), "no certificate (written before certificates existed, or trained on a "
+                                              "crawl of the web, whose new human rows are in no file)"))
+        checked[store.path, g] = (False, 0.0)
+        return checked[store.path, g]
+    parents = {}
+    for origin, digests in cert["links"].items():
+        src, j = _source(store, origin)
+        parents[origin] = _check(src, j, problems, checked)[0]
+        for name, value in _phase_digests(src, j).items():
+            if name in digests and digests[name] != value:
+                problems.append((src.gen(j) / name, f"changed since {store.path.name} generation {g} trained on it"))
+    name = origin_namer(_lab_names(store) if any("/" in o for o in cert["links"]) else None)
+    certified_rows = total = 0
+    for r, rec in enumerate(cert["replicates"]):
+        train, fresh = _human(store, r)
+        rows_NT, codes_N, sources = _rows(store, g, r, np.concatenate([train, fresh]))
+        prov_N, index_N = np.where(codes_N < 0, -1, 0), load_array(store.array(g, r, "train_index"))
+        found, anchored = anchor(train, fresh, prov_N, index_N), True
+        for split in ("train", "fresh"):
+            if rec["human"].get(split) != found[split]:
+                problems.append((_human_file(store, split, r), f"does not match generation {g}'s certificate"))
+                anchored = False
+        for c in np.unique(codes_N):
+            origin, n = name(int(c)), int((codes_N == c).sum())
+            good = rec["roots"].get(origin) == merkle_root(rows_NT[codes_N == c])
+            if not good:
+                problems.append((sources[int(c)], f"rows of generation {g}'s training set ({origin}) do not match "
+                                                  "its certificate"))
+            total += n
+            certified_rows += n if good and (anchored if c < 0 else parents.get(origin, False)) else 0
+    checked[store.path, g] = (len(problems) == bad and certified_rows == total, certified_rows / max(total, 1))
+    return checked[store.path, g]
 
 
 def verify(store: RunDir, exported: dict | None = None) -> Verdict:
-    """Recompute every generation's certificate from the files (and compare with an exported one)."""
-    verdict, ok = Verdict(), {}
+    """Recompute every generation's certificate from the files, and those of the generations its chain reaches in
+    other labs of an ecosystem (and compare with an exported one)."""
+    verdict, checked = Verdict(), {}
     for g in store.generations():
         if not store.is_done(g, "train"):
             break
-        bad = len(verdict.problems)
-        for phase in PHASES:
-            if store.is_done(g, phase):
-                outputs = load_json(store.marker(g, phase)).get("outputs", {})
-                for rel, value in outputs.items():
-                    if digest(store.path / rel) != value:
-                        verdict.problems.append((store.path / rel, f"changed since {phase}.done recorded it"))
-        cert = load_json(store.provenance(g)).get("certificate")
-        if cert is None:
-            verdict.problems.append((store.provenance(g), "no certificate (written before certificates existed)"))
-            ok[g] = False
-            verdict.certified[g] = 0.0
-            continue
-        for origin, digests in cert["links"].items():
-            j = int(origin.removeprefix("gen_"))
-            for name, value in _phase_digests(store, j).items():
-                if name in digests and digests[name] != value:
-                    verdict.problems.append((store.gen(j) / name, f"changed since generation {g} trained on it"))
-        certified_rows = total = 0
-        for r, rec in enumerate(cert["replicates"]):
-            prov_N = load_array(store.array(g, r, "train_provenance"))
-            index_N = load_array(store.array(g, r, "train_index"))
-            train, fresh = _human(store, r)
-            found, anchored = anchor(train, fresh, prov_N, index_N), True
-            for split in ("train", "fresh"):
-                if rec["human"].get(split) != found[split]:
-                    verdict.problems.append((_human_file(store, split, r), f"does not match generation {g}'s "
-                                                                           "certificate"))
-                    anchored = False
-            rows_NT, sources = _rows(store, g, r, np.concatenate([train, fresh]), prov_N, index_N)
-            for origin, root in origin_roots(rows_NT, prov_N).items():
-                j = -1 if origin == "human" else int(origin.removeprefix("gen_"))
-                good = rec["roots"].get(origin) == root
-                if not good:
-                    verdict.problems.append((sources[j], f"rows of generation {g}'s training set ({origin}) do not "
-                                                         "match its certificate"))
-                n = int((prov_N == j).sum())
-                total += n
-                certified_rows += n if good and (anchored if j < 0 else ok.get(j, False)) else 0
-        ok[g] = len(verdict.problems) == bad and certified_rows == total
-        verdict.certified[g] = certified_rows / max(total, 1)
+        verdict.certified[g] = _check(store, g, verdict.problems, checked)[1]
     if exported is not None:
         mine = export(store)
         for theirs, ours in zip(exported.get("generations", []), mine["generations"]):

@@ -106,9 +106,3 @@ def test_collapse_audit_verify_and_export(run, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         audit.main(["verify", str(store.path)])
     assert stop.value.code == 1 and "gen_001/rep_00/samples.npy" in capsys.readouterr().err
-    lab = tmp_path / "eco" / "labs" / "a"  # an ecosystem's lab: no certificate is written, said by name
-    shutil.copytree(run.path, lab)
-    (tmp_path / "eco" / "config.json").write_text("{}")
-    with pytest.raises(SystemExit) as stop:
-        audit.main(["verify", str(lab)])
-    assert stop.value.code == 2 and "ecosystem's lab" in capsys.readouterr().err

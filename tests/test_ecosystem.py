@@ -298,3 +298,24 @@ def test_a_comparison_holds_the_labs_and_the_ecosystems_own_rows(eco, tmp_path):
     configs = compare.run_configs(compare.find_runs([path]))
     assert configs[(path / "labs" / "a").resolve()]["ecosystem"] == {"labs": 3, "human.shared_fraction": 0.5,
                                                                      "web.human_rows": 8}
+
+
+def test_the_certificate_chains_across_labs(eco, tmp_path):
+    """b trained on its own and a's samples: its certificate links both labs' generation 0 and verifies from the
+    files of both; c's crawled generation holds none (the web's new human rows are in no file). A flipped token
+    in a's samples breaks b's chain, and the first problem names a's file."""
+    from collapse import certificate
+    from collapse.files import load_array, load_json, save_array
+
+    _, path = eco
+    shutil.copytree(path, tmp_path / "eco")
+    a, b, c = (RunDir(tmp_path / "eco" / "labs" / name) for name in "abc")
+    assert set(load_json(b.provenance(1))["certificate"]["links"]) == {"a/gen_0", "b/gen_0"}
+    verdict = certificate.verify(b)
+    assert not verdict.problems and verdict.certified == {0: 1.0, 1: 1.0}
+    assert certificate.verify(c).certified == {0: 1.0, 1: 0.0}
+    samples = load_array(a.array(0, 0, "samples"))
+    samples[0, 1] = (samples[0, 1] + 1) % 16
+    save_array(a.array(0, 0, "samples"), samples)
+    verdict = certificate.verify(b)
+    assert verdict.problems[0][0] == a.array(0, 0, "samples") and verdict.certified[1] < 1.0

@@ -18,6 +18,7 @@ holds the rounds (`gen_NNN/metrics.jsonl`: every lab's rows with their `lab`, an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -62,7 +63,8 @@ class Ecosystem:
             lab_store = self.lab_dir(lab.name)
             check_same_study(lab_store, lab_cfg)
             lab_cfg = keep_finished(lab_cfg, lab_store)
-            self.studies.append(open_study(lab_cfg, lab_store, Seat(k, K, f), lab.name))
+            self.studies.append(dataclasses.replace(open_study(lab_cfg, lab_store, Seat(k, K, f), lab.name),
+                                                    crawls=lab.crawl > 0))
         for study in self.studies:
             study.peers.update(zip(self.names, zip(self.studies, self.lineages)))
         self.web.check()

@@ -159,6 +159,8 @@ def write_provenance(study, g: int, sets: list[TrainingSet], depths_R: np.ndarra
             for c in np.unique(cs[cs >= 0]) if curating(int(c))} for r, cs in enumerate(codes)]
     record = provenance.generation_record(g, study.model_name(g), study.family(g).parameter_count(), P, codes,
                                           labels, depths_R, scores, curated, name, label)
-    if not study.labs:  # the data certificate: single-lab studies (collapse.certificate)
-        record["certificate"] = certificate.record(store, sets, study.humans)
+    if not (study.crawls and g):  # the data certificate (collapse.certificate); not of a crawl, whose new human
+        # rows are in no file
+        record["certificate"] = certificate.record(store, sets, study.humans, study.labs,
+                                                   lambda c: study.origin_study(c).store)
     out.json(store.provenance(g), record)

@@ -44,6 +44,7 @@ class Study:
     lab: int = 0  # its place among the labs of an ecosystem (0: a single-lab study; collapse.rng.lab_key)
     name: str = ""  # the lab's name ("": a single-lab study)
     peers: dict = field(default_factory=dict)  # {lab name: (Study, Lineage)} of an ecosystem, its own too
+    crawls: bool = False  # an ecosystem's lab that trains its generations g >= 1 on a crawl of the web
 
     def key(self, g: int, r: int, phase: Phase):
         """The key of generation g, replicate r, `phase` (collapse.rng: the lab folded in)."""
