@@ -121,7 +121,9 @@ def read(args) -> None:
     store, cfg = _study(args.suspect)
     mark, V, P = _mark(marked_cfg, args), _vocab(marked_cfg, marked_store), prompt_tokens(marked_cfg)
     [source] = _generations(marked_store, [args.marked_generation])
-    marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))
+    if args.rows is not None and args.rows < 1:
+        raise ConfigError("--rows", f"scores the first ROWS rows: give at least 1, got {args.rows}")
+    marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))[:, :args.rows]  # all rows by default
     print(f"{store.path} reading {marked_store.path} generation {source}: {mark.scheme} key {mark.key} "
           f"context {mark.context}, open model")
     corpus = None
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("suspect", help="the run directory whose models are tested")
             p.add_argument("--marked", required=True, help="the run directory of the watermarked samples")
             p.add_argument("--marked-generation", type=int, default=0, help="their generation (default 0)")
+            p.add_argument("--rows", type=int, help="score only the first ROWS rows of each replicate's corpus")
             p.add_argument("--filter", help="score only windows that occur in this corpus: `training` (the "
                            "suspect generation's training set) or a .npy of token rows")
         p.add_argument("--generation", type=int, nargs="+", help="generations to test (default: every finished)")

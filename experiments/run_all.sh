@@ -19,6 +19,7 @@ studies_of() {  # the committed results folders a preset's runs feed: "FOLDER PR
     distillation_teacher | distillation_fresh)
       echo "results/distillation/all distillation_targets distillation_teacher distillation_fresh" ;;
     distillation_schedule) echo "results/distillation/schedule distillation_schedule" ;;
+    radioactivity | watermark_price) echo "results/audit/$1 $1" ;;  # the provenance audits' folder
     *) echo "results/$1 $1"  # and its subsets: a report.json in a subfolder picks runs by config ("where")
        for spec in results/"$1"/*/report.json; do if [ -f "$spec" ]; then echo "$(dirname "$spec") $1"; fi; done ;;
   esac
@@ -47,6 +48,8 @@ run_figures() {  # figures of single runs that a study's README shows (their dat
       cp "$jobs/18/figures/curation_scores.png" "$figures/scores_detector.png" ;;
     knowledge_collapse)  # facts' survival by training count beside the exact refit (numbers: survival.csv)
       uv run python experiments/knowledge_survival.py "$jobs"/*/ --out "$figures/survival.png" ;;
+    radioactivity)  # the open-model test against the tokens scored, with and without the filter
+      uv run python experiments/audit_tokens.py "$jobs" ;;
   esac
 }
 baseline() {  # a preset's runs outside its sweep, inside its folder (so its report compares them)

@@ -249,6 +249,9 @@ def test_collapse_audit_repeats_the_studys_tests_from_the_run_directory(radioact
     # Sander et al.'s filter: only windows of the student's own training set (all its rows are generation 0's)
     assert log10p(["read", str(store.path), "--marked", str(store.path), "--generation", "1", "--filter",
                    "training"]) == pytest.approx(rows[1, "watermark_read_log10p"], abs=1e-3)
+    audit.main(["read", str(store.path), "--marked", str(store.path), "--generation", "1", "--rows", "16"])
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("generation")]
+    assert 0 < int(line.split("scored")[1].split()[0]) < rows[1, "watermark_read_scored"]  # the first 16 rows
     with pytest.raises(SystemExit) as stop:
         audit.main(["detect", str(store.path / "gen_000")])
     assert stop.value.code == 2 and "config.json" in capsys.readouterr().err
