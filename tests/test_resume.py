@@ -21,9 +21,10 @@ CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_eve
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted study, its samples watermarked (so a resumed watermarked study is checked too)."""
+    """An uninterrupted study, its samples watermarked and some withheld (so a resumed study with both is checked
+    too)."""
     path = tmp_path_factory.mktemp("reference")
-    cfg = tiny_config(train=CHECKPOINTED, sample=SampleConfig(batch_size=64, watermark="green_list"))
+    cfg = tiny_config(train=CHECKPOINTED, sample=SampleConfig(batch_size=64, watermark="green_list", withheld=16))
     loop.run(cfg, path)
     return cfg, path
 
