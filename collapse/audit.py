@@ -28,30 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.config import Config, from_dict, generation_model, prompt_tokens
+from collapse import audit_runs as runs
+from collapse.config import Config, prompt_tokens
 from collapse.errors import ConfigError, DataError
 from collapse.files import load_array, load_json
-from collapse.store import RunDir
-
-
-def _study(path: str) -> tuple[RunDir, Config]:
-    store = RunDir(path)
-    try:
-        cfg = from_dict(load_json(store.path / "config.json"))
-    except (KeyError, TypeError) as e:
-        raise DataError(store.path / "config.json", f"not a collapse config ({e})") from None
-    if cfg.labs:
-        raise DataError(store.path, "an ecosystem: audit one lab's directory, labs/<name>")
-    return store, cfg
-
-
-def _vocab(cfg: Config, store: RunDir) -> int:
-    """The model's vocabulary: the run's tokenizer where it has one, else the grammar's size."""
-    if store.tokenizer.exists():
-        from collapse.data.tokenizer import load_tokenizer
-
-        return load_tokenizer(store.tokenizer).vocab_size
-    return cfg.data.vocab_bound()
 
 
 def _mark(cfg: Config, args):
@@ -67,19 +47,6 @@ def _mark(cfg: Config, args):
     return mark
 
 
-def _generations(store: RunDir, asked: list[int] | None, phase: str = "sample") -> list[int]:
-    """The generations asked for (default: every one) whose `phase` is done; one that is not is refused."""
-    done = [g for g in store.generations() if store.is_done(g, phase)]
-    for g in asked or []:
-        if g not in done:
-            raise DataError(store.gen(g), f"generation {g} has not finished its {phase} phase")
-    return asked or done
-
-
-def _samples(store: RunDir, cfg: Config, g: int) -> list[np.ndarray]:
-    return [load_array(store.array(g, r, "samples")) for r in range(cfg.replicates)]
-
-
 def _line(what: str, d) -> str:
     return f"{what:<28} scored {d.scored:>8}  z {d.z:>9.3f}  log10 p {d.log10_p:>9.3f}"
 
@@ -87,43 +54,24 @@ def _line(what: str, d) -> str:
 def detect(args) -> None:
     from collapse import watermark
 
-    store, cfg = _study(args.run)
-    mark, V, P = _mark(cfg, args), _vocab(cfg, store), prompt_tokens(cfg)
+    store, cfg = runs.study(args.run)
+    mark, V, P = _mark(cfg, args), runs.vocab(cfg, store), prompt_tokens(cfg)
     print(f"{store.path}: {mark.scheme} key {mark.key} context {mark.context}, closed model")
-    for g in _generations(store, args.generation):
-        for r, tokens in enumerate(_samples(store, cfg, g)):
+    for g in runs.generations(store, args.generation):
+        for r, tokens in enumerate(runs.samples(store, cfg, g)):
             print(_line(f"generation {g} replicate {r}", watermark.detect(mark, tokens, V, P)))
-
-
-def _models(store: RunDir, cfg: Config, asked: list[int] | None, V: int):
-    """(generation, family, params `[R, ...]`) of each generation asked for (default: every trained one), whose
-    models must read the source's V tokens."""
-    from collapse import devices
-    from collapse.validate import batch_sizes
-
-    if _vocab(cfg, store) != V:
-        raise DataError(store.path, f"its models read {_vocab(cfg, store)} tokens, the source run's text {V}")
-    layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))
-    for g in _generations(store, asked, "train"):
-        family = generation_model(cfg, g).family(V, layout)
-        yield g, family, store.load_params(g, family.abstract(cfg.replicates))
-
-
-def _per_replicate(cfg: Config, source_RN: np.ndarray) -> np.ndarray:
-    """The source's rows as the suspect's replicates read them: replicate r reads the source's r (mod theirs)."""
-    return source_RN[np.arange(cfg.replicates) % len(source_RN)]
 
 
 def read(args) -> None:
     from collapse import certificate, watermark
 
-    marked_store, marked_cfg = _study(args.marked)
-    store, cfg = _study(args.suspect)
-    mark, V, P = _mark(marked_cfg, args), _vocab(marked_cfg, marked_store), prompt_tokens(marked_cfg)
-    [source] = _generations(marked_store, [args.marked_generation])
+    marked_store, marked_cfg = runs.study(args.marked)
+    store, cfg = runs.study(args.suspect)
+    mark, V, P = _mark(marked_cfg, args), runs.vocab(marked_cfg, marked_store), prompt_tokens(marked_cfg)
+    [source] = runs.generations(marked_store, [args.marked_generation])
     if args.rows is not None and args.rows < 1:
         raise ConfigError("--rows", f"scores the first ROWS rows: give at least 1, got {args.rows}")
-    marked_RNT = np.stack(_samples(marked_store, marked_cfg, source))[:, :args.rows]  # all rows by default
+    marked_RNT = np.stack(runs.samples(marked_store, marked_cfg, source))[:, :args.rows]  # all rows by default
     print(f"{store.path} reading {marked_store.path} generation {source}: {mark.scheme} key {mark.key} "
           f"context {mark.context}, open model")
     corpus = None
@@ -131,11 +79,16 @@ def read(args) -> None:
         corpus = load_array(Path(args.filter))
         if corpus.ndim != 2:
             raise DataError(Path(args.filter), f"not token rows [N, T] (shape {corpus.shape})")
-    for g, family, params in _models(store, cfg, args.generation, V):
-        texts_RNT = _per_replicate(cfg, marked_RNT)
+    # `--filter training`: the suspect's rows of the marked corpus where its provenance names them (the same run, or
+    # a lab of the same ecosystem), else its whole training set
+    same_eco = marked_store.path.parent == store.path.parent and store.path.parent.name == "labs"
+    origin = f"gen_{source}" if marked_store.path == store.path else \
+        f"{marked_store.path.name}/gen_{source}" if same_eco else None
+    for g, family, params in runs.models(store, cfg, args.generation, V):
+        texts_RNT = runs.per_replicate(cfg, marked_RNT)
         predicted_RNT = family.top1(params, texts_RNT)
         for r in range(cfg.replicates):
-            within = certificate.training_rows(store, g, r) if args.filter == "training" else corpus
+            within = certificate.training_rows(store, g, r, origin) if args.filter == "training" else corpus
             d = watermark.detect(mark, texts_RNT[r], V, P, predicted_NT=predicted_RNT[r], within_NT=within)
             print(_line(f"generation {g} replicate {r}", d))
 
@@ -147,18 +100,19 @@ def _rank_line(what: str, t, name: str) -> str:
 def membership(args) -> None:
     from collapse import membership
 
-    source_store, source_cfg = _study(args.source)
-    store, cfg = _study(args.suspect)
-    V, P = _vocab(source_cfg, source_store), prompt_tokens(source_cfg)
-    [j] = _generations(source_store, [args.source_generation])
+    source_store, source_cfg = runs.study(args.source)
+    store, cfg = runs.study(args.suspect)
+    runs.apart(store, cfg, source_store, source_cfg)
+    V, P = runs.vocab(source_cfg, source_store), prompt_tokens(source_cfg)
+    [j] = runs.generations(source_store, [args.source_generation])
     withheld = [source_store.array(j, r, "withheld") for r in range(source_cfg.replicates)]
     if not withheld[0].exists():
         raise DataError(withheld[0], "no withheld samples: the source run must draw them (sample.withheld > 0)")
-    released_RNT = _per_replicate(cfg, np.stack(_samples(source_store, source_cfg, j)))
-    withheld_RMT = _per_replicate(cfg, np.stack([load_array(path) for path in withheld]))
+    released_RNT = runs.per_replicate(cfg, np.stack(runs.samples(source_store, source_cfg, j)))
+    withheld_RMT = runs.per_replicate(cfg, np.stack([load_array(path) for path in withheld]))
     print(f"{store.path} against {source_store.path} generation {j}: {released_RNT.shape[1]} released, "
           f"{withheld_RMT.shape[1]} withheld rows; U / (n released x n withheld) is the AUC")
-    for g, family, params in _models(store, cfg, args.generation, V):
+    for g, family, params in runs.models(store, cfg, args.generation, V):
         logp_released_RN = family.logprob(params, released_RNT, skip=P)
         logp_withheld_RM = family.logprob(params, withheld_RMT, skip=P)
         for r in range(cfg.replicates):
@@ -167,45 +121,30 @@ def membership(args) -> None:
             print(_rank_line(f"generation {g} replicate {r}", t, "U") + f"  AUC {auc:.4f}")
 
 
-def _ecosystem(store: RunDir) -> Path | None:
-    """The config.json of the ecosystem whose lab's directory (`<ecosystem>/labs/<name>`) this is, else None."""
-    root = store.path.parent.parent / "config.json"
-    return root if store.path.parent.name == "labs" and root.exists() else None
-
-
-def _lab_index(store: RunDir) -> int:
-    """The place of a lab's directory among its ecosystem's labs (its keys'); 0 for a single-lab study."""
-    root = _ecosystem(store)
-    if root is None:
-        return 0
-    names = [lab["name"] for lab in load_json(root).get("labs", [])]
-    if store.path.name not in names:
-        raise DataError(root, f"names no lab {store.path.name!r}")
-    return names.index(store.path.name)
-
-
 def palimpsest(args) -> None:
     from collapse import certificate, membership
 
-    source_store, source_cfg = _study(args.source)
-    store, cfg = _study(args.suspect)
-    V = _vocab(source_cfg, source_store)
-    [j] = _generations(source_store, [args.source_generation], "train")
+    source_store, source_cfg = runs.study(args.source)
+    store, cfg = runs.study(args.suspect)
+    runs.apart(store, cfg, source_store, source_cfg)
+    V = runs.vocab(source_cfg, source_store)
+    [j] = runs.generations(source_store, [args.source_generation], "train")
     rows, positions = [], []
     for r in range(source_cfg.replicates):
         rows.append(certificate.training_rows(source_store, j, r))
-        positions.append(membership.training_order(source_cfg, j, r, len(rows[-1]), _lab_index(source_store)))
-    rows_RNT, positions_RN = _per_replicate(cfg, np.stack(rows)), _per_replicate(cfg, np.stack(positions))
+        positions.append(membership.training_order(source_cfg, j, r, len(rows[-1]), runs.lab_index(source_store)))
+    rows_RNT, positions_RN = runs.per_replicate(cfg, np.stack(rows)), runs.per_replicate(cfg, np.stack(positions))
     reference_RN = None
     if args.reference:  # the suspect's replicate r less the reference's r (mod theirs), on the same rows
-        ref_store, ref_cfg = _study(args.reference)
-        [(_, family, params)] = _models(ref_store, ref_cfg, [args.reference_generation], V)
+        ref_store, ref_cfg = runs.study(args.reference)
+        runs.apart(ref_store, ref_cfg, source_store, source_cfg)
+        [(_, family, params)] = runs.models(ref_store, ref_cfg, [args.reference_generation], V)
         R_ref = ref_cfg.replicates
         reference_RN = np.stack([family.logprob(params, np.repeat(rows_RNT[r:r + 1], R_ref, 0))[r % R_ref]
                                  for r in range(cfg.replicates)])
     print(f"{store.path} against the training order of {source_store.path} generation {j}"
           + (f", less {ref_store.path} generation {args.reference_generation}" if args.reference else ""))
-    for g, family, params in _models(store, cfg, args.generation, V):
+    for g, family, params in runs.models(store, cfg, args.generation, V):
         if args.reference and ref_store.path == store.path and g == args.reference_generation:
             print(f"generation {g}: the reference itself (every score 0), not tested")
             continue
@@ -219,11 +158,13 @@ def palimpsest(args) -> None:
 def verify(args) -> None:
     from collapse import certificate
 
-    store, _ = _study(args.run)
+    store, _ = runs.study(args.run)
     exported = load_json(Path(args.certificate)) if args.certificate else None
     verdict = certificate.verify(store, exported)
     for g, share in verdict.certified.items():
         print(f"generation {g}: {share:.1%} of the training rows certified")
+    for path, why in verdict.uncertified:
+        print(f"uncertified: {path}: {why}")
     if verdict.problems:
         path, why = verdict.problems[0]
         print(f"collapse-audit: {path}: {why}" + (f" (and {len(verdict.problems) - 1} more)"
@@ -236,7 +177,7 @@ def export(args) -> None:
     from collapse import certificate
     from collapse.files import save_json
 
-    store, _ = _study(args.run)
+    store, _ = runs.study(args.run)
     cert = certificate.export(store)
     out = Path(args.out or store.path / "certificate.json")
     save_json(out, cert)

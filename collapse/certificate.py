@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collapse.errors import DataError
 from collapse.files import digest, load_array, load_json
 from collapse.provenance import LAB_CODE, origin_name, origin_namer, origins
 from collapse.store import PHASES, RunDir
@@ -85,18 +86,25 @@ def _human_file(store: RunDir, split: str, r: int) -> Path:
 
 @dataclass
 class Verdict:
-    """What `verify` found: per generation the share of rows certified, and every mismatch (file, why)."""
+    """What `verify` found: per generation the share of rows certified, every mismatch (file, why), and the
+    generations that hold no certificate (file, why: uncertified, not tampered)."""
 
     certified: dict[int, float] = field(default_factory=dict)
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    uncertified: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _lab_names(store: RunDir) -> list[str] | None:
-    """The labs of the ecosystem whose lab's directory (`<ecosystem>/labs/<name>`) this is, else None."""
+def _labs(store: RunDir) -> list[dict] | None:
+    """The labs (config dicts) of the ecosystem whose lab's directory (`<ecosystem>/labs/<name>`) this is, else None."""
     root = store.path.parent.parent / "config.json"
     if store.path.parent.name != "labs" or not root.exists():
         return None
-    return [lab["name"] for lab in load_json(root).get("labs", [])]
+    return load_json(root).get("labs", [])
+
+
+def lab_names(store: RunDir) -> list[str] | None:
+    labs = _labs(store)
+    return None if labs is None else [lab["name"] for lab in labs]
 
 
 def _source(store: RunDir, name: str) -> tuple[RunDir, int]:
@@ -110,9 +118,12 @@ def _rows(store: RunDir, g: int, r: int, human: np.ndarray) -> tuple[np.ndarray,
     """Generation g's training rows of replicate r rebuilt from the files, each row's origin code and each origin's
     file."""
     prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
+    if g and any(lab["name"] == store.path.name and lab.get("crawl") for lab in _labs(store) or []):
+        raise DataError(store.provenance(g), "trained on a crawl of the web, whose new human rows are in no file: "
+                                             "its training rows cannot be rebuilt")
     lab_file = store.array(g, r, "train_lab")
     codes_N = origins(prov_N, load_array(lab_file) if lab_file.exists() else None)
-    name = origin_namer(_lab_names(store) if lab_file.exists() else None)
+    name = origin_namer(lab_names(store) if lab_file.exists() else None)
     rows_NT, sources = np.zeros((len(prov_N), human.shape[1]), np.int32), {-1: _human_file(store, "train", r)}
     for c in np.unique(codes_N):
         at = codes_N == c
@@ -132,17 +143,25 @@ def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
     return train, load_array(fresh_file) if fresh_file.exists() else train[:0]
 
 
-def training_rows(store: RunDir, g: int, r: int) -> np.ndarray:
-    """Generation g's training set of replicate r `[N, T]` in its stored order, rebuilt from the files."""
-    return _rows(store, g, r, np.concatenate(_human(store, r)))[0]
+def training_rows(store: RunDir, g: int, r: int, origin: str | None = None) -> np.ndarray:
+    """Generation g's training set of replicate r `[N, T]` in its stored order, rebuilt from the files; with
+    `origin` ("human", "gen_<j>", "<lab>/gen_<j>") only its rows from there."""
+    rows_NT, codes_N, _ = _rows(store, g, r, np.concatenate(_human(store, r)))
+    if origin is None:
+        return rows_NT
+    name = origin_namer(lab_names(store) if store.array(g, r, "train_lab").exists() else None)
+    return rows_NT[np.array([name(int(c)) == origin for c in codes_N], bool)]
 
 
-def _check(store: RunDir, g: int, problems: list, checked: dict) -> tuple[bool, float]:
+def _check(store: RunDir, g: int, verdict: Verdict, checked: dict) -> tuple[bool, float]:
     """Generation g of `store`: whether its whole chain holds, and the share of its training rows certified (their
     chain reaches the human splits unbroken); the generations it drew from, in any lab, are checked first (once:
-    `checked`). Every mismatch joins `problems`."""
+    `checked`, which holds a generation as failed while it is checked, so a chain edited into a loop ends).
+    Every mismatch joins `verdict.problems`."""
     if (store.path, g) in checked:
         return checked[store.path, g]
+    checked[store.path, g] = (False, 0.0)
+    problems = verdict.problems
     bad = len(problems)
     for phase in PHASES:
         if store.is_done(g, phase):
@@ -151,18 +170,20 @@ def _check(store: RunDir, g: int, problems: list, checked: dict) -> tuple[bool, 
                     problems.append((store.path / rel, f"changed since {phase}.done recorded it"))
     cert = load_json(store.provenance(g)).get("certificate")
     if cert is None:
-        problems.append((store.provenance(g), "no certificate (written before certificates existed, or trained on a "
-                                              "crawl of the web, whose new human rows are in no file)"))
-        checked[store.path, g] = (False, 0.0)
+        verdict.uncertified.append((store.provenance(g), "no certificate (written before certificates existed, or "
+                                                         "trained on a crawl of the web, whose new human rows are in "
+                                                         "no file)"))
         return checked[store.path, g]
     parents = {}
     for origin, digests in cert["links"].items():
         src, j = _source(store, origin)
-        parents[origin] = _check(src, j, problems, checked)[0]
-        for name, value in _phase_digests(src, j).items():
-            if name in digests and digests[name] != value:
-                problems.append((src.gen(j) / name, f"changed since {store.path.name} generation {g} trained on it"))
-    name = origin_namer(_lab_names(store) if any("/" in o for o in cert["links"]) else None)
+        parents[origin] = _check(src, j, verdict, checked)[0]
+        current = _phase_digests(src, j)
+        for name, value in digests.items():  # every digest recorded: a marker deleted since is a change too
+            if current.get(name) != value:
+                problems.append((src.gen(j) / name, f"changed or removed since {store.path.name} generation {g} "
+                                                    "trained on it"))
+    name = origin_namer(lab_names(store) if any("/" in o for o in cert["links"]) else None)
     certified_rows = total = 0
     for r, rec in enumerate(cert["replicates"]):
         train, fresh = _human(store, r)
@@ -192,7 +213,7 @@ def verify(store: RunDir, exported: dict | None = None) -> Verdict:
     for g in store.generations():
         if not store.is_done(g, "train"):
             break
-        verdict.certified[g] = _check(store, g, verdict.problems, checked)[1]
+        verdict.certified[g] = _check(store, g, verdict, checked)[1]
     if exported is not None:
         mine = export(store)
         for theirs, ours in zip(exported.get("generations", []), mine["generations"]):

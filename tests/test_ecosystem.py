@@ -17,7 +17,7 @@ from collapse.config import TrainConfig
 from collapse.data import GrammarConfig, TextConfig, grammar
 from collapse.data.grammar import true_logprob
 from collapse.data.human import Seat
-from collapse.errors import ConfigError
+from collapse.errors import ConfigError, DataError
 from collapse.labs import HumanConfig, LabConfig, WebConfig, w_row
 from collapse.metrics import ecosystem
 from collapse.model import with_bos
@@ -302,8 +302,9 @@ def test_a_comparison_holds_the_labs_and_the_ecosystems_own_rows(eco, tmp_path):
 
 def test_the_certificate_chains_across_labs(eco, tmp_path):
     """b trained on its own and a's samples: its certificate links both labs' generation 0 and verifies from the
-    files of both; c's crawled generation holds none (the web's new human rows are in no file). A flipped token
-    in a's samples breaks b's chain, and the first problem names a's file."""
+    files of both; c's crawled generation holds none (the web's new human rows are in no file): uncertified, not
+    tampered, and its rows are not rebuilt. A marker removed from a, or a flipped token in a's samples, breaks
+    b's chain, and the problem names a's file."""
     from collapse import certificate
     from collapse.files import load_array, load_json, save_array
 
@@ -313,7 +314,14 @@ def test_the_certificate_chains_across_labs(eco, tmp_path):
     assert set(load_json(b.provenance(1))["certificate"]["links"]) == {"a/gen_0", "b/gen_0"}
     verdict = certificate.verify(b)
     assert not verdict.problems and verdict.certified == {0: 1.0, 1: 1.0}
-    assert certificate.verify(c).certified == {0: 1.0, 1: 0.0}
+    crawled = certificate.verify(c)  # uncertified, not tampered
+    assert crawled.certified == {0: 1.0, 1: 0.0} and not crawled.problems and len(crawled.uncertified) == 1
+    with pytest.raises(DataError, match="crawl"):
+        certificate.training_rows(c, 1, 0)
+    (a.gen(0) / "train.done").unlink()  # a marker removed from the chain: named through b's link
+    assert any(str(p).endswith("labs/a/gen_000/train.done") for p, _ in certificate.verify(b).problems)
+    shutil.rmtree(tmp_path / "eco")
+    shutil.copytree(path, tmp_path / "eco")
     samples = load_array(a.array(0, 0, "samples"))
     samples[0, 1] = (samples[0, 1] + 1) % 16
     save_array(a.array(0, 0, "samples"), samples)

@@ -102,13 +102,51 @@ a source that withheld nothing names the file it lacks."""
         membership.training_order(tiny_config(data=data, train=TrainConfig(epochs=2)), 0, 0, 1024)
 
 
+CONTINUING = dict(mode="continuation", prompt_len=4, withheld=8)
+
+
 @pytest.mark.parametrize("overrides,key", [
     (dict(sample=SampleConfig(withheld=-1)), "sample.withheld"),
     (dict(sample=SampleConfig(withheld=8), curate=VerifierCurateConfig()), "sample.withheld"),
+    (dict(sample=SampleConfig(temperature=0.0, **CONTINUING)), "sample.withheld"),
+    (dict(sample=SampleConfig(beam_size=2, **CONTINUING)), "sample.withheld"),
+    (dict(sample=SampleConfig(watermark="gumbel", **CONTINUING)), "sample.withheld"),
 ])
 def test_meaningless_withholding_is_refused(overrides, key):
-    """Negative counts; a curated corpus, which is not a draw of the model as the withheld rows are."""
+    """Negative counts; a curated corpus, which is not a draw of the model as the withheld rows are; decoding
+    that makes a continuation a function of its prompt (a withheld row would copy a released one)."""
     from collapse.validate import validate
 
     with pytest.raises(ConfigError, match=key):
         validate(tiny_config(**overrides))
+
+
+def test_withheld_prompts_are_the_rows_the_corpus_left(tmp_path):
+    """Continuation mode: the withheld rows' prompts are distinct train rows the corpus's prompts did not use (so
+    both together are one draw without replacement), and a corpus and withheld rows that would not fit the train
+    split are refused before any compute, naming sample.withheld."""
+    from types import SimpleNamespace
+
+    from collapse.rng import Phase, key_for
+    from collapse.run import loop
+    from collapse.run.synthesize import prompt_index, withheld_prompts
+
+    study = SimpleNamespace(n_train=64, n=40, cfg=tiny_config(sample=SampleConfig(withheld=24, mode="continuation")),
+                            key=lambda g, r, phase: key_for(0, g, r, phase))
+    corpus, withheld = prompt_index(study, 1, 0, 40), withheld_prompts(study, 1, 0)
+    assert len(set(withheld)) == 24 and not set(withheld) & set(corpus) and Phase.WITHHELD != Phase.SAMPLE
+    with pytest.raises(ConfigError, match="sample.withheld"):
+        loop.run(tiny_config(sample=SampleConfig(**CONTINUING)), tmp_path / "run")  # 64 + 8 rows > 64
+
+
+def test_a_suspect_drawn_from_the_sources_keys_is_refused(tmp_path):
+    """Another directory with the source's seed draws its samples and order from the source's keys."""
+    from collapse.audit_runs import apart
+    from collapse.errors import DataError
+    from collapse.store import RunDir
+
+    a, b = RunDir(tmp_path / "a"), RunDir(tmp_path / "b")
+    with pytest.raises(DataError, match="keys"):
+        apart(b, tiny_config(seed=3), a, tiny_config(seed=3))
+    apart(b, tiny_config(seed=4), a, tiny_config(seed=3))  # another seed
+    apart(a, tiny_config(seed=3), a, tiny_config(seed=3))  # the same run: its later generations are suspects

@@ -146,6 +146,12 @@ def open_study(cfg: Config, store: RunDir, seat: Seat | None = None, name: str =
                           f"segment of the rest is empty): raise human.shared_fraction or data.n_train")
     regimes.check_sizes(cfg.regime, cfg.generations, n_train, cfg.sample.num_sequences or n_train,
                         cfg.train.batch_size)
+    withheld = cfg.sample.withheld
+    if withheld and prompt_tokens(cfg) and (cfg.sample.num_sequences or n_train) + withheld > n_train:
+        raise ConfigError("sample.withheld", f"continuation mode: the withheld rows continue human prompts the corpus "
+                          f"does not, so corpus and withheld rows together ({cfg.sample.num_sequences or n_train} + "
+                          f"{withheld}) must fit the {n_train} human train rows: lower sample.num_sequences or "
+                          "sample.withheld")
     if isinstance(cfg.data, TokenizedConfig):  # the grammar draws as many fresh rows as the study needs
         regimes.check_fresh(cfg.regime, cfg.generations, n_train, len(humans[0].fresh), cfg.data.fresh_fraction)
     layout = devices.make_layout(cfg.replicates, batch_sizes(cfg))

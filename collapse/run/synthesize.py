@@ -32,11 +32,19 @@ class Samples:
     curated: list[Curated]
 
 
-def prompt_index(study, g: int, r: int, m: int, round: int = 0, stream: Phase = Phase.SAMPLE) -> np.ndarray:
+def prompt_index(study, g: int, r: int, m: int, round: int = 0) -> np.ndarray:
     """Continuation mode: the human train rows whose prefixes generation g's `m` candidates of replicate r
-    continue, in round `round` (of the corpus's stream, or of the withheld rows': `stream`)."""
-    rng = numpy_rng(for_round(study.key(g, r, stream), round))
+    continue, in round `round`."""
+    rng = numpy_rng(for_round(study.key(g, r, Phase.SAMPLE), round))
     return rng.choice(study.n_train, m, replace=m > study.n_train)
+
+
+def withheld_prompts(study, g: int, r: int) -> np.ndarray:
+    """Continuation mode: the human train rows whose prefixes the withheld rows continue, a uniform draw without
+    replacement from the rows the corpus's prompts (round 0) left, so that corpus and withheld prompts together
+    are one uniform draw without replacement, split at random: their rows are exchangeable."""
+    free = np.setdiff1d(np.arange(study.n_train), prompt_index(study, g, r, study.n))
+    return numpy_rng(study.key(g, r, Phase.WITHHELD)).choice(free, study.cfg.sample.withheld, replace=False)
 
 
 def draw(study, g: int, model: Model, m: int, round: int = 0, stream: Phase = Phase.SAMPLE
@@ -47,7 +55,8 @@ def draw(study, g: int, model: Model, m: int, round: int = 0, stream: Phase = Ph
     and the prompts' train rows (None: unconditional)."""
     cfg, R, P = study.cfg, study.replicates, study.P
     if P:
-        index = [prompt_index(study, g, r, m, round, stream) for r in range(R)]
+        index = [withheld_prompts(study, g, r) if stream == Phase.WITHHELD else prompt_index(study, g, r, m, round)
+                 for r in range(R)]
         prompts = np.stack([human.train[i, :P] for human, i in zip(study.humans, index)])
     else:
         index, prompts = None, np.zeros((R, m, 0), np.int32)
