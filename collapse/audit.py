@@ -79,11 +79,7 @@ def read(args) -> None:
         corpus = load_array(Path(args.filter))
         if corpus.ndim != 2:
             raise DataError(Path(args.filter), f"not token rows [N, T] (shape {corpus.shape})")
-    # `--filter training`: the suspect's rows of the marked corpus where its provenance names them (the same run, or
-    # a lab of the same ecosystem), else its whole training set
-    same_eco = marked_store.path.parent == store.path.parent and store.path.parent.name == "labs"
-    origin = f"gen_{source}" if marked_store.path == store.path else \
-        f"{marked_store.path.name}/gen_{source}" if same_eco else None
+    origin = runs.origin_of(store, marked_store, source)  # `--filter training`: the suspect's rows of it
     for g, family, params in runs.models(store, cfg, args.generation, V):
         texts_RNT = runs.per_replicate(cfg, marked_RNT)
         predicted_RNT = family.top1(params, texts_RNT)

@@ -70,15 +70,29 @@ def per_replicate(cfg: Config, source_RN: np.ndarray) -> np.ndarray:
 def apart(store: RunDir, cfg: Config, source: RunDir, source_cfg: Config) -> None:
     """Refuse a run of another directory that draws from the source's keys (same seed and lab): its samples and
     training order are drawn with the source's, so the membership tests' nulls do not hold for it."""
-    if store.path != source.path and (cfg.seed, lab_index(store)) == (source_cfg.seed, lab_index(source)):
+    if store.path.resolve() != source.path.resolve() and (cfg.seed, lab_index(store)) == (source_cfg.seed,
+                                                                                          lab_index(source)):
         raise DataError(store.path, f"draws from the keys of {source.path} (seed {cfg.seed}): its samples and "
                         "training order are that run's, so the test's null does not hold; use a run of another seed")
 
 
-def lab_index(store: RunDir) -> int:
-    """The place of a lab's directory among its ecosystem's labs (its keys'); 0 for a single-lab study."""
+def lab_names(store: RunDir) -> list[str] | None:
+    """The labs of the ecosystem whose lab's directory this is, else None (`collapse.certificate.lab_names`)."""
     from collapse.certificate import lab_names
 
+    return lab_names(store)
+
+
+def origin_of(store: RunDir, source: RunDir, j: int) -> str | None:
+    """The name `store`'s provenance gives generation j of `source` (collapse.certificate's origins): "gen_<j>" in
+    the same run, "<lab>/gen_<j>" from a lab of the same ecosystem; None where it cannot name it (another run)."""
+    if lab_names(store) is not None and source.path.parent.resolve() == store.path.parent.resolve():
+        return f"{source.path.name}/gen_{j}"
+    return f"gen_{j}" if source.path.resolve() == store.path.resolve() else None
+
+
+def lab_index(store: RunDir) -> int:
+    """The place of a lab's directory among its ecosystem's labs (its keys'); 0 for a single-lab study."""
     names = lab_names(store)
     if names is not None and store.path.name not in names:
         raise DataError(store.path.parent.parent / "config.json", f"names no lab {store.path.name!r}")

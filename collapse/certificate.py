@@ -114,19 +114,34 @@ def _source(store: RunDir, name: str) -> tuple[RunDir, int]:
     return (RunDir(store.path.parent / lab) if lab else store), int(gen.removeprefix("gen_"))
 
 
-def _rows(store: RunDir, g: int, r: int, human: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, Path]]:
-    """Generation g's training rows of replicate r rebuilt from the files, each row's origin code and each origin's
-    file."""
+def _crawled(store: RunDir, g: int) -> bool:
+    """Whether generation g of this ecosystem lab trained on a crawl of the web (whose new human rows are in no
+    file)."""
+    return g > 0 and any(lab["name"] == store.path.name and lab.get("crawl") for lab in _labs(store) or [])
+
+
+def _namer(store: RunDir, g: int, r: int) -> Callable[[int], str]:
+    """The names of generation g's origin codes: "<lab>/gen_<j>" where the run is an ecosystem's lab."""
+    return origin_namer(lab_names(store) if store.array(g, r, "train_lab").exists() else None)
+
+
+def _rows(store: RunDir, g: int, r: int, human: np.ndarray, origin: str | None = None
+          ) -> tuple[np.ndarray, np.ndarray, dict[int, Path]]:
+    """Generation g's training rows of replicate r rebuilt from the files (those of `origin` only, if given), each
+    row's origin code and each origin's file. A crawled generation's human rows are refused."""
     prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
-    if g and any(lab["name"] == store.path.name and lab.get("crawl") for lab in _labs(store) or []):
-        raise DataError(store.provenance(g), "trained on a crawl of the web, whose new human rows are in no file: "
-                                             "its training rows cannot be rebuilt")
     lab_file = store.array(g, r, "train_lab")
     codes_N = origins(prov_N, load_array(lab_file) if lab_file.exists() else None)
-    name = origin_namer(lab_names(store) if lab_file.exists() else None)
-    rows_NT, sources = np.zeros((len(prov_N), human.shape[1]), np.int32), {-1: _human_file(store, "train", r)}
+    name = _namer(store, g, r)
+    if origin is not None:
+        keep = np.array([name(int(c)) == origin for c in codes_N], bool)
+        codes_N, index_N = codes_N[keep], index_N[keep]
+    rows_NT, sources = np.zeros((len(codes_N), human.shape[1]), np.int32), {-1: _human_file(store, "train", r)}
     for c in np.unique(codes_N):
         at = codes_N == c
+        if c < 0 and _crawled(store, g):
+            raise DataError(store.provenance(g), "trained on a crawl of the web, whose new human rows are in no "
+                                                 "file: its human rows cannot be rebuilt")
         if c < 0:
             rows_NT[at] = human[index_N[at]]
         else:
@@ -146,11 +161,7 @@ def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
 def training_rows(store: RunDir, g: int, r: int, origin: str | None = None) -> np.ndarray:
     """Generation g's training set of replicate r `[N, T]` in its stored order, rebuilt from the files; with
     `origin` ("human", "gen_<j>", "<lab>/gen_<j>") only its rows from there."""
-    rows_NT, codes_N, _ = _rows(store, g, r, np.concatenate(_human(store, r)))
-    if origin is None:
-        return rows_NT
-    name = origin_namer(lab_names(store) if store.array(g, r, "train_lab").exists() else None)
-    return rows_NT[np.array([name(int(c)) == origin for c in codes_N], bool)]
+    return _rows(store, g, r, np.concatenate(_human(store, r)), origin)[0]
 
 
 def _check(store: RunDir, g: int, verdict: Verdict, checked: dict) -> tuple[bool, float]:
@@ -170,9 +181,12 @@ def _check(store: RunDir, g: int, verdict: Verdict, checked: dict) -> tuple[bool
                     problems.append((store.path / rel, f"changed since {phase}.done recorded it"))
     cert = load_json(store.provenance(g)).get("certificate")
     if cert is None:
-        verdict.uncertified.append((store.provenance(g), "no certificate (written before certificates existed, or "
-                                                         "trained on a crawl of the web, whose new human rows are in "
-                                                         "no file)"))
+        earlier = next((j for j in range(g) if "certificate" in load_json(store.provenance(j))), None)
+        if _crawled(store, g) or earlier is None:  # a crawl, or a run from before certificates existed
+            verdict.uncertified.append((store.provenance(g), "no certificate (trained on a crawl of the web, whose "
+                                        "new human rows are in no file, or written before certificates existed)"))
+        else:
+            problems.append((store.provenance(g), f"no certificate, where generation {earlier} holds one"))
         return checked[store.path, g]
     parents = {}
     for origin, digests in cert["links"].items():
@@ -183,7 +197,7 @@ def _check(store: RunDir, g: int, verdict: Verdict, checked: dict) -> tuple[bool
             if current.get(name) != value:
                 problems.append((src.gen(j) / name, f"changed or removed since {store.path.name} generation {g} "
                                                     "trained on it"))
-    name = origin_namer(lab_names(store) if any("/" in o for o in cert["links"]) else None)
+    name = _namer(store, g, 0)
     certified_rows = total = 0
     for r, rec in enumerate(cert["replicates"]):
         train, fresh = _human(store, r)

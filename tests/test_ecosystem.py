@@ -317,7 +317,13 @@ def test_the_certificate_chains_across_labs(eco, tmp_path):
     crawled = certificate.verify(c)  # uncertified, not tampered
     assert crawled.certified == {0: 1.0, 1: 0.0} and not crawled.problems and len(crawled.uncertified) == 1
     with pytest.raises(DataError, match="crawl"):
-        certificate.training_rows(c, 1, 0)
+        certificate.training_rows(c, 1, 0)  # its human rows; a's posts it crawled are in a's samples:
+    posts, a_samples = certificate.training_rows(c, 1, 0, "a/gen_0"), load_array(a.array(0, 0, "samples"))
+    assert len(posts) and all((a_samples == row).all(axis=1).any() for row in posts)
+    from collapse.audit_runs import origin_of  # how `collapse-audit read --filter training` names a marked corpus
+
+    assert [origin_of(b, a, 0), origin_of(b, b, 0), origin_of(b, RunDir(tmp_path / "elsewhere"), 0)] == \
+        ["a/gen_0", "b/gen_0", None]
     (a.gen(0) / "train.done").unlink()  # a marker removed from the chain: named through b's link
     assert any(str(p).endswith("labs/a/gen_000/train.done") for p, _ in certificate.verify(b).problems)
     shutil.rmtree(tmp_path / "eco")
