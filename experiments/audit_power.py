@@ -7,11 +7,13 @@ human_fraction = 1 - s; at s = 0 generation 1 never read them: the null), R repl
     palimpsest   V = 256, one pass over 1024 rows in batches of 8 at a constant learning rate of 1e-2:
                  generation 1 (a student of generation 0's samples) against generation 0's training order,
                  less an independent model (seed 1's generation 0); generation 0 itself is the ceiling
-    null         every arm's generation 0 membership rows (it drew both halves alike), and the independent
-                 model against generation 0's order without a reference
+    null         generation 0's membership rows (it drew both halves alike; the same model in every arm, so
+                 counted once), generation 1's at share 0, and the independent model against generation 0's
+                 order without a reference
 
     uv run python experiments/audit_power.py [--replicates 16]
         → results/audit/membership_power.csv (every p-value), membership_power.png, null_p_values.png
+    uv run python experiments/audit_power.py --from-csv     # the figures and tables again from the csv
 """
 
 import argparse
@@ -54,8 +56,24 @@ def audit_log10p(argv: list[str]) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--replicates", type=int, default=16)
-    R = ap.parse_args().replicates
-    tmp, rows = Path(tempfile.mkdtemp()), []  # rows: (test, share, generation, replicate, log10 p)
+    ap.add_argument("--from-csv", action="store_true", help="redraw from results/audit/membership_power.csv")
+    args = ap.parse_args()
+    out = RESULTS / "audit"
+    if args.from_csv:
+        with open(out / "membership_power.csv") as f:
+            rows = [(t, float(s), int(g), int(r), float(v)) for t, s, g, r, v in list(csv.reader(f))[1:]]
+    else:
+        rows = compute(args.replicates)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "membership_power.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("test", "share", "generation", "replicate", "log10_p"), *rows])
+        print(f"wrote {out / 'membership_power.csv'}")
+    report(rows)
+
+
+def compute(R: int) -> list[tuple]:
+    """Every test's log10 p: (test, share, generation, replicate, log10 p)."""
+    tmp, rows = Path(tempfile.mkdtemp()), []
     remember = TrainConfig(batch_size=16, epochs=32, log_every=100)
     one_pass = TrainConfig(batch_size=8, epochs=1, lr=1e-2, min_lr_ratio=1.0, log_every=100)
     reference = tmp / "reference"
@@ -72,11 +90,11 @@ def main() -> None:
         if s == 0:  # the independent model against generation 0's order, without a reference: a null
             p = audit_log10p(["palimpsest", str(reference), "--source", run])
             rows += [("palimpsest_independent", s, 0, r, v) for r, v in enumerate(p)]
-    out = RESULTS / "audit"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "membership_power.csv", "w", newline="") as f:
-        csv.writer(f).writerows([("test", "share", "generation", "replicate", "log10_p"), *rows])
-    print(f"wrote {out / 'membership_power.csv'}")
+    return rows
+
+
+def report(rows: list[tuple]) -> None:
+    R = len({r for t, s, g, r, _ in rows if t == "membership" and g == 1 and s == SHARES[0]})
 
     def values(test, g, s=None):
         return np.array([v for t, share, gen, _, v in rows if t == test and gen == g and (s is None or share == s)])
@@ -88,20 +106,21 @@ def main() -> None:
         median = [np.median(values(test, 1, s)) for s in SHARES]
         for s, pw, md in zip(SHARES, power, median):
             print(f"{test:<12} {s:>6}  {pw:>17.2f}  {md:>14.2f}")
-        ax[0].plot(SHARES, power, "o-", color=color, label=test)
-        ax[1].plot(SHARES, median, "o-", color=color, label=test)
+        ax[0].plot(range(len(SHARES)), power, "o-", color=color, label=test)
+        ax[1].plot(range(len(SHARES)), median, "o-", color=color, label=test)
     ceiling = values("palimpsest", 0)
     print(f"palimpsest ceiling (generation 0, the source itself): power {(ceiling < -2).mean():.2f}, "
           f"median log10 p {np.median(ceiling):.2f}")
     ax[0].axhline(0.01, color="0.5", lw=0.8, ls=":")
-    ax[0].set(xscale="symlog", xlabel="share of generation 0's released samples in generation 1's training set",
-              ylabel="power at p < 0.01", ylim=(-0.02, 1.02), title=f"{R} replicates per share")
-    ax[1].set(xscale="symlog", xlabel="share", ylabel="median log10 p (generation 1)")
+    ax[0].set(ylabel="power at p < 0.01 (generation 1)", ylim=(-0.02, 1.02), title=f"{R} replicates per share")
+    ax[1].set(ylabel="median log10 p (generation 1)")
     for a in ax:
+        a.set_xticks(range(len(SHARES)), [f"{s:.0%}" for s in SHARES])
+        a.set_xlabel("generation 0's samples in generation 1's training set")
         a.legend(fontsize=7)
     save(fig, "audit/membership_power")
     fig, ax = figure(1, 2)
-    nulls = {"membership (generation 0, every share)": 10 ** values("membership", 0),
+    nulls = {"membership (generation 0)": 10 ** values("membership", 0, SHARES[0]),
              "membership (generation 1, share 0)": 10 ** values("membership", 1, 0.0),
              "palimpsest (independent model)": 10 ** values("palimpsest_independent", 0),
              "palimpsest (generation 1, share 0)": 10 ** values("palimpsest", 1, 0.0)}
