@@ -80,8 +80,8 @@ def read(args) -> None:
         if corpus.ndim != 2:
             raise DataError(Path(args.filter), f"not token rows [N, T] (shape {corpus.shape})")
     origin = runs.origin_of(store, marked_store, source)  # `--filter training`: the suspect's rows of it
+    texts_RNT = runs.per_replicate(cfg, marked_RNT)
     for g, family, params in runs.models(store, cfg, args.generation, V):
-        texts_RNT = runs.per_replicate(cfg, marked_RNT)
         predicted_RNT = family.top1(params, texts_RNT)
         for r in range(cfg.replicates):
             within = certificate.training_rows(store, g, r, origin) if args.filter == "training" else corpus
@@ -113,7 +113,7 @@ def membership(args) -> None:
         logp_withheld_RM = family.logprob(params, withheld_RMT, skip=P)
         for r in range(cfg.replicates):
             t = membership.released_vs_withheld(logp_released_RN[r], logp_withheld_RM[r])
-            auc = t.statistic / (released_RNT.shape[1] * withheld_RMT.shape[1])
+            auc = membership.auc(t, released_RNT.shape[1], withheld_RMT.shape[1])
             print(_rank_line(f"generation {g} replicate {r}", t, "U") + f"  AUC {auc:.4f}")
 
 

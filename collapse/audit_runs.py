@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse.certificate import lab_names
 from collapse.config import Config, from_dict, generation_model
 from collapse.errors import DataError
 from collapse.files import load_array, load_json
@@ -74,13 +75,6 @@ def apart(store: RunDir, cfg: Config, source: RunDir, source_cfg: Config) -> Non
                                                                                           lab_index(source)):
         raise DataError(store.path, f"draws from the keys of {source.path} (seed {cfg.seed}): its samples and "
                         "training order are that run's, so the test's null does not hold; use a run of another seed")
-
-
-def lab_names(store: RunDir) -> list[str] | None:
-    """The labs of the ecosystem whose lab's directory this is, else None (`collapse.certificate.lab_names`)."""
-    from collapse.certificate import lab_names
-
-    return lab_names(store)
 
 
 def origin_of(store: RunDir, source: RunDir, j: int) -> str | None:

@@ -126,9 +126,10 @@ def _namer(store: RunDir, g: int, r: int) -> Callable[[int], str]:
 
 
 def _rows(store: RunDir, g: int, r: int, human: np.ndarray, origin: str | None = None
-          ) -> tuple[np.ndarray, np.ndarray, dict[int, Path]]:
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, Path]]:
     """Generation g's training rows of replicate r rebuilt from the files (those of `origin` only, if given), each
-    row's origin code and each origin's file. A crawled generation's human rows are refused."""
+    row's origin code and its row in its source, and each origin's file. A crawled generation's human rows are
+    refused."""
     prov_N, index_N = (load_array(store.array(g, r, name)) for name in ("train_provenance", "train_index"))
     lab_file = store.array(g, r, "train_lab")
     codes_N = origins(prov_N, load_array(lab_file) if lab_file.exists() else None)
@@ -148,7 +149,7 @@ def _rows(store: RunDir, g: int, r: int, human: np.ndarray, origin: str | None =
             src, j = _source(store, name(int(c)))
             sources[int(c)] = src.array(j, r, "samples")
             rows_NT[at] = load_array(sources[int(c)])[index_N[at]]
-    return rows_NT, codes_N, sources
+    return rows_NT, codes_N, index_N, sources
 
 
 def _human(store: RunDir, r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,9 +202,8 @@ def _check(store: RunDir, g: int, verdict: Verdict, checked: dict) -> tuple[bool
     certified_rows = total = 0
     for r, rec in enumerate(cert["replicates"]):
         train, fresh = _human(store, r)
-        rows_NT, codes_N, sources = _rows(store, g, r, np.concatenate([train, fresh]))
-        prov_N, index_N = np.where(codes_N < 0, -1, 0), load_array(store.array(g, r, "train_index"))
-        found, anchored = anchor(train, fresh, prov_N, index_N), True
+        rows_NT, codes_N, index_N, sources = _rows(store, g, r, np.concatenate([train, fresh]))
+        found, anchored = anchor(train, fresh, np.where(codes_N < 0, -1, 0), index_N), True
         for split in ("train", "fresh"):
             if rec["human"].get(split) != found[split]:
                 problems.append((_human_file(store, split, r), f"does not match generation {g}'s certificate"))

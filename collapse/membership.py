@@ -29,6 +29,11 @@ def released_vs_withheld(logp_released_N: np.ndarray, logp_withheld_M: np.ndarra
     return rank_sum(logp_released_N, logp_withheld_M)
 
 
+def auc(test: RankTest, n_released: int, n_withheld: int) -> float:
+    """U / (n released · n withheld): the chance a released row scores above a withheld one (ties half)."""
+    return test.statistic / (n_released * n_withheld)
+
+
 def training_order(cfg: Config, g: int, r: int, n_rows: int, lab: int = 0) -> np.ndarray:
     """The optimiser step at which each of generation g's `n_rows` training rows (replicate r, lab `lab`) was
     seen, -1 for rows the pass left out: the batch order `collapse.train.fit` drew from the run's key. Refused

@@ -102,7 +102,7 @@ def membership_rows(study: Study, g: int, model: Model) -> list[dict[str, float]
     """Per replicate, the released-vs-withheld membership test (docs/membership.md) of generation g's model on
     generation g - 1's released and withheld rows (the corpus it trained on, in part or whole); generation 0's on
     its own, which it drew alike: a null."""
-    from collapse.membership import released_vs_withheld
+    from collapse.membership import auc, released_vs_withheld
 
     j, store = max(g - 1, 0), study.store
     released_RNT, withheld_RMT = (np.stack([load_array(store.array(j, r, name)) for r in range(study.replicates)])
@@ -113,7 +113,7 @@ def membership_rows(study: Study, g: int, model: Model) -> list[dict[str, float]
     for released_N, withheld_M in zip(logp_released_RN, logp_withheld_RM):
         t = released_vs_withheld(released_N, withheld_M)
         rows.append({"membership_log10p": t.log10_p, "membership_z": t.z,
-                     "membership_auc": t.statistic / (len(released_N) * len(withheld_M))})
+                     "membership_auc": auc(t, len(released_N), len(withheld_M))})
     return rows
 
 
