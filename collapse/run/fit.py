@@ -14,14 +14,17 @@ from collapse.progress import Progress
 from collapse.regimes import TrainingSet
 from collapse.rng import Phase, numpy_rng
 from collapse.run.phase import Model, Outputs, phase
+from collapse.run import online
 from collapse.run.pools import Lineage
 from collapse.files import load_array
+from collapse.store import LAZY
 from collapse.train import abstract_checkpoint, total_steps
 
 
-def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Model:
-    """Generation g's model: trained on `sets` and checkpointed, or, when that phase is done, a handle that
-    loads it from its checkpoint (its digest verified) when a later phase first needs it."""
+def fit(study, g: int, sets: list[TrainingSet] | None, lineage: Lineage, tracker) -> Model:
+    """Generation g's model: trained on `sets` (None: on what it samples as it trains, regime=online) and
+    checkpointed, or, when that phase is done, a handle that loads it from its checkpoint (its digest verified)
+    when a later phase first needs it."""
     cfg, store, family, R = study.cfg, study.store, study.family(g), study.replicates
 
     def load():
@@ -30,38 +33,44 @@ def fit(study, g: int, sets: list[TrainingSet], lineage: Lineage, tracker) -> Mo
         return store.load_params(g, family.abstract(R))
 
     def compute(out: Outputs):
-        for r, ts in enumerate(sets):
+        teacher, trained = None, sets
+        healing = cfg.regime.heals(g)
+        if sets is None:  # regime=online: the model samples its rows as it trains
+            params, trained, losses = online.train(study, g, lineage, tracker, out)
+            weights = [None] * R
+        else:
+            weights = [cfg.regime.loss_weights(ts.provenance) if g and not healing else None for ts in sets]
+            if g == 0 or cfg.train.init == "scratch":
+                init = family.init(study.keys(g, Phase.INIT))
+            else:
+                init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params
+            teacher = _teacher(study, g, sets, lineage)
+            params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher,
+                                    None if weights[0] is None else np.stack(weights))
+        for r, ts in enumerate(trained):
             out.array(store.array(g, r, "train_provenance"), ts.provenance)
             out.array(store.array(g, r, "train_index"), ts.index)
-        healing = cfg.regime.heals(g)
-        weights = [cfg.regime.loss_weights(ts.provenance) if g and not healing else None for ts in sets]
         out.json(store.manifest(g), {
             "generation": g, "regime": cfg.regime.name, **({"healing": True} if healing else {}),
+            **({"online": online.manifest(cfg.regime, cfg.data.seq_len)} if sets is None else {}),
             "model": study.model_name(g),
             "parameters": family.parameter_count(),
             "prompt_tokens": study.P,  # the first this many tokens of every synthetic row are human
             "replicates": [{"replicate": r, "size": len(ts.tokens), "counts": ts.counts(study.labs),
                             **({"human_rows": _segments(human)} if study.labs else {}),
                             **({"loss_weight": _loss_weight(w, ts)} if w is not None else {})}
-                           for r, (ts, human, w) in enumerate(zip(sets, study.humans, weights))]})
-        if g == 0 or cfg.train.init == "scratch":
-            init = family.init(study.keys(g, Phase.INIT))
-        else:
-            init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params
-        teacher = _teacher(study, g, sets, lineage)
-        params, losses = _train(study, g, np.stack([ts.tokens for ts in sets]), init, tracker, teacher,
-                                None if weights[0] is None else np.stack(weights))
+                           for r, (ts, human, w) in enumerate(zip(trained, study.humans, weights))]})
         store.save_params(g, params)
         out.written(store.checkpoint(g))
         out.array(store.train_loss(g), losses)
         store.drop_train_checkpoints(g)
-        write_provenance(study, g, sets, lineage.depths[g], params if g == 0 else lineage.model(0).params, out)
-        info = {"steps": losses.shape[1], "sequences": len(sets[0].tokens)}
+        write_provenance(study, g, trained, lineage.depths[g], params if g == 0 else lineage.model(0).params, out)
+        info = {"steps": losses.shape[1], "sequences": len(trained[0].tokens)}
         if teacher is not None:
             info.update(teacher=study.teacher(g), soft_rows=[int(s.sum()) for s in teacher.soft_RN])
         return params, info
 
-    if store.is_done(g, "train") and store.verify(g, "train", lazy=("checkpoint",)):
+    if store.is_done(g, "train") and store.verify(g, "train", lazy=LAZY):
         store.drop_train_checkpoints(g)  # loaded (and its checkpoint verified) only if a later phase needs it
         study.loaded.add((g, "train"))
         return Model(family, load=lambda: phase(study, g, "train", load, compute))

@@ -14,6 +14,7 @@ import numpy as np
 
 from collapse.errors import DataError
 from collapse.files import save_array, save_json
+from collapse.store import LAZY
 
 log = logging.getLogger("collapse")
 
@@ -43,7 +44,7 @@ def phase(study, g: int, name: str, load: Callable[[], Any], compute: Callable[[
     Every phase is a deterministic function of the config and the phases before it, so recomputing is safe."""
     store = study.store
     if store.is_done(g, name):
-        if store.verify(g, name, lazy=("checkpoint",)):
+        if store.verify(g, name, lazy=LAZY):
             try:
                 result = load()
                 study.loaded.add((g, name))

@@ -39,9 +39,13 @@ class Lineage:
         self.samples.append(samples)
 
 
-def training_sets(study, g: int, lineage: Lineage) -> list[regimes.TrainingSet]:
+def training_sets(study, g: int, lineage: Lineage) -> list[regimes.TrainingSet] | None:
     """Each replicate's training set for generation g, with every example's provenance, and the mean synthetic
-    depth of each (appended to `lineage.depths`)."""
+    depth of each (appended to `lineage.depths`); None where the model samples its own rows as it trains
+    (regime=online from generation 1: `collapse.run.online`; every row one generation deeper than g - 1's)."""
+    if g and study.cfg.regime.SAMPLES_WHILE_TRAINING:
+        lineage.depths.append(lineage.depths[g - 1] + 1)
+        return None
     sets = [regimes.training_set(study.cfg.regime, g, human.train, human.fresh, [s[r] for s in lineage.samples],
                                  numpy_rng(study.key(g, r, Phase.REGIME)))
             for r, human in enumerate(study.humans)]
