@@ -134,6 +134,8 @@ def _validate_online(cfg: Config, in_ecosystem: bool) -> None:
           "from a newline): use sample.mode=unconditional")
     check(s.watermark == "none", "sample.watermark", "regime=online samples its updates unwatermarked: use "
           "sample.watermark=none")
+    check(not s.withheld, "sample.withheld", "the membership test reads a generation's corpus as what the next "
+          "trained on; under regime=online the next trains on its own updates' samples: use sample.withheld=0")
     check(r.window <= cfg.data.seq_len, "regime.window", f"a window of the {cfg.data.seq_len} sampled tokens "
           f"(data.seq_len) is at most {cfg.data.seq_len} long, got {r.window}")
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from collapse import certificate, online, train
 from collapse.config import SampleConfig
@@ -50,9 +51,11 @@ def test_updates_equal_a_hand_run_of_single_steps():
     for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state.params)):
         np.testing.assert_array_equal(a, b)
 
+    np.testing.assert_allclose(train.learning_rate(jnp.arange(50), jnp.int32(1), cfg), 3e-3)  # constant
     hand = fresh()
     for u in range(E):
-        sample_key, _ = jax.random.split(jax.random.fold_in(key, u))
+        sample_key, start_key = jax.random.split(jax.random.fold_in(key, u))
+        assert int(start_RU[0, u]) == int(jax.random.randint(start_key, (), 0, T - W + 1))
         params = jax.tree.map(lambda x: x[0], hand.params)
         drawn = generate_replicate(family.graphdef, params, jnp.full((1, 1), family.bos, jnp.int32), sample_key, 1.0,
                                    8, 1.0, T, sampling.candidates, Watermark())
@@ -66,18 +69,20 @@ def test_updates_equal_a_hand_run_of_single_steps():
     D = TINY_MODEL.d_model
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(hand), jax.tree.leaves(state)):
         a, b, name = np.asarray(a), np.asarray(b), jax.tree_util.keystr(path)
-        if name.endswith("['qkv']['bias'].value") and ".params" in name:
-            # the key bias has gradient 0 (softmax is shift-invariant) and float noise for one: Adam normalises
-            # the noise to steps of up to about lr, different in two compiled programs
-            assert np.abs(a - b)[..., D:2 * D].max() <= 2 * E * 3e-3
+        if name.endswith("['qkv']['bias'].value"):  # (its parameter and its Adam moments)
+            # the key bias has gradient 0 (softmax is shift-invariant) and float noise for one, which Adam
+            # normalises to steps of order lr, different in two compiled programs; it changes no logit (below)
             a, b = np.delete(a, np.s_[D:2 * D], axis=-1), np.delete(b, np.s_[D:2 * D], axis=-1)
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
+        # float32 rounding (1e-7) of two programs, amplified where Adam divides a near-zero gradient by its scale
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(a).max(), err_msg=name)
+    logits = [nnx.merge(family.graphdef, jax.tree.map(lambda x: x[0], p))(tokens_RUT[0]) for p in (hand.params, state.params)]
+    np.testing.assert_allclose(*logits, rtol=1e-4, atol=1e-5)
     assert len({tuple(row) for row in np.asarray(tokens_RUT[0])}) > 1  # the sequences differ from update to update
 
 
 def online_config(**regime):
     return tiny_config(regime=OnlineConfig(**{"updates_per_generation": 6, "window": W, "lr": 1e-3, **regime}),
-                       train=dataclasses.replace(tiny_config().train, init="previous"), generations=3)
+                       train=dataclasses.replace(tiny_config().train, init="previous"), generations=3, replicates=2)
 
 
 def test_an_online_study_records_its_updates_and_resumes_exactly(tmp_path, monkeypatch):
@@ -89,14 +94,20 @@ def test_an_online_study_records_its_updates_and_resumes_exactly(tmp_path, monke
     for g in (1, 2):
         gen = ref / f"gen_{g:03d}"
         np.testing.assert_array_equal(np.load(gen / "rep_00" / "train_provenance.npy"), np.full(6, g - 1))
-        assert np.load(gen / "rep_00" / "online_tokens.npy").shape == (6, T)
-        assert (gen / "optimizer").is_dir() and np.load(gen / "train_loss.npy").shape == (1, 6)
+        tokens = [np.load(gen / f"rep_0{r}" / "online_tokens.npy") for r in (0, 1)]
+        assert tokens[0].shape == (6, T) and not np.array_equal(*tokens)  # each replicate its own updates
+        assert np.load(gen / "train_loss.npy").shape == (2, 6)
+        import orbax.checkpoint as ocp
+
+        with ocp.StandardCheckpointer() as ckpt:  # Adam's step count: carried from generation to generation
+            counts = [x for p, x in jax.tree_util.tree_leaves_with_path(ckpt.restore(gen / "optimizer"))
+                      if "count" in jax.tree_util.keystr(p)]
+        assert counts and all(np.array_equal(c, [6 * g] * 2) for c in counts)
         manifest, record = (json.loads((gen / f).read_text()) for f in ("manifest.json", "provenance.json"))
         assert manifest["online"] == {"updates": 6, "window": W, "lr": 1e-3}
         assert manifest["replicates"][0]["counts"] == {f"gen_{g - 1}": 6}
         assert set(record["certificate"]["replicates"][0]["roots"]) == {f"gen_{g - 1}"}
-    depths = [json.loads((ref / f"gen_{g:03d}" / "provenance.json").read_text())["replicates"][0]["mean_depth"]
-              for g in range(3)]
+    depths = [json.loads((ref / f"gen_{g:03d}" / "provenance.json").read_text())["mean_depth"] for g in range(3)]
     assert depths == [0, 1, 2]
     verdict = certificate.verify(RunDir(ref))  # the rows are certified from this generation's online_tokens
     assert verdict.certified == {0: 1.0, 1: 1.0, 2: 1.0} and not verdict.problems
@@ -125,6 +136,7 @@ def test_an_online_study_records_its_updates_and_resumes_exactly(tmp_path, monke
     (dict(regime=OnlineConfig(window=T + 1)), "regime.window"),
     (dict(regime=OnlineConfig(heal_after=1, heal_generations=1)), "regime.heal_generations"),
     (dict(regime=OnlineConfig(updates_per_generation=0)), "regime.updates_per_generation"),
+    (dict(sample=SampleConfig(batch_size=64, withheld=16)), "sample.withheld"),
 ])
 def test_meaningless_online_studies_are_refused(change, key):
     cfg = dataclasses.replace(online_config(), **change)

@@ -28,8 +28,10 @@ def fit(study, g: int, sets: list[TrainingSet] | None, lineage: Lineage, tracker
     cfg, store, family, R = study.cfg, study.store, study.family(g), study.replicates
 
     def load():
-        if not store.verify(g, "train", only=store.checkpoint(g)):
-            raise DataError(store.checkpoint(g), "checkpoint changed since it was written")
+        online = store.optimizer_state(g) if g and cfg.regime.SAMPLES_WHILE_TRAINING else None
+        for path in (store.checkpoint(g), online):  # (the optimiser state the next online generation reads)
+            if path is not None and not store.verify(g, "train", only=path):
+                raise DataError(path, "changed since it was written")
         return store.load_params(g, family.abstract(R))
 
     def compute(out: Outputs):

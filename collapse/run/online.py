@@ -41,7 +41,7 @@ def train(study, g: int, lineage: Lineage, tracker, out: Outputs) -> tuple[objec
                                           key_data_R, jnp.int32(first))
             tokens_RUT, start_RU, loss_RU = (to_host(x) for x in chunk)
             if not np.isfinite(loss_RU).all():
-                bad = int(np.argwhere(~np.isfinite(loss_RU))[0, 1])
+                bad = int(np.flatnonzero(~np.isfinite(loss_RU).all(axis=0))[0])
                 raise FloatingPointError(f"generation {g}: non-finite loss at update {first + bad + 1} (lower "
                                          f"regime.lr?); generations before {g} are intact in {store.path}")
             tokens.append(tokens_RUT), starts.append(start_RU), losses.append(loss_RU)
