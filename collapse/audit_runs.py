@@ -27,7 +27,10 @@ def study(path: str) -> tuple[RunDir, Config]:
 
 
 def vocab(cfg: Config, store: RunDir) -> int:
-    """The model's vocabulary: the run's tokenizer where it has one, else the grammar's size."""
+    """The model's vocabulary: a pretrained checkpoint's, the run's tokenizer where it has one, else the grammar's
+    size."""
+    if getattr(cfg.model, "vocab", 0):
+        return cfg.model.vocab
     if store.tokenizer.exists():
         from collapse.data.tokenizer import load_tokenizer
 

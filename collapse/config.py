@@ -40,7 +40,7 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
     b1: float = 0.9
     b2: float = 0.95
     grad_clip: float = 1.0
-    init: str = "scratch"  # scratch | gen0 | previous: where generation k >= 1 starts
+    init: str = "scratch"  # scratch | gen0 | previous | pretrained: where generation k >= 1 starts
     log_every: int = 50  # steps per compiled chunk; losses reach the host once per chunk
     checkpoint_every: int = 0  # also checkpoint inside a generation every this many steps (0 = off)
     # Training targets of generations >= 1 (docs/training-targets.md; generation 0 always trains on tokens):
@@ -61,7 +61,7 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
         fraction(self.warmup_fraction, "train.warmup_fraction", closed_high=False)
         fraction(self.b1, "train.b1", closed_high=False)
         fraction(self.b2, "train.b2", closed_high=False)
-        one_of(self.init, "train.init", ("scratch", "gen0", "previous"))
+        one_of(self.init, "train.init", ("scratch", "gen0", "previous", "pretrained"))
         one_of(self.target, "train.target", ("tokens", "soft", "mixed"))
         positive(self, "train", "soft_temperature", "soft_top_k")
         fraction(self.hard_weight, "train.hard_weight")

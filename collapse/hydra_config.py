@@ -74,7 +74,9 @@ def from_hydra(dcfg: Any) -> Config:
         obj = OmegaConf.to_object(OmegaConf.masked_copy(dcfg, keep))  # without Hydra's own `hydra` node
     except OmegaConfBaseException as e:
         raise config_error(e) from None
-    return Config(**{name: obj[name] for name in names})
+    from collapse.pretrained import resolve
+
+    return resolve(Config(**{name: obj[name] for name in names}))  # a pretrained model's sizes, from its folder
 
 
 def _check_keys(node: Any, prefix: str) -> None:

@@ -1,8 +1,10 @@
 """Decoder-only pre-norm transformer in Flax NNX, with a KV-cache decode path for sampling.
 
 Token ids 0..V-1 are data; id V is BOS, which the model reads but never predicts: the input embedding has
-V + 1 rows and the output head V columns. Positions are learned (GPT-2 style). The attention math, with
-and without a KV cache, is `collapse.attention`'s.
+V + 1 rows and the output head V columns. A pretrained model's BOS is one of its own tokens instead
+(`bos_token`: GPT-2's <|endoftext|>, OPT's </s>; the embedding then has V rows), and its head may be the
+embedding transposed (`tied_head`). Positions are learned (GPT-2 style; OPT's table is read from row
+`position_offset`). The attention math, with and without a KV cache, is `collapse.attention`'s.
 
 Shape suffixes (the package's legend: collapse/__init__.py): B batch, T query positions, S cached positions,
 D model width, F MLP width, A attention heads, H head width, V output vocabulary, X = B * A.
@@ -22,6 +24,9 @@ from collapse.families import TransformerConfig
 
 def _init(std: float) -> nnx.Initializer:
     return nnx.initializers.normal(stddev=std)
+
+
+ACTIVATIONS = {"gelu": jax.nn.gelu, "relu": jax.nn.relu}  # gelu: the tanh form (GPT-2's gelu_new)
 
 
 class Attention(nnx.Module):
@@ -53,20 +58,23 @@ class Block(nnx.Module):
         self.up = nnx.Linear(d, cfg.d_ff, dtype=dtype, kernel_init=_init(0.02), rngs=rngs)
         resid_std = 0.02 / math.sqrt(2 * cfg.n_layers)
         self.down = nnx.Linear(cfg.d_ff, d, dtype=dtype, kernel_init=_init(resid_std), rngs=rngs)
+        self.activation = ACTIVATIONS[cfg.activation]
 
     def __call__(self, x_BTD: jax.Array, kv: KV | None = None, pos: jax.Array | int = 0):
         h_BTD, kv = self.attn(self.ln1(x_BTD), kv, pos)
         x_BTD = x_BTD + h_BTD
-        x_BTD = x_BTD + self.down(jax.nn.gelu(self.up(self.ln2(x_BTD))))
+        x_BTD = x_BTD + self.down(self.activation(self.up(self.ln2(x_BTD))))
         return x_BTD, kv
 
 
 class Transformer(nnx.Module):
     def __init__(self, cfg: TransformerConfig, vocab_size: int, *, rngs: nnx.Rngs):
         dtype = jnp.dtype(cfg.dtype)
-        self.vocab_size = vocab_size
-        self.tok_embed = nnx.Embed(vocab_size + 1, cfg.d_model, dtype=dtype, embedding_init=_init(0.02), rngs=rngs)
-        self.pos_embed = nnx.Embed(cfg.context, cfg.d_model, dtype=dtype, embedding_init=_init(0.01), rngs=rngs)
+        self.vocab_size, self.bos_token, self.offset = vocab_size, cfg.bos_token, cfg.position_offset
+        rows = vocab_size + (cfg.bos_token < 0)  # the extra BOS id V, where BOS is not a token of the vocabulary
+        self.tok_embed = nnx.Embed(rows, cfg.d_model, dtype=dtype, embedding_init=_init(0.02), rngs=rngs)
+        self.pos_embed = nnx.Embed(cfg.position_offset + cfg.context, cfg.d_model, dtype=dtype,
+                                   embedding_init=_init(0.01), rngs=rngs)
         self.scan_layers = cfg.scan_layers
         if cfg.scan_layers:  # one Block whose parameters carry a leading layer axis, run by lax.scan
             @nnx.split_rngs(splits=cfg.n_layers)
@@ -79,19 +87,22 @@ class Transformer(nnx.Module):
             self.blocks = nnx.List([Block(cfg, dtype, rngs) for _ in range(cfg.n_layers)])
         self.n_layers, self.n_heads = cfg.n_layers, cfg.n_heads
         self.ln_f = nnx.LayerNorm(cfg.d_model, epsilon=1e-5, dtype=dtype, rngs=rngs)
-        self.head = nnx.Linear(cfg.d_model, vocab_size, use_bias=False, dtype=dtype,
-                               kernel_init=_init(0.02), rngs=rngs)
+        self.head = None if cfg.tied_head else nnx.Linear(cfg.d_model, vocab_size, use_bias=False, dtype=dtype,
+                                                          kernel_init=_init(0.02), rngs=rngs)
 
     @property
     def bos(self) -> int:
-        return self.vocab_size
+        return self.vocab_size if self.bos_token < 0 else self.bos_token
 
     def _embed(self, tokens_BT: jax.Array, pos: jax.Array | int) -> jax.Array:
-        positions_T = pos + jnp.arange(tokens_BT.shape[1])
+        positions_T = self.offset + pos + jnp.arange(tokens_BT.shape[1])
         return self.tok_embed(tokens_BT) + self.pos_embed(positions_T)[None]
 
     def _logits(self, x_BTD: jax.Array) -> jax.Array:
-        return self.head(self.ln_f(x_BTD)).astype(jnp.float32)
+        h_BTD = self.ln_f(x_BTD)
+        if self.head is None:  # tied: the embedding's rows of the V tokens it predicts
+            return self.tok_embed.attend(h_BTD)[..., : self.vocab_size].astype(jnp.float32)
+        return self.head(h_BTD).astype(jnp.float32)
 
     def _blocks(self, x_BTD: jax.Array, cache, pos):
         """All blocks; `cache` is a list of per-layer (k, v), or (k, v) stacked over layers when scanning."""

@@ -13,7 +13,7 @@ from collapse.config import (Config, SampleConfig, choices, flatten, generation_
                              schedule_name)
 from collapse.curation import NoCurateConfig
 from collapse.data import TokenizedConfig
-from collapse.families import AnalyticConfig, TransformerConfig
+from collapse.families import AnalyticConfig, PretrainedConfig, TransformerConfig
 from collapse.labs import validate_labs
 from collapse.options import registered
 
@@ -84,6 +84,7 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
               "learn from a model: use train.distill_on=samples or train.target=tokens")
     _chosen(cfg, "data")
     d.validate()
+    _validate_pretrained(cfg, in_ecosystem)
     t.validate()
     _validate_targets(cfg, in_ecosystem)
     s.validate()
@@ -140,10 +141,27 @@ def _validate_online(cfg: Config, in_ecosystem: bool) -> None:
           f"(data.seq_len) is at most {cfg.data.seq_len} long, got {r.window}")
 
 
+def _validate_pretrained(cfg: Config, in_ecosystem: bool) -> None:
+    """model=pretrained (docs/pretrained.md): text tokenized by the checkpoint's own tokenizer."""
+    m, d, pretrained = cfg.model, cfg.data, isinstance(cfg.model, PretrainedConfig)
+    check(pretrained or cfg.train.init != "pretrained", "train.init", "pretrained starts every generation from "
+          "a checkpoint: set model=pretrained model.path=DIR")
+    check(not (isinstance(d, TokenizedConfig) and d.tokenizer == "pretrained") or (
+        pretrained and d.tokenizer_path == m.path), "data.tokenizer", "pretrained is the tokenizer of a "
+          "model=pretrained folder (set with it), not a choice of its own")
+    if not pretrained:
+        return
+    check(isinstance(d, TokenizedConfig), "data", f"a pretrained model reads text in its own tokens: use data=text|hf, "
+          f"not data={option_name(d)}")
+    check(not cfg.model_schedule, "model_schedule", "a pretrained model has its own size: drop model_schedule")
+    check(not in_ecosystem, "model", "the labs of an ecosystem train our own transformers (pretrained labs are not "
+          "built yet)")
+
+
 def _validate_schedule(cfg: Config) -> None:
     """`model_schedule`: transformer options only, each long enough for data.seq_len; an init from an earlier
     generation (train.init=gen0|previous) only where that generation has the same architecture."""
-    names = choices("model", TransformerConfig)
+    names = [n for n in choices("model", TransformerConfig) if n != "pretrained"]  # (its sizes are its folder's)
     own = option_name(cfg.model)
     for name in cfg.model_schedule:
         check(name in names or name == own, "model_schedule",

@@ -267,7 +267,7 @@ def test_one_registry_of_options():
     from collapse.options import registered
 
     assert ANALYTIC_MODELS == ("gaussian", "gmm", "categorical", "linreg")
-    assert TRANSFORMER_MODELS == ("tiny", "small", "gpt2_small")
+    assert TRANSFORMER_MODELS == ("tiny", "small", "gpt2_small", "pretrained")
     assert set(OPTIONS) <= set(registered())  # the built-in options, each registered beside its code
     assert len({o.schema for o in OPTIONS}) == len(OPTIONS)  # a schema names its option: `_option` in config.json
     assert MixConfig().name == option_name(MixConfig()) == "mix"

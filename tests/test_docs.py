@@ -129,8 +129,18 @@ def test_the_docs_run_collapse():
     assert len(COLLAPSE) >= 40, COLLAPSE  # the README and the pages show many; a parser change lost them
 
 
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    """The pretrained folder the docs name (checkpoints/gpt2): a tiny random GPT-2 of 128 positions, in the
+    directory the commands run in."""
+    from tests.test_pretrained import gpt2_folder
+
+    monkeypatch.chdir(tmp_path)
+    gpt2_folder(tmp_path / "checkpoints" / "gpt2", positions=128)
+
+
 @pytest.mark.parametrize("where,args", COLLAPSE, ids=[w for w, _ in COLLAPSE])
-def test_collapse_command_composes_and_validates(where, args, doc_modules):
+def test_collapse_command_composes_and_validates(where, args, doc_modules, checkpoint):
     for overrides in override_sets(args):
         try:
             validate(compose(*overrides))

@@ -56,7 +56,7 @@ def test_help_names_the_command_and_lists_only_real_options():
     assert text.startswith("collapse") and "schema" not in text and "Hydra" not in text.splitlines()[0]
     assert "regime: accumulate, accumulate_subsample, mix, online, replace\n" in text
     assert "sample: continuation, default\n" in text
-    assert "model: categorical, gaussian, gmm, gpt2_small, linreg, small, tiny\n" in text
+    assert "model: categorical, gaussian, gmm, gpt2_small, linreg, pretrained, small, tiny\n" in text
     assert "README.md" in text and "generations: 5" in text
     assert "+experiment=NAME scale=smoke|cpu|paper" in text and "scale: cpu, paper, smoke\n" in text
     assert "experiment: alemohammad2024, " in text  # the presets, conf/experiment/

@@ -26,7 +26,7 @@ class Unregistered(RegimeConfig):
 
 @pytest.mark.parametrize("overrides,message", [
     (dict(data=DataConfig()), "data: choose data=grammar|facts|text|hf"),
-    (dict(model=ModelConfig()), "model: choose model=tiny|small|gpt2_small|gaussian|gmm|categorical|linreg"),
+    (dict(model=ModelConfig()), "model: choose model=tiny|small|gpt2_small|pretrained|gaussian|gmm|categorical|linreg"),
     (dict(model=AnalyticConfig()), "model: choose model=gaussian|gmm|categorical|linreg"),
     (dict(regime=Unregistered()), "regime: choose regime=replace|accumulate|accumulate_subsample|mix"),  # and more,
     # where a test module has registered a regime of its own (tests/test_regimes.py)

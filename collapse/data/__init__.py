@@ -123,8 +123,9 @@ class FactsConfig(GrammarConfig, option="facts"):
 class TokenizedConfig(DataConfig):
     """Real text, tokenized into fixed-length blocks after a document-level split."""
 
-    tokenizer: str = "byte"  # byte | bpe
+    tokenizer: str = "byte"  # byte | bpe | pretrained (model=pretrained sets it: the checkpoint's own)
     bpe_vocab_size: int = 4096
+    tokenizer_path: str = ""  # tokenizer=pretrained: the model folder it is read from
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
     fresh_fraction: float = 0.0  # held-out reserve for regime=mix fresh=true (a split even when unused)
@@ -132,7 +133,9 @@ class TokenizedConfig(DataConfig):
 
     def validate(self) -> None:
         super().validate()
-        one_of(self.tokenizer, "data.tokenizer", ("byte", "bpe"))
+        one_of(self.tokenizer, "data.tokenizer", ("byte", "bpe", "pretrained"))
+        check((self.tokenizer == "pretrained") == bool(self.tokenizer_path), "data.tokenizer_path",
+              "names the model folder of data.tokenizer=pretrained (model=pretrained sets both), and only then")
         fraction(self.valid_fraction, "data.valid_fraction", closed_low=False, closed_high=False)
         fraction(self.test_fraction, "data.test_fraction", closed_low=False, closed_high=False)
         check(self.valid_fraction + self.test_fraction < 1, "data.test_fraction",
@@ -151,7 +154,8 @@ class TokenizedConfig(DataConfig):
         return False
 
     def vocab_bound(self) -> int:
-        return 256 if self.tokenizer == "byte" else self.bpe_vocab_size
+        """(pretrained: unknown until the tokenizer is read, when the study checks the real size)"""
+        return {"byte": 256, "bpe": self.bpe_vocab_size}.get(self.tokenizer, 2**31 - 1)
 
 
 @dataclass(frozen=True)

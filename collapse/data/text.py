@@ -215,7 +215,7 @@ def _tokenizer_for(cfg: TokenizedConfig, train_docs: list[str], path: Path | Non
         if tok.kind != cfg.tokenizer:
             raise DataError(path, f"holds a {tok.kind} tokenizer, but data.tokenizer={cfg.tokenizer}")
         return tok
-    tok = tokenizer_lib.make_tokenizer(cfg.tokenizer, train_docs, cfg.bpe_vocab_size)
+    tok = tokenizer_lib.make_tokenizer(cfg.tokenizer, train_docs, cfg.bpe_vocab_size, cfg.tokenizer_path)
     if path is not None:
         tok.save(path)
     return tok

@@ -111,6 +111,10 @@ class BPETokenizer:
         obj = {"type": self.kind, "version": BPE_FORMAT_VERSION, "tokenizer": json.loads(self.tok.to_str())}
         atomic_write(Path(path), (json.dumps(obj, ensure_ascii=False) + "\n").encode())
 
+    def save_pretrained_files(self, folder: str | os.PathLike) -> None:
+        """tokenizer.json into a Hugging Face model folder (`collapse-export`)."""
+        self.tok.save(str(Path(folder) / "tokenizer.json"))
+
     def fingerprint(self) -> str:
         model = json.loads(self.tok.to_str())["model"]
         # `tokenizers` has written merges both as "a b" strings and as [a, b] pairs; hash the pairs.
@@ -137,9 +141,54 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
     return BPETokenizer(tok)
 
 
+# ------------------------------------------------------------------------------------------ pretrained
+
+
+class PretrainedTokenizer(BPETokenizer):
+    """A pretrained model's own tokenizer (its folder's tokenizer.json, or GPT-2-style vocab.json + merges.txt),
+    encoding without its special tokens (the model reads its BOS first anyway). Texts are encoded in chunks
+    only where the pre-tokenizer is GPT-2's byte-level regex, for which `_CUT` is exact; else whole."""
+
+    kind = "pretrained"
+
+    def __init__(self, tok: tokenizers.Tokenizer):
+        super().__init__(tok)
+        pre = json.loads(tok.to_str()).get("pre_tokenizer") or {}
+        self.chunked = pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space")
+
+    def encode(self, text: str, chunk_chars: int = _CHUNK_CHARS) -> np.ndarray:
+        if self.chunked:
+            return super().encode(text, chunk_chars)
+        return np.asarray(self.tok.encode(text, add_special_tokens=False).ids, dtype=np.int32)
+
+    def save(self, path: str | os.PathLike) -> None:
+        obj = {"type": self.kind, "tokenizer": json.loads(self.tok.to_str())}
+        atomic_write(Path(path), (json.dumps(obj, ensure_ascii=False) + "\n").encode())
+
+    def fingerprint(self) -> str:
+        return _hash({"type": self.kind, "tokenizer": json.loads(self.tok.to_str())})
+
+
+def read_pretrained(folder: str | os.PathLike) -> PretrainedTokenizer:
+    """The tokenizer of a Hugging Face model folder: tokenizer.json, else vocab.json + merges.txt (byte-level BPE,
+    GPT-2's pre-tokenizer and decoder); `DataError` naming the folder if it holds neither."""
+    folder = Path(folder)
+    try:
+        if (folder / "tokenizer.json").is_file():
+            return PretrainedTokenizer(tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json")))
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            tok = tokenizers.Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+            tok.decoder = decoders.ByteLevel()
+            return PretrainedTokenizer(tok)
+    except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+        raise DataError(folder, f"unreadable tokenizer ({e})") from None
+    raise DataError(folder, "holds no tokenizer: tokenizer.json, or vocab.json and merges.txt")
+
+
 # ----------------------------------------------------------------------------------------------- files
 
-Tokenizer = ByteTokenizer | BPETokenizer
+Tokenizer = ByteTokenizer | BPETokenizer | PretrainedTokenizer
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
@@ -162,13 +211,21 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         except Exception as e:  # tokenizers raises a bare Exception on bad JSON structure
             raise DataError(path, f"corrupt bpe tokenizer ({e})") from e
         return BPETokenizer(tok)
-    raise DataError(path, f"corrupt tokenizer file: unknown type {kind!r} (expected 'byte' or 'bpe')")
+    if kind == "pretrained":
+        try:
+            return PretrainedTokenizer(tokenizers.Tokenizer.from_str(json.dumps(obj["tokenizer"])))
+        except Exception as e:  # tokenizers raises a bare Exception on bad JSON structure
+            raise DataError(path, f"corrupt pretrained tokenizer ({e})") from e
+    raise DataError(path, f"corrupt tokenizer file: unknown type {kind!r} (expected 'byte', 'bpe' or 'pretrained')")
 
 
-def make_tokenizer(name: str, train_texts: Iterable[str], bpe_vocab_size: int) -> Tokenizer:
-    """`data.tokenizer` → a tokenizer; "bpe" is trained on `train_texts` (the human train split only)."""
+def make_tokenizer(name: str, train_texts: Iterable[str], bpe_vocab_size: int, folder: str = "") -> Tokenizer:
+    """`data.tokenizer` → a tokenizer; "bpe" is trained on `train_texts` (the human train split only),
+    "pretrained" read from the model folder `folder`."""
     if name == "byte":
         return ByteTokenizer()
     if name == "bpe":
         return train_bpe(train_texts, bpe_vocab_size)
+    if name == "pretrained":
+        return read_pretrained(folder)
     raise ValueError(f"unknown tokenizer {name!r} (expected 'byte' or 'bpe')")

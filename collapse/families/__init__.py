@@ -49,12 +49,21 @@ class TransformerConfig(ModelConfig, option="transformer", choice=False):
     context: int = 128  # maximum positions
     dtype: str = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
     scan_layers: bool = False  # run the layers with lax.scan: one compiled layer, faster compiles for deep models
+    activation: str = "gelu"  # the MLP's: gelu (tanh form, GPT-2's gelu_new) | relu (OPT)
+    tied_head: bool = False  # the output head is the input embedding, transposed (GPT-2, OPT)
+    bos_token: int = -1  # -1: BOS is an extra id V, read and never predicted; >= 0 an in-vocabulary token's id
+    position_offset: int = 0  # position p reads row p + offset of the position table (OPT: 2)
+    LATER: ClassVar[dict[str, Any]] = {"activation": "gelu", "tied_head": False, "bos_token": -1,
+                                       "position_offset": 0}  # left out of config.json at default
 
     def validate(self) -> None:
         positive(self, "model", "d_model", "n_layers", "n_heads", "d_ff", "context")
+        non_negative(self, "model", "position_offset")
         check(self.d_model % self.n_heads == 0, "model.n_heads",
               f"must divide model.d_model ({self.d_model}), got {self.n_heads}")
         one_of(self.dtype, "model.dtype", ("float32", "bfloat16"))
+        one_of(self.activation, "model.activation", ("gelu", "relu"))
+        check(self.bos_token >= -1, "model.bos_token", f"is -1 (an extra id) or a token id, got {self.bos_token}")
 
     def architecture(self) -> dict:
         """What fixes a model's parameters (the compute dtype does not)."""
@@ -89,6 +98,31 @@ class GPT2SmallConfig(TransformerConfig, option="gpt2_small"):
     context: int = 1024
     dtype: str = "bfloat16"
     scan_layers: bool = True  # one compiled layer for all 12: faster compiles (results/benchmark.md)
+
+
+@dataclass(frozen=True)
+class PretrainedConfig(TransformerConfig, option="pretrained"):
+    """`model=pretrained model.path=DIR`: a Hugging Face GPT-2 or OPT folder (config.json, model.safetensors, its
+    tokenizer). Its sizes, vocabulary and digest are read from the folder when the config is composed
+    (`collapse.pretrained.resolve`), so config.json and the study id name the checkpoint; the data is tokenized by
+    its tokenizer."""
+
+    implementation: ClassVar[str] = "collapse.families.transformer:TransformerFamily"
+
+    path: str = ""  # the folder
+    vocab: int = 0  # its config.json's vocab_size (set by resolve)
+    sha256: str = ""  # its config.json's and model.safetensors' digest (set by resolve; a folder that differs is refused)
+
+    def validate(self) -> None:
+        check(bool(self.path), "model.path", "names a Hugging Face model folder (config.json, model.safetensors and "
+              "the tokenizer)")
+        check(self.vocab > 0 and bool(self.sha256), "model.path", f"{self.path} was not read (collapse.pretrained."
+              "resolve reads it when the config is composed)")
+        super().validate()
+
+    def family(self, vocab_size: int, *args: Any) -> Any:
+        """The transformer of the checkpoint's vocabulary (the data's tokens are a part of it)."""
+        return super().family(self.vocab, *args)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def _batched(fn: Callable[[np.ndarray, int], jax.Array], x_RN: np.ndarray, batch
 @dataclass
 class TransformerFamily:
     cfg: TransformerConfig
-    vocab_size: int  # data tokens; the model also reads BOS = vocab_size
+    vocab_size: int  # the tokens it predicts; it also reads BOS (`bos`: the extra id V unless model.bos_token)
     layout: Layout = field(default_factory=single)  # where replicates / batches live (collapse.devices)
     graphdef: nnx.GraphDef = field(init=False)
 
@@ -88,11 +88,21 @@ class TransformerFamily:
 
     @property
     def bos(self) -> int:
-        return self.vocab_size
+        return self.vocab_size if self.cfg.bos_token < 0 else self.cfg.bos_token
 
     def init(self, keys_R: jax.Array) -> nnx.State:
         """Fresh parameters, one set per key."""
         return self.layout.put(_init(self.cfg, self.vocab_size, keys_R), self.layout.params())
+
+    def pretrained(self, replicates: int) -> nnx.State:
+        """The parameters of the model.path checkpoint (model=pretrained), one copy per replicate."""
+        from collapse import pretrained
+
+        state = nnx.split(nnx.eval_shape(lambda: Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(0))))[1]
+        hf = pretrained.read_config(self.cfg.path)
+        nnx.replace_by_pure_dict(state, pretrained.read_params(self.cfg.path, hf, nnx.to_pure_dict(state)))
+        stacked = jax.tree.map(lambda x: np.broadcast_to(x, (replicates, *x.shape)), state)
+        return self.layout.put(stacked, self.layout.params())
 
     def parameter_count(self) -> int:
         """Parameters of one replicate's model."""

@@ -9,6 +9,7 @@ import numpy as np
 from collapse import certificate, distill, provenance
 from collapse.curation import NoCurateConfig
 from collapse.errors import DataError
+from collapse.families import PretrainedConfig
 from collapse.data.grammar import true_logprob
 from collapse.progress import Progress
 from collapse.regimes import TrainingSet
@@ -42,7 +43,10 @@ def fit(study, g: int, sets: list[TrainingSet] | None, lineage: Lineage, tracker
             weights = [None] * R
         else:
             weights = [cfg.regime.loss_weights(ts.provenance) if g and not healing else None for ts in sets]
-            if g == 0 or cfg.train.init == "scratch":
+            if cfg.train.init != "scratch" and isinstance(family.cfg, PretrainedConfig) and (
+                    g == 0 or cfg.train.init == "pretrained"):  # the checkpoint (model=pretrained)
+                init = family.pretrained(R)
+            elif g == 0 or cfg.train.init == "scratch":
                 init = family.init(study.keys(g, Phase.INIT))
             else:
                 init = lineage.model(0 if cfg.train.init == "gen0" else g - 1).params

@@ -9,8 +9,10 @@ then writes config.json and the human data, each file only if it is missing or d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,6 +23,7 @@ from collapse.config import (Config, RESUMABLE_KEYS, TRANSFORMER_MODELS, diff_ke
 from collapse.data import TokenizedConfig
 from collapse.data.human import HumanData, Seat, load_human, per_replicate
 from collapse.errors import ConfigError, DataError
+from collapse.families import PretrainedConfig
 from collapse.families.protocols import ModelFamily
 from collapse.data.grammar import true_logprob
 from collapse.metrics import score
@@ -140,6 +143,11 @@ def open_study(cfg: Config, store: RunDir, seat: Seat | None = None, name: str =
     """Load and check the human data, the regime's sizes and the device layout; write nothing. A lab of an
     ecosystem (`seat`, `name`): its share of the human data and its keys (collapse.rng.lab_key)."""
     humans = load_humans(cfg, store, seat)
+    if isinstance(cfg.model, PretrainedConfig):  # its tokenizer's ids are tokens of the checkpoint's vocabulary
+        if humans[0].vocab_size > cfg.model.vocab:
+            raise DataError(Path(cfg.model.path), f"its tokenizer has {humans[0].vocab_size} tokens, its model "
+                            f"{cfg.model.vocab}")
+        humans = [dataclasses.replace(h, vocab_size=cfg.model.vocab) for h in humans]  # what a model may emit
     n_train = len(humans[0].train)
     if seat and not n_train:
         raise ConfigError("human.shared_fraction", f"lab {name} gets no human train rows (none shared, and its "
