@@ -213,20 +213,22 @@ LATER_GROUPS = {"curate": "none"}
 LATER_KEYS = {"labs": [], "human": dataclasses.asdict(HumanConfig()), "web": dataclasses.asdict(WebConfig())}
 
 
-def to_dict(cfg: Config) -> dict[str, Any]:
+def to_dict(cfg: Config, every_key: bool = False) -> dict[str, Any]:
     """Plain JSON-able dict; each group carries its option name under `_option` (`LATER_GROUPS` at their
     default option, `LATER_KEYS` and an option's own `LATER` keys at their defaults left out, so a study
-    written before they existed keeps its config.json and study id)."""
+    written before they existed keeps its config.json and study id; `every_key`: none left out)."""
     out = dataclasses.asdict(cfg)
     for group in GROUPS:
         out[group] = {"_option": option_name(getattr(cfg, group)), **out[group]}
+        if every_key:
+            continue
         for key, default in getattr(getattr(cfg, group), "LATER", {}).items():  # an option's later keys
             if out[group][key] == default:
                 del out[group][key]
         if out[group] == {"_option": LATER_GROUPS.get(group)}:
             del out[group]
     for key, default in LATER_KEYS.items():
-        if out[key] == default:
+        if out[key] == default and not every_key:
             del out[key]
     return out
 

@@ -46,11 +46,19 @@ def varying(configs: dict) -> tuple[list[str], dict]:
     `regime._option` named `regime`; and {run: {column: value as text}}, without the keys a run's config lacks
     (the fields of another regime) or leaves unset (None). A group added later and absent from a config.json is
     its default option (`LATER_GROUPS`: `curate=none`)."""
-    flat = {run: _flat(cfg) for run, cfg in configs.items()}
+    flat = {run: _flat(cfg, every_key=False) for run, cfg in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     keys = [k for k in keys if k not in IGNORED and len({repr(f.get(k)) for f in flat.values()}) > 1]
-    values = {run: {k.replace("._option", ""): str(f[k]) for k in keys if f.get(k) is not None}  # None: unset
-              for run, f in flat.items()}
+    full = {run: _flat(cfg) for run, cfg in configs.items()}  # with the keys config.json leaves out at defaults
+    option = lambda f, k: f.get(k.split(".")[0] + "._option")  # noqa: E731  (the option of a key's group)
+    shown = {(option(full[run], k), k) for run, f in flat.items() for k in keys if f.get(k) is not None}
+
+    def value(run, k):  # a key left out at its default reads as that default beside runs of its option that set it
+        f = flat[run] if flat[run].get(k) is not None or (option(full[run], k), k) not in shown else full[run]
+        return f.get(k)
+
+    values = {run: {k.replace("._option", ""): str(value(run, k)) for k in keys if value(run, k) is not None}
+              for run in flat}  # None: unset
     return [k.replace("._option", "") for k in keys], values
 
 
@@ -67,16 +75,18 @@ def select(configs: dict, where: dict[str, str]) -> dict:
     return chosen
 
 
-def _flat(cfg: dict) -> dict:
-    """A config.json flattened (`regime._option`, `regime.size`), a group added later at its default option."""
-    return {**{f"{group}._option": option for group, option in LATER_GROUPS.items()}, **flatten(_through_schemas(cfg))}
+def _flat(cfg: dict, every_key: bool = True) -> dict:
+    """A config.json flattened (`regime._option`, `regime.size`), a group added later at its default option; with
+    `every_key`, the keys it leaves out at their defaults too (as `config.to_dict`)."""
+    return {**{f"{group}._option": option for group, option in LATER_GROUPS.items()},
+            **flatten(_through_schemas(cfg, every_key))}
 
 
-def _through_schemas(cfg: dict) -> dict:
+def _through_schemas(cfg: dict, every_key: bool) -> dict:
     """A config.json with the keys added since it was written at their defaults (as a resume reads it), or as
     it is where the schemas cannot read it."""
     try:
-        return to_dict(from_dict(cfg))
+        return to_dict(from_dict(cfg), every_key)
     except (KeyError, TypeError, AttributeError, ValueError):
         return cfg
 

@@ -304,6 +304,23 @@ def test_a_config_without_a_later_group_reads_as_its_default_option():
     assert values == {"a": {"curate": "none"}, "b": {"curate": "verifier", "curate.noise": "1.0"}}
 
 
+def test_a_key_left_out_of_config_json_at_its_default_is_a_value_of_its_column():
+    """config.json leaves a key added later out at its default (sample.watermark_delta 2.0), yet a sweep over it
+    compares 2.0 with the others, not with no value (which read "all runs")."""
+    from collapse.config import SampleConfig, to_dict
+    from collapse.summary import varying
+
+    runs = {d: to_dict(tiny_config(sample=SampleConfig(watermark="green_list", watermark_delta=d))) for d in (2.0, 4.0)}
+    assert "watermark_delta" not in runs[2.0]["sample"]
+    columns, values = varying(runs)
+    assert columns == ["sample.watermark_delta"]
+    assert values == {2.0: {"sample.watermark_delta": "2.0"}, 4.0: {"sample.watermark_delta": "4.0"}}
+    from collapse.regimes import MixConfig, ReplaceConfig  # beside runs of another option, it stays unset
+    runs = {"heal": to_dict(tiny_config(regime=ReplaceConfig(heal_after=1, heal_generations=1))),
+            "mix": to_dict(tiny_config(regime=MixConfig()))}
+    assert "regime.heal_after" not in varying(runs)[1]["mix"] and varying(runs)[1]["heal"]["regime.heal_after"] == "1"
+
+
 def test_aggregated_summary_gives_the_comparison_of_the_full_one(tmp_path):
     """`--aggregate`: one row per run × generation × metric (n, mean, sd) pools to the same tables, for
     independent replicates (the grammar sweep) and for replicates sharing a corpus split (text, two seeds)."""
