@@ -313,3 +313,29 @@ def test_collapse_export_writes_a_generation_that_loads_back_exactly(tmp_path):
     np.testing.assert_array_equal(model(ids), nnx.merge(ours.graphdef, params)(ids))
     text = open(corpus).read()[:2000]
     np.testing.assert_array_equal(read_pretrained(tmp_path / "out").encode(text), load_tokenizer(store.tokenizer).encode(text))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "opt"])
+def test_logits_equal_transformers_on_a_model_built_from_config(kind, tmp_path):
+    """Optional (skipped without torch and transformers, which the package never needs): a randomly initialised
+    `transformers` model of each family, saved as safetensors, gives our logits on the same ids."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(vocab_size=V, n_positions=P, n_embd=D, n_layer=L, n_head=A, n_inner=F,
+                                         bos_token_id=V - 1, eos_token_id=V - 1)
+        hf = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.OPTConfig(vocab_size=V, max_position_embeddings=P, hidden_size=D, num_hidden_layers=L,
+                                        num_attention_heads=A, ffn_dim=F, word_embed_proj_dim=D, bos_token_id=2)
+        hf = transformers.OPTForCausalLM(config)
+    hf.eval()
+    hf.save_pretrained(tmp_path / "m", safe_serialization=True)
+    model, family, _ = load(tmp_path / "m")
+    ids = np.r_[family.bos, np.random.default_rng(1).integers(0, V, P - 1)]
+    with torch.no_grad():
+        want = hf(torch.tensor(ids[None])).logits[0].numpy()
+    got = np.asarray(model(jnp.asarray(ids[None]))[0])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
