@@ -91,6 +91,7 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
     watermark_delta: float = 2.0  # green_list: added to green tokens' logits
     watermark_generations: int = 0  # generations 0..G-1 watermark their samples (0: all); later ones sample plainly
     withheld: int = 0  # sequences drawn besides the corpus and never released: the membership test's control
+    repetition_penalty: float = 1.0  # Hugging Face's: a seen token's logit / p if positive, * p if negative (1: off)
     LATER: ClassVar[dict[str, Any]] = {}  # the keys added after run directories existed, at their defaults
 
     def at(self, g: int) -> SampleConfig:
@@ -105,6 +106,7 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
         positive(self, "sample", "candidates", "batch_size")
         non_negative(self, "sample", "num_sequences", "temperature", "top_k", "beam_size", "withheld")
         fraction(self.top_p, "sample.top_p", closed_low=False)
+        positive(self, "sample", "repetition_penalty")
         check(self.top_k <= self.candidates, "sample.top_k",
               f"must be <= sample.candidates ({self.candidates}), got {self.top_k}")
         if self.mode == "continuation":
@@ -112,7 +114,7 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
 
 
 SampleConfig.LATER = {f.name: f.default for f in dataclasses.fields(SampleConfig)
-                      if f.name.startswith("watermark") or f.name == "withheld"}
+                      if f.name.startswith("watermark") or f.name in ("withheld", "repetition_penalty")}
 
 
 # -------------------------------------------------------------------------------------------- metrics

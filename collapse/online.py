@@ -35,10 +35,11 @@ class Sampling:
     top_k: int
     top_p: float
     candidates: int
+    repetition_penalty: float = 1.0
 
     @classmethod
     def of(cls, cfg: SampleConfig, vocab_size: int) -> Sampling:
-        return cls(cfg.temperature, cfg.top_k, cfg.top_p, min(cfg.candidates, vocab_size))
+        return cls(cfg.temperature, cfg.top_k, cfg.top_p, min(cfg.candidates, vocab_size), cfg.repetition_penalty)
 
 
 def constant(cfg: TrainConfig, lr: float) -> TrainConfig:
@@ -55,7 +56,8 @@ def update(graphdef: nnx.GraphDef, cfg: TrainConfig, sampling: Sampling, bos: in
     sample_key, start_key = jax.random.split(key)
     prompt_11 = jnp.full((1, 1), bos, jnp.int32)
     tokens_1T = generate_replicate(graphdef, state.params, prompt_11, sample_key, sampling.temperature, sampling.top_k,
-                          sampling.top_p, seq_len, sampling.candidates, Watermark())
+                                   sampling.top_p, seq_len, sampling.candidates, Watermark(),
+                                   sampling.repetition_penalty)
     start = jax.random.randint(start_key, (), 0, seq_len - window + 1)
     window_1W = jax.lax.dynamic_slice(tokens_1T, (0, start), (1, window))
     loss, grads = jax.value_and_grad(partial(lm_loss, graphdef))(state.params, window_1W)

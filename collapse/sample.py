@@ -63,11 +63,30 @@ def filter_logits(scaled_BV: jax.Array, top_k, top_p, candidates: int) -> tuple[
     return vals_BK, idx_BK
 
 
+def seen_tokens(tokens_BX: jax.Array, V: int) -> jax.Array:
+    """`[B, V]` bool: whether each of the V tokens occurs in the row (ids >= V, our extra BOS, ignored)."""
+    return jnp.zeros((tokens_BX.shape[0], V + 1), bool).at[jnp.arange(tokens_BX.shape[0])[:, None],
+                                                           jnp.minimum(tokens_BX, V)].set(True)[:, :V]
+
+
+def penalize(logits_BV: jax.Array, seen_BV: jax.Array | None, penalty: float) -> jax.Array:
+    """Hugging Face's repetition penalty (Keskar et al. 2019): the logit of a token already in the row divided by
+    `penalty` where positive, multiplied where negative (1: off)."""
+    if seen_BV is None:
+        return logits_BV
+    return jnp.where(seen_BV, jnp.where(logits_BV < 0, logits_BV * penalty, logits_BV / penalty), logits_BV)
+
+
+def _seen(seen_BV: jax.Array | None, token_B: jax.Array) -> jax.Array | None:
+    return None if seen_BV is None else seen_BV.at[jnp.arange(len(token_B)), token_B].set(True)
+
+
 def choose(logits_BV: jax.Array, key: jax.Array, temperature, top_k, top_p, candidates: int,
            mark: Watermark = Watermark(), window_BC: jax.Array | None = None) -> jax.Array:
     """Draw one token per row from `softmax(logits / temperature)` restricted by top-k and top-p; with a
     watermark, green tokens' logits raised first, or the Gumbel rule's draw from the restricted distribution
-    (`collapse.watermark`, seeded by each row's context window `window_BC`)."""
+    (`collapse.watermark`, seeded by each row's context window `window_BC`). A repetition penalty is the
+    caller's (`penalize`, before this)."""
     V = logits_BV.shape[-1]
     if mark.scheme == "green_list":
         logits_BV = logits_BV + mark.delta * watermark.green_mask(mark, window_BC, V)
@@ -122,9 +141,10 @@ def _scan_in_windows(step, carry, cache, xs, first: int, lengths: list[int]):
 
 
 def generate_replicate(graphdef, params, prompt_BP, key, temperature, top_k, top_p, n_new: int, candidates: int,
-              mark: Watermark):
+                       mark: Watermark, penalty: float = 1.0):
     """Continue each prompt (BOS first) by `n_new` tokens `[B, n_new]`. With a watermark the carry also holds
-    each row's last `mark.context` tokens (the prompt left-padded with BOS to start with)."""
+    each row's last `mark.context` tokens (the prompt left-padded with BOS to start with); with a repetition
+    `penalty` (static; 1: off) the tokens each row holds so far, prompt included."""
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
     lengths = cache_lengths(P, n_new)
@@ -134,36 +154,40 @@ def generate_replicate(graphdef, params, prompt_BP, key, temperature, top_k, top
     C = mark.context if mark.on else 0
     bos_BC = jnp.broadcast_to(prompt_BP[:, :1], (B, C))
     window_BC = jnp.concatenate([bos_BC, prompt_BP[:, 1:]], axis=1)[:, -C:] if C else None
-    first_B = pick(logits_BPV[:, -1], keys[0], window_BC=window_BC)
+    V = logits_BPV.shape[-1]
+    seen_BV = seen_tokens(prompt_BP, V) if penalty != 1 else None
+    first_B = pick(penalize(logits_BPV[:, -1], seen_BV, penalty), keys[0], window_BC=window_BC)
 
     def slide(window_BC, token_B):
         return jnp.concatenate([window_BC[:, 1:], token_B[:, None]], axis=1) if C else None
 
     def step(carry, inputs):
-        (token_B, window_BC), cache = carry
+        (token_B, window_BC, seen_BV), cache = carry
         pos, key = inputs
         logits_B1V, cache = model.decode(token_B[:, None], cache, pos)
-        next_B = pick(logits_B1V[:, 0], key, window_BC=window_BC)
-        return ((next_B, slide(window_BC, next_B)), cache), next_B
+        next_B = pick(penalize(logits_B1V[:, 0], seen_BV, penalty), key, window_BC=window_BC)
+        return ((next_B, slide(window_BC, next_B), _seen(seen_BV, next_B)), cache), next_B
 
-    _, rest_XB = _scan_in_windows(step, (first_B, slide(window_BC, first_B)), cache, keys[1:], P, lengths)
+    start = (first_B, slide(window_BC, first_B), _seen(seen_BV, first_B))
+    _, rest_XB = _scan_in_windows(step, start, cache, keys[1:], P, lengths)
     return jnp.concatenate([first_B[:, None], rest_XB.T], axis=1)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 8, 9, 10))
+@partial(jax.jit, static_argnums=(0, 1, 8, 9, 10, 11))
 def generate(graphdef, layout: Layout, params, prompt_RBP, key_data_R, temperature, top_k, top_p, n_new: int,
-             candidates: int, mark: Watermark = Watermark()):
+             candidates: int, mark: Watermark = Watermark(), penalty: float = 1.0):
     """`generate_replicate` for R replicates at once (params, prompts and raw key data with a leading axis R)."""
     def one(p, prompt, key_data):
         return generate_replicate(graphdef, p, prompt, jax.random.wrap_key_data(key_data), temperature, top_k, top_p,
-                                  n_new, candidates, mark)
+                                  n_new, candidates, mark, penalty)
 
     return over_replicates(one, layout, params, prompt_RBP, key_data_R)
 
 
-def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
+def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int, penalty: float = 1.0):
     """The most likely continuation `[B, n_new]` found by a beam of width `beam` (no length penalty: all
-    continuations have the same length)."""
+    continuations have the same length); with a repetition `penalty`, each beam's scores penalised by the tokens
+    it holds (as Hugging Face's beam search with `repetition_penalty`)."""
     model = nnx.merge(graphdef, params)
     B, P = prompt_BP.shape
     K = beam
@@ -172,32 +196,37 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int):
     cache = select_rows(cache, jnp.repeat(jnp.arange(B), K), model.n_heads)  # beam k of row b sits at b * K + k
     V = logits_BPV.shape[-1]
 
-    def extend(seqs_BKX, scores_BK, logp_BKV, cache, i):
+    def logp(logits_XV, seen_XV):  # X = B * K beams
+        return jax.nn.log_softmax(penalize(logits_XV, seen_XV, penalty)).reshape(B, K, V)
+
+    def extend(seqs_BKX, scores_BK, seen_XV, logp_BKV, cache, i):
         """Keep the K best one-token extensions of the K beams; reorder sequences and caches to match."""
         scores_BK, flat_BK = jax.lax.top_k((scores_BK[:, :, None] + logp_BKV).reshape(B, K * V), K)
         parent_BK, token_BK = flat_BK // V, (flat_BK % V).astype(jnp.int32)
         seqs_BKX = jnp.take_along_axis(seqs_BKX, parent_BK[:, :, None], axis=1).at[:, :, i].set(token_BK)
         rows = (jnp.arange(B)[:, None] * K + parent_BK).reshape(-1)
-        return (seqs_BKX, scores_BK, token_BK), select_rows(cache, rows, model.n_heads)
+        seen_XV = None if seen_XV is None else _seen(seen_XV[rows], token_BK.reshape(-1))
+        return (seqs_BKX, scores_BK, token_BK, seen_XV), select_rows(cache, rows, model.n_heads)
 
     # One live beam to start with (the others at -inf), so the first step does not pick duplicates.
     scores_BK = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)[None].repeat(B, axis=0)
-    logp_BKV = jnp.repeat(jax.nn.log_softmax(logits_BPV[:, -1])[:, None], K, axis=1)
-    carry, cache = extend(jnp.zeros((B, K, n_new), jnp.int32), scores_BK, logp_BKV, cache, 0)
+    seen_XV = jnp.repeat(seen_tokens(prompt_BP, V), K, axis=0) if penalty != 1 else None
+    logp_BKV = logp(jnp.repeat(logits_BPV[:, -1], K, axis=0), seen_XV)
+    carry, cache = extend(jnp.zeros((B, K, n_new), jnp.int32), scores_BK, seen_XV, logp_BKV, cache, 0)
 
     def step(carry_cache, inputs):
-        (seqs_BKX, scores_BK, token_BK), cache = carry_cache
+        (seqs_BKX, scores_BK, token_BK, seen_XV), cache = carry_cache
         pos, i = inputs
         logits, cache = model.decode(token_BK.reshape(B * K, 1), cache, pos)
-        return extend(seqs_BKX, scores_BK, jax.nn.log_softmax(logits[:, 0]).reshape(B, K, V), cache, i), None
+        return extend(seqs_BKX, scores_BK, seen_XV, logp(logits[:, 0], seen_XV), cache, i), None
 
-    (seqs_BKX, scores_BK, _), _ = _scan_in_windows(step, carry, cache, jnp.arange(1, n_new), P, lengths)
+    (seqs_BKX, scores_BK, _, _), _ = _scan_in_windows(step, carry, cache, jnp.arange(1, n_new), P, lengths)
     best_B = jnp.argmax(scores_BK, axis=1)
     return jnp.take_along_axis(seqs_BKX, best_B[:, None, None], axis=1)[:, 0]
 
 
-@partial(jax.jit, static_argnums=(0, 1, 4, 5))
-def beam_search(graphdef, layout: Layout, params, prompt_RBP, n_new: int, beam: int):
+@partial(jax.jit, static_argnums=(0, 1, 4, 5, 6))
+def beam_search(graphdef, layout: Layout, params, prompt_RBP, n_new: int, beam: int, penalty: float = 1.0):
     """`_beam_search` for R replicates at once."""
-    return over_replicates(lambda p, prompt: _beam_search(graphdef, p, prompt, n_new, beam), layout,
+    return over_replicates(lambda p, prompt: _beam_search(graphdef, p, prompt, n_new, beam, penalty), layout,
                            params, prompt_RBP)

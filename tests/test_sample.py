@@ -211,3 +211,62 @@ def test_categorical_draws_softmax_exactly_tails_included(V):
     assert ((observed - expected) ** 2 / expected).sum() < chi2.isf(1e-4, len(observed) - 1)
     z = norm.isf(1e-4 / (2 * big.sum()))
     assert (np.abs(counts[big] - expected[:-1]) <= z * np.sqrt(expected[:-1] * (1 - q[big]))).all()
+
+
+def numpy_penalty(logits, seen, penalty):
+    """Hugging Face's RepetitionPenaltyLogitsProcessor on one row: score < 0 → score * p, else score / p."""
+    out = np.array(logits, np.float64)
+    for t in np.flatnonzero(seen):
+        out[t] = out[t] * penalty if out[t] < 0 else out[t] / penalty
+    return out
+
+
+def test_repetition_penalty_equals_hugging_faces_rule():
+    logits = np.array([[2.0, -1.0, 0.0, 3.0, -4.0]], np.float32)
+    seen = sampler.seen_tokens(jnp.asarray([[0, 1, 2, 5, 1]]), 5)  # id 5 = the extra BOS: ignored
+    np.testing.assert_array_equal(seen, [[True, True, True, False, False]])
+    np.testing.assert_allclose(sampler.penalize(jnp.asarray(logits), seen, 3.0)[0],
+                               numpy_penalty(logits[0], np.asarray(seen[0]), 3.0), rtol=1e-7)
+
+
+def penalised_greedy_reference(forward, prefix_BP, n_new, penalty):
+    """Greedy decoding with the penalty over each row's tokens so far (prompt included, BOS not a token)."""
+    B, P = prefix_BP.shape
+    seq = np.concatenate([prefix_BP, np.zeros((B, n_new), np.int32)], axis=1)
+    for t in range(P, P + n_new):
+        logits = np.asarray(forward(jnp.asarray(seq[:, :-1])))[:, t - 1]
+        for b in range(B):
+            seen = np.isin(np.arange(V), seq[b, :t])
+            seq[b, t] = np.argmax(numpy_penalty(logits[b], seen, penalty))
+    return seq[:, P:]
+
+
+def numpy_beam(forward, prompt_P, n_new, K, penalty):
+    """Beam search by full forward passes, each beam's log-probabilities taken after the penalty over its own
+    tokens (Hugging Face's beam search with repetition_penalty, no length penalty)."""
+    beams = [(0.0, [])]
+    for _ in range(n_new):
+        pool = []
+        for score, seq in beams:
+            full = np.r_[prompt_P, seq].astype(np.int32)
+            logits = np.asarray(forward(jnp.asarray(full[None])))[0, -1]
+            z = numpy_penalty(logits, np.isin(np.arange(V), full), penalty)
+            logp = z - np.log(np.exp(z - z.max()).sum()) - z.max()
+            pool += [(score + logp[t], seq + [t]) for t in range(V)]
+        beams = sorted(pool, key=lambda x: -x[0])[:K]
+    return beams[0][1]
+
+
+def test_repetition_penalty_in_greedy_and_beam_decoding_equals_a_reference(family, params, forward):
+    """Sampling (temperature 0) and beam search (K = 3) with repetition_penalty 3 (Shumailov et al.'s) equal a
+    step-by-step NumPy decoding on full forward passes; with the penalty the output repeats less."""
+    prefix = np.stack([np.full(4, family.bos), np.arange(4) % V, (np.arange(4) + 5) % V], axis=1).astype(np.int32)
+    cfg = SampleConfig(temperature=0.0, repetition_penalty=3.0)
+    out = family.sample(params, prefix[None, :, 1:], jax.random.split(jax.random.key(3), 1), cfg, n_new=12)[0]
+    np.testing.assert_array_equal(out, penalised_greedy_reference(forward, prefix, 12, 3.0))
+    plain = greedy_reference(forward, prefix, 12)
+    assert np.mean([len(set(r)) for r in out]) > np.mean([len(set(r)) for r in plain])
+    beams = np.asarray(sampler.beam_search(family.graphdef, family.layout, params, jnp.asarray(prefix[None]), 6, 3,
+                                           3.0))[0]
+    for b in range(len(prefix)):
+        np.testing.assert_array_equal(beams[b], numpy_beam(forward, prefix[b], 6, 3, 3.0))

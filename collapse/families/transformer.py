@@ -137,13 +137,13 @@ class TransformerFamily:
             prompt_RBP = layout.put(prompt_RBP, layout.batch(1))
             if cfg.beam_size > 1:
                 out = sampler.beam_search(self.graphdef, layout, params_R, prompt_RBP, n_new,
-                                          min(cfg.beam_size, self.vocab_size))
+                                          min(cfg.beam_size, self.vocab_size), cfg.repetition_penalty)
             else:
                 key_data = jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(k, i)))(keys_R)
                 key_data = layout.put(key_data, layout.params())
                 out = sampler.generate(self.graphdef, layout, params_R, prompt_RBP, key_data,
                                        jnp.float32(cfg.temperature), jnp.int32(cfg.top_k), jnp.float32(cfg.top_p),
-                                       n_new, candidates, mark)
+                                       n_new, candidates, mark, cfg.repetition_penalty)
             if on_batch is not None:
                 on_batch(prompt_RBP.shape[1])
             return out
