@@ -36,6 +36,7 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
     warmup_fraction: float = 0.05
+    warmup_steps: int = 0  # > 0: warm up over this many steps instead (a fine-tuning recipe's), each generation
     weight_decay: float = 0.1
     b1: float = 0.9
     b2: float = 0.95
@@ -51,10 +52,12 @@ class TrainConfig(Registered, group="train", option="train", choice=False):
     soft_top_k: int = 32  # k of teacher_probs=topk: log-probabilities kept per position
     distill_on: str = "samples"  # rows that get soft targets: samples (synthetic) | human | both
     teacher: str = "previous"  # previous (generation k-1 teaches k) | gen0 (generation 0 teaches every k)
+    LATER: ClassVar[dict[str, Any]] = {"warmup_steps": 0}  # left out of config.json at default
 
     def validate(self) -> None:
         positive(self, "train", "batch_size", "lr", "log_every")
-        non_negative(self, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every")
+        non_negative(self, "train", "epochs", "tokens", "weight_decay", "grad_clip", "checkpoint_every",
+                     "warmup_steps")
         check(self.epochs > 0 or self.tokens > 0, "train.epochs",
               "set train.epochs > 0 or a token budget train.tokens > 0")
         fraction(self.min_lr_ratio, "train.min_lr_ratio")

@@ -51,10 +51,12 @@ def total_steps(n_sequences: int, seq_len: int, cfg: TrainConfig) -> int:
 
 
 def learning_rate(step: jax.Array, total: jax.Array, cfg: TrainConfig) -> jax.Array:
-    """Linear warmup to `lr` over `warmup_fraction` of the steps, then cosine decay to `lr * min_lr_ratio`."""
+    """Linear warmup to `lr` over `warmup_fraction` of the steps (or `warmup_steps`), then cosine decay to
+    `lr * min_lr_ratio`."""
     step = step.astype(jnp.float32)
     total = total.astype(jnp.float32)
-    warmup = jnp.maximum(1.0, jnp.floor(cfg.warmup_fraction * total))
+    warmup = jnp.float32(cfg.warmup_steps) if cfg.warmup_steps else jnp.maximum(1.0, jnp.floor(cfg.warmup_fraction
+                                                                                               * total))
     progress = jnp.clip((step - warmup) / jnp.maximum(1.0, total - warmup), 0.0, 1.0)
     cosine = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + jnp.cos(jnp.pi * progress))
     return cfg.lr * jnp.where(step < warmup, (step + 1) / warmup, cosine)

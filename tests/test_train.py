@@ -33,6 +33,10 @@ def test_learning_rate_schedule_closed_form():
     assert lr(10) == pytest.approx(1.0)
     assert lr(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 45 / 90)))
     assert lr(100) == pytest.approx(0.1)
+    steps = TrainConfig(lr=1.0, warmup_fraction=0.1, warmup_steps=20, min_lr_ratio=0.1)  # steps win over fraction
+    lr = lambda s: float(train.learning_rate(jnp.int32(s), total, steps))  # noqa: E731
+    assert lr(0) == pytest.approx(0.05) and lr(19) == pytest.approx(1.0)
+    assert lr(60) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 40 / 80)))
 
 
 def test_total_steps():
