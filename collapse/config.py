@@ -207,7 +207,7 @@ TRANSFORMER_MODELS = choices("model", TransformerConfig)  # `model` options of t
 
 # Keys that may change between a run and its resumption: they change no number already written.
 RESUMABLE_KEYS = ("generations", "out_dir", "compilation_cache", "cpu_devices", "tracking", "wandb_project",
-                  "wandb_mode")
+                  "wandb_mode", "model.path", "data.tokenizer_path")  # (a checkpoint's folder: model.sha256 pins it)
 
 
 # Groups added after run directories existed, and the option that is the study they describe without the
@@ -278,6 +278,8 @@ def study_id(cfg: Config) -> str:
     import json
 
     values = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
+    for group, key in (k.split(".") for k in RESUMABLE_KEYS if "." in k):
+        values.get(group, {}).pop(key, None)
     for group in set(GROUPS) & set(values):  # an unset optional key (None) leaves the id of an older study
         values[group] = {k: v for k, v in values[group].items() if v is not None}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]

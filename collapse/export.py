@@ -11,6 +11,7 @@ bytes); a run on the grammar none at all.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,7 +44,12 @@ def export(run_dir: str, g: int, out: str, replicate: int = 0) -> Path:
 
         tokenizer = load_tokenizer(store.tokenizer)
         tokenizer = tokenizer if hasattr(tokenizer, "save_pretrained_files") else None
-    return pretrained.write_folder(out, nnx.to_pure_dict(params), model, family.vocab_size, tokenizer)
+    folder = pretrained.write_folder(out, nnx.to_pure_dict(params), model, family.vocab_size, tokenizer)
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):  # a checkpoint's special tokens (its BOS)
+        source = Path(getattr(model, "path", "") or ".") / name
+        if getattr(model, "path", "") and source.is_file():
+            shutil.copyfile(source, folder / name)
+    return folder
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,7 +45,7 @@ class Sampling:
 def constant(cfg: TrainConfig, lr: float) -> TrainConfig:
     """`cfg`'s optimiser (clip, betas, weight decay) at the constant learning rate `lr` (`learning_rate` with
     no warmup and no decay), one sequence a step."""
-    return dataclasses.replace(cfg, lr=lr, warmup_fraction=0.0, min_lr_ratio=1.0, batch_size=1)
+    return dataclasses.replace(cfg, lr=lr, warmup_fraction=0.0, warmup_steps=0, min_lr_ratio=1.0, batch_size=1)
 
 
 def update(graphdef: nnx.GraphDef, cfg: TrainConfig, sampling: Sampling, bos: int, seq_len: int, window: int,

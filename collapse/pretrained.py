@@ -59,13 +59,18 @@ def architecture(hf: dict, path: str | Path = ".") -> tuple[dict, int]:
     for key, value in _FIXED[kind].items():
         if hf.get(key, value) != value:
             raise _refuse(path, key, f"{hf[key]!r} is not supported (only {value!r})")
+    need = ("n_embd", "n_layer", "n_head", "n_positions") if kind == "gpt2" else (
+        "hidden_size", "num_hidden_layers", "num_attention_heads", "ffn_dim", "max_position_embeddings")
+    for key in (*need, "vocab_size"):
+        if key not in hf:
+            raise _refuse(path, key, "missing")
     if kind == "gpt2":
         d, layers, heads = hf["n_embd"], hf["n_layer"], hf["n_head"]
         d_ff, context, eps = hf.get("n_inner") or 4 * d, hf["n_positions"], hf.get("layer_norm_epsilon", EPSILON)
         act, offset = hf.get("activation_function", "gelu_new"), 0
     else:
         d, layers, heads, d_ff = hf["hidden_size"], hf["num_hidden_layers"], hf["num_attention_heads"], hf["ffn_dim"]
-        context, eps, act, offset = hf["max_position_embeddings"], EPSILON, hf.get("activation_function"), 2
+        context, eps, act, offset = hf["max_position_embeddings"], EPSILON, hf.get("activation_function", "relu"), 2
         if hf.get("word_embed_proj_dim", d) != d:
             raise _refuse(path, "word_embed_proj_dim", f"{hf['word_embed_proj_dim']} != hidden_size {d} (OPT-350m's "
                           "project_in/project_out) is not supported")
@@ -228,7 +233,8 @@ def hf_config(cfg, vocab_size: int) -> dict:
     native = cfg.bos_token < 0
     rows = vocab_size + native
     bos = vocab_size if native else cfg.bos_token
-    common = {"vocab_size": rows, "bos_token_id": bos, "eos_token_id": bos, "tie_word_embeddings": cfg.tied_head,
+    tied = cfg.tied_head and not native  # a tied model of ours is written untied: its head's BOS row must be zero
+    common = {"vocab_size": rows, "bos_token_id": bos, "eos_token_id": bos, "tie_word_embeddings": tied,
               "torch_dtype": "float32", **({"collapse_bos_never_predicted": True} if native else {})}
     act = {"gelu": "gelu_new", "relu": "relu"}[cfg.activation]
     if cfg.position_offset == 2:
@@ -251,7 +257,9 @@ def tensors_of(pure: dict, hf: dict) -> dict[str, np.ndarray]:
     native = bool(hf.get("collapse_bos_never_predicted"))
     D = hf.get("n_embd") or hf["hidden_size"]
     pure = _layered(pure, _layers(hf))
-    for ours, names, how in _maps(hf["model_type"], _layers(hf), "head" not in pure):
+    if "head" not in pure and not hf["tie_word_embeddings"]:  # tied, written untied: the head is the embedding's
+        pure = {**pure, "head": {"kernel": np.asarray(pure["tok_embed"]["embedding"])[:-1].T}}  # rows but BOS's
+    for ours, names, how in _maps(hf["model_type"], _layers(hf), hf["tie_word_embeddings"]):
         value = _get(pure, ours)
         if ours == ("head", "kernel") and native:
             value = np.concatenate([value, np.zeros((len(value), 1), np.float32)], 1)  # BOS: never predicted

@@ -196,8 +196,8 @@ def _beam_search(graphdef, params, prompt_BP, n_new: int, beam: int, penalty: fl
     cache = select_rows(cache, jnp.repeat(jnp.arange(B), K), model.n_heads)  # beam k of row b sits at b * K + k
     V = logits_BPV.shape[-1]
 
-    def logp(logits_XV, seen_XV):  # X = B * K beams
-        return jax.nn.log_softmax(penalize(logits_XV, seen_XV, penalty)).reshape(B, K, V)
+    def logp(logits_XV, seen_XV):  # X = B * K beams; HF's beam search penalises log-probabilities, unnormalised
+        return penalize(jax.nn.log_softmax(logits_XV), seen_XV, penalty).reshape(B, K, V)
 
     def extend(seqs_BKX, scores_BK, seen_XV, logp_BKV, cache, i):
         """Keep the K best one-token extensions of the K beams; reorder sequences and caches to match."""

@@ -88,7 +88,7 @@ def _validate_study(cfg: Config, in_ecosystem: bool = False) -> None:
     t.validate()
     _validate_targets(cfg, in_ecosystem)
     s.validate()
-    _validate_watermark(s, d.vocab_bound())
+    _validate_watermark(s, _vocab(cfg))
     check(not s.withheld or isinstance(cfg.curate, NoCurateConfig), "sample.withheld", f"curate="
           f"{option_name(cfg.curate)} releases a curated corpus, not draws of the model like the withheld rows, so "
           "the membership test's null would not hold: use curate=none or sample.withheld=0")
@@ -215,7 +215,7 @@ def _validate_targets(cfg: Config, in_ecosystem: bool = False) -> None:
               "teacher: set train.target=soft|mixed, or drop train.teacher")
         return
     if t.teacher_probs == "topk":
-        V = cfg.data.vocab_bound()
+        V = _vocab(cfg)
         check(t.soft_top_k <= V, "train.soft_top_k", f"must be <= the vocabulary ({V}), got {t.soft_top_k}")
     share = r.human_share()  # the human share of every training set, where the regime fixes it
     check(not (t.distill_on == "human" and share == 0), "train.distill_on",
@@ -224,6 +224,11 @@ def _validate_targets(cfg: Config, in_ecosystem: bool = False) -> None:
     check(not (t.distill_on == "samples" and share == 1), "train.distill_on",
           "samples: regime.human_fraction=1 trains on human data only, so no row would be distilled; "
           "choose train.distill_on=human|both")
+
+
+def _vocab(cfg: Config) -> int:
+    """The largest vocabulary a model of the study predicts: a checkpoint's (resolved), else the data's bound."""
+    return cfg.model.vocab if isinstance(cfg.model, PretrainedConfig) and cfg.model.vocab else cfg.data.vocab_bound()
 
 
 def batch_sizes(cfg: Config) -> dict[str, int]:

@@ -52,6 +52,8 @@ def test_updates_equal_a_hand_run_of_single_steps():
         np.testing.assert_array_equal(a, b)
 
     np.testing.assert_allclose(train.learning_rate(jnp.arange(50), jnp.int32(1), cfg), 3e-3)  # constant
+    warm = online.constant(dataclasses.replace(tiny_config().train, warmup_steps=10), 3e-3)  # gen 0's warmup: not here
+    np.testing.assert_allclose(train.learning_rate(jnp.arange(50), jnp.int32(1), warm), 3e-3)
     hand = fresh()
     for u in range(E):
         sample_key, start_key = jax.random.split(jax.random.fold_in(key, u))

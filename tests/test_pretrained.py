@@ -146,12 +146,12 @@ def test_logits_and_the_cached_decode_equal_a_numpy_forward_pass(make, tmp_path)
     assert cfg.model.vocab == V and len(cfg.model.sha256) == 64
 
 
-@pytest.mark.parametrize("source", ["ours", "gpt2", "opt"])
+@pytest.mark.parametrize("source", ["ours", "ours-tied", "gpt2", "opt"])
 def test_export_then_load_gives_identical_logits(source, tmp_path):
-    """A model of ours (BOS an extra id, never predicted; untied head) and loaded GPT-2 / OPT models, written as
-    Hugging Face folders and read back: the same parameters and bit-identical logits."""
-    if source == "ours":
-        cfg = PretrainedConfig(d_model=D, n_layers=L, n_heads=A, d_ff=F, context=P)  # our own layout
+    """Models of ours (BOS an extra id, never predicted; untied head, or tied and written untied so that the BOS
+    row is zero) and loaded GPT-2 / OPT models, written as Hugging Face folders and read back: the same logits."""
+    if source.startswith("ours"):  # our own layout
+        cfg = PretrainedConfig(d_model=D, n_layers=L, n_heads=A, d_ff=F, context=P, tied_head=source == "ours-tied")
         model = Transformer(cfg, V, rngs=nnx.Rngs(3))
     else:
         model, _, resolved = load((gpt2_folder if source == "gpt2" else opt_folder)(tmp_path / "m"))
@@ -161,6 +161,9 @@ def test_export_then_load_gives_identical_logits(source, tmp_path):
     again, family, _ = load(tmp_path / "out")
     assert family.bos == model.bos
     ids = jnp.asarray(np.r_[model.bos, np.arange(P - 1) % V][None])
+    if source == "ours-tied":  # the same products, from a [D, V] head instead of the [V + 1, D] embedding
+        np.testing.assert_allclose(again(ids), model(ids), rtol=1e-6, atol=1e-6)
+        return
     np.testing.assert_array_equal(again(ids), model(ids))
 
 

@@ -242,16 +242,16 @@ def penalised_greedy_reference(forward, prefix_BP, n_new, penalty):
 
 
 def numpy_beam(forward, prompt_P, n_new, K, penalty):
-    """Beam search by full forward passes, each beam's log-probabilities taken after the penalty over its own
-    tokens (Hugging Face's beam search with repetition_penalty, no length penalty)."""
+    """Beam search by full forward passes, each beam's log-probabilities then the penalty over its own tokens, not
+    renormalised (Hugging Face's beam search applies its logits processors to log_softmax; no length penalty)."""
     beams = [(0.0, [])]
     for _ in range(n_new):
         pool = []
         for score, seq in beams:
             full = np.r_[prompt_P, seq].astype(np.int32)
             logits = np.asarray(forward(jnp.asarray(full[None])))[0, -1]
-            z = numpy_penalty(logits, np.isin(np.arange(V), full), penalty)
-            logp = z - np.log(np.exp(z - z.max()).sum()) - z.max()
+            logp = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            logp = numpy_penalty(logp, np.isin(np.arange(V), full), penalty)
             pool += [(score + logp[t], seq + [t]) for t in range(V)]
         beams = sorted(pool, key=lambda x: -x[0])[:K]
     return beams[0][1]

@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from collapse import devices, distill, train, watermark
+from collapse.errors import DataError
 from collapse import sample as sampler
 from collapse.config import SampleConfig, TrainConfig
 from collapse.families import TransformerConfig
@@ -98,6 +99,8 @@ class TransformerFamily:
         """The parameters of the model.path checkpoint (model=pretrained), one copy per replicate."""
         from collapse import pretrained
 
+        if pretrained.digest(self.cfg.path) != self.cfg.sha256:
+            raise DataError(self.cfg.path, "changed since the study read it (model.sha256)")
         state = nnx.split(nnx.eval_shape(lambda: Transformer(self.cfg, self.vocab_size, rngs=nnx.Rngs(0))))[1]
         hf = pretrained.read_config(self.cfg.path)
         nnx.replace_by_pure_dict(state, pretrained.read_params(self.cfg.path, hf, nnx.to_pure_dict(state)))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from collapse.config import Config, study_id, to_dict
 from collapse.families import AnalyticConfig
+from collapse.pretrained import resolve
 from collapse.run import analytic, ecosystem, pools
 from collapse.run.fit import fit
 from collapse.run.measure import Reports, keep_finished, record, score
@@ -43,6 +44,7 @@ def run(cfg: Config, run_dir: str | Path, on_open: Callable[[RunDir], None] | No
 
     Process-wide JAX settings (CPU device split, multi-process start, compilation cache) are the caller's:
     the `collapse` command sets them up (`collapse.cli.set_up_jax`)."""
+    cfg = resolve(cfg)  # a pretrained model's sizes and digest from its folder (the command's config has them)
     validate(cfg)
     store = RunDir(run_dir)
     check_same_study(store, cfg)
