@@ -1,5 +1,5 @@
-"""Typed configuration: a study's schema (`Config`), the single-schema groups (`train`, `sample`, `metrics`), the
-registry of every group's options and the config as JSON.
+"""Typed configuration: a study's schema (`Config`), the single-schema groups `train` and `sample` (`metrics`'s
+lives in collapse.metrics), the registry of every group's options and the config as JSON.
 
 Each Hydra config group is a frozen dataclass, the single source of every default; groups with several kinds
 of option have one subclass per option, registered beside its code (`collapse.options`): `data` in
@@ -20,6 +20,7 @@ from collapse.curation import CurateConfig, NoCurateConfig
 from collapse.data import DataConfig, GrammarConfig
 from collapse.families import AnalyticConfig, ModelConfig, TinyConfig, TransformerConfig
 from collapse.labs import HumanConfig, LabConfig, WebConfig
+from collapse.metrics import MetricsConfig
 from collapse.options import Option, Registered, flatten, lookup, option_name, registered
 from collapse.regimes import RegimeConfig, ReplaceConfig
 
@@ -118,36 +119,6 @@ class SampleConfig(Registered, group="sample", option="sample", choice=False):
 
 SampleConfig.LATER = {f.name: f.default for f in dataclasses.fields(SampleConfig)
                       if f.name.startswith("watermark") or f.name in ("withheld", "repetition_penalty")}
-
-
-# -------------------------------------------------------------------------------------------- metrics
-
-
-@dataclass(frozen=True)
-class MetricsConfig(Registered, group="metrics", option="metrics", choice=False):
-    """What every generation is measured on (docs/metrics.md defines each metric).
-
-    Every size is fixed, so all generations (whose corpora have the same shape) are measured on equally
-    large samples; a size larger than the corpus means the whole corpus.
-    """
-
-    ngram_sample: int = 100_000  # n-grams drawn without replacement per n (1..3) for unique_n_fixed
-    self_bleu_subset: int = 512  # sequences in the self-BLEU subset, each scored against all the others
-    rep_n: int = 4  # n of rep_n: 1 - unique / total n-grams within a sequence
-    head_mass: float = 0.5  # the most frequent types holding this share of the reference mass: the head
-    tail_mass: float = 0.1  # the rarest types holding this share: the tail (the rest: the torso)
-    unigram_alpha: float = 0.5  # add-alpha smoothing of the generated unigram in kl_unigram
-    semantic: bool = False  # embedding diversity of decoded text (text data; needs the `semantic` extra)
-    semantic_subset: int = 512  # sequences embedded for semantic_distance and vendi
-
-    def validate(self) -> None:
-        positive(self, "metrics", "ngram_sample", "rep_n", "unigram_alpha")
-        check(self.self_bleu_subset >= 2, "metrics.self_bleu_subset", f"must be >= 2, got {self.self_bleu_subset}")
-        check(self.semantic_subset >= 2, "metrics.semantic_subset", f"must be >= 2, got {self.semantic_subset}")
-        fraction(self.head_mass, "metrics.head_mass", closed_low=False, closed_high=False)
-        fraction(self.tail_mass, "metrics.tail_mass", closed_low=False, closed_high=False)
-        check(self.head_mass + self.tail_mass <= 1, "metrics.tail_mass",
-              f"head_mass + tail_mass must not exceed 1, got {self.head_mass} + {self.tail_mass}")
 
 
 @dataclass(frozen=True)
