@@ -10,6 +10,7 @@ its q, k and v separate. Tensors are read with the `safetensors` package as NumP
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -31,12 +32,22 @@ _ACTIVATIONS = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu"}
 
 
 def digest(path: str | Path) -> str:
-    """SHA-256 over the folder's config.json and model.safetensors (what fixes the parameters)."""
-    h = hashlib.sha256()
+    """SHA-256 over the folder's config.json and model.safetensors (what fixes the parameters); hashed once per
+    version of the files (their size and modification time), since every composition of a config resolves it."""
+    stamps = []
     for name in FILES:
         file = Path(path) / name
         if not file.is_file():
             raise DataError(file, "missing: a pretrained folder holds config.json and model.safetensors")
+        stat = file.stat()
+        stamps.append((str(file.resolve()), stat.st_size, stat.st_mtime_ns))
+    return _digest(tuple(stamps))
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(stamps: tuple) -> str:
+    h = hashlib.sha256()
+    for file, _, _ in stamps:
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

@@ -1,6 +1,7 @@
 """Shared by the tests: tiny configurations (d_model 32, 2 layers, context 32) for the Python API and the
 command line, run-directory comparison, and the statistical check of a mean."""
 
+import contextlib
 import os
 
 from collapse.config import Config, SampleConfig, TrainConfig
@@ -29,6 +30,28 @@ XLA_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]  # tests/conftest.py: shared
 TINY = ["data.vocab_size=16", "data.n_states=4", "data.n_train=64", "data.n_valid=16", "data.n_test=32",
         "data.seq_len=16", "model.d_model=32", "model.d_ff=64", "model.context=32", "train.batch_size=16",
         "train.epochs=2", "sample.batch_size=64", f"compilation_cache={XLA_CACHE}"]
+
+
+@contextlib.contextmanager
+def stopped_at_call(monkeypatch, owner, name: str, call: int):
+    """Inside the block `owner.name` raises KeyboardInterrupt on its `call`-th call (a study stopped there; the
+    block must raise it), and it is itself again after the block."""
+    import pytest
+
+    real, calls = getattr(owner, name), []
+
+    def stop(*args):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(owner, name, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(owner, name, real)
 
 
 def outputs(path):

@@ -18,7 +18,7 @@ from collapse.validate import validate
 from collapse.data import grammar
 from collapse.families.transformer import TransformerFamily
 from collapse.model import with_bos
-from tests.helpers import TINY_MODEL, assert_same, outputs, tiny_config
+from tests.helpers import TINY_MODEL, assert_same, outputs, stopped_at_call, tiny_config
 
 V = 6
 
@@ -310,18 +310,8 @@ def test_a_topk_study_resumes_a_killed_generation_exactly(tmp_path, monkeypatch)
     marker = json.loads((tmp_path / "ref" / "gen_002" / "train.done").read_text())
     assert marker["teacher"] == 0 and marker["soft_rows"] == [32, 32]
 
-    real, calls = train.train_chunk, []
-
-    def crash_in_generation_2(*args):
-        calls.append(1)
-        if len(calls) == 4 + 4 + 3:  # 4 chunks per generation
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(train, "train_chunk", crash_in_generation_2)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_at_call(monkeypatch, train, "train_chunk", 4 + 4 + 3):  # 4 chunks per generation
         loop.run(cfg, tmp_path / "run")
-    monkeypatch.setattr(train, "train_chunk", real)
     assert (tmp_path / "run" / "gen_002" / "train_state").is_dir()
     loop.run(cfg, tmp_path / "run")
     assert_same(outputs(tmp_path / "ref"), outputs(tmp_path / "run"))

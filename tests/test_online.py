@@ -22,7 +22,7 @@ from collapse.sample import generate_replicate
 from collapse.store import RunDir
 from collapse.validate import validate
 from collapse.watermark import Watermark
-from tests.helpers import TINY_MODEL, assert_same, outputs, tiny_config
+from tests.helpers import TINY_MODEL, assert_same, outputs, stopped_at_call, tiny_config
 
 V, T, W, E = 16, 16, 8, 5
 
@@ -114,19 +114,9 @@ def test_an_online_study_records_its_updates_and_resumes_exactly(tmp_path, monke
     verdict = certificate.verify(RunDir(ref))  # the rows are certified from this generation's online_tokens
     assert verdict.certified == {0: 1.0, 1: 1.0, 2: 1.0} and not verdict.problems
 
-    real, calls = online.updates, []
-
-    def stop_in_generation_2(*args):  # generation 1 runs 2 chunks of train.log_every = 4 updates
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(online, "updates", stop_in_generation_2)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_at_call(monkeypatch, online, "updates", 4):  # generation 1 runs 2 chunks of log_every = 4 updates
         loop.run(cfg, stopped)
     assert (stopped / "gen_001" / "train.done").exists() and not (stopped / "gen_002" / "train.done").exists()
-    monkeypatch.setattr(online, "updates", real)
     loop.run(cfg, stopped)
     assert_same(outputs(stopped), outputs(ref))
 

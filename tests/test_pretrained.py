@@ -254,7 +254,7 @@ def test_a_study_fine_tunes_the_checkpoint_and_resumes_exactly(tmp_path, monkeyp
     from collapse import train
     from collapse.config import SampleConfig
     from collapse.run import loop
-    from tests.helpers import assert_same, outputs
+    from tests.helpers import assert_same, outputs, stopped_at_call
 
     corpus = write_corpus(tmp_path / "corpus.txt", 200)
     folder = gpt2_with_tokenizer(tmp_path / "m", open(corpus).read())
@@ -275,18 +275,8 @@ def test_a_study_fine_tunes_the_checkpoint_and_resumes_exactly(tmp_path, monkeyp
     assert recorded["sha256"] == pretrained.digest(folder) and recorded["_option"] == "pretrained"
     first = np.load(tmp_path / "ref" / "gen_000" / "train_loss.npy")
 
-    real, calls = train.train_chunk, []
-
-    def stop_in_generation_1(*args):
-        calls.append(1)
-        if len(calls) == len(first[0]) // 2 + 1:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(train, "train_chunk", stop_in_generation_1)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_at_call(monkeypatch, train, "train_chunk", len(first[0]) // 2 + 1):  # in generation 1
         loop.run(cfg, tmp_path / "stopped")
-    monkeypatch.setattr(train, "train_chunk", real)
     loop.run(cfg, tmp_path / "stopped")
     assert_same(outputs(tmp_path / "stopped"), outputs(tmp_path / "ref"))
 

@@ -14,7 +14,7 @@ from collapse.run import loop
 from collapse import train
 from collapse.config import SampleConfig
 from collapse.errors import DataError
-from tests.helpers import TINY, assert_same, outputs, tiny_config
+from tests.helpers import TINY, assert_same, outputs, stopped_at_call, tiny_config
 
 CHECKPOINTED = dataclasses.replace(tiny_config().train, epochs=4, checkpoint_every=4)  # 16 steps, 4 chunks
 
@@ -31,20 +31,9 @@ def reference(tmp_path_factory):
 
 def test_mid_generation_checkpoint_resumes_exactly(reference, tmp_path, monkeypatch):
     cfg, ref = reference
-    real, calls = train.train_chunk, []
-
-    def crash_on_the_third_chunk_of_generation_1(*args):
-        calls.append(1)
-        if len(calls) == 4 + 3:  # generation 0 has 4 chunks
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(train, "train_chunk", crash_on_the_third_chunk_of_generation_1)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_at_call(monkeypatch, train, "train_chunk", 4 + 3):  # generation 0 has 4 chunks
         loop.run(cfg, tmp_path)
     assert (tmp_path / "gen_001" / "train_state").is_dir() and not (tmp_path / "gen_001" / "train.done").exists()
-    monkeypatch.setattr(train, "train_chunk", real)
-    calls.clear()
     loop.run(cfg, tmp_path)
     assert not (tmp_path / "gen_001" / "train_state").exists()
     assert_same(outputs(tmp_path), outputs(ref))
